@@ -1,0 +1,365 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+// Method handles one call. params is the raw "params" value (nil when
+// absent); the result is marshalled to JSON. Errors that are not *Error are
+// reported as internal errors, so handlers return *Error for anything a
+// caller can act on.
+type Method func(ctx context.Context, params json.RawMessage) (any, error)
+
+// Options configure a Server. Zero values take the defaults.
+type Options struct {
+	// MaxWorkers bounds the calls that run at once; further calls wait
+	// their turn in arrival order (default 10, the seed's MAX_WORKERS).
+	MaxWorkers int
+	// MaxQueued bounds the calls waiting for a worker. Past it the worker
+	// stops reading its input until a call finishes, so a flood cannot grow
+	// memory without bound (default 4096).
+	MaxQueued int
+	// MaxLineBytes bounds one input line (default 16 MiB).
+	MaxLineBytes int
+	// Logger receives one line per call and protocol faults.
+	Logger zerolog.Logger
+	// Observe, when set, is told about every finished call (for metrics).
+	Observe func(method string, took time.Duration, err *Error)
+}
+
+const (
+	DefaultMaxWorkers   = 10
+	DefaultMaxQueued    = 4096
+	DefaultMaxLineBytes = 16 << 20
+)
+
+// CancelMethod is LSP's cancellation notification: {"id": <the call's id>}.
+const CancelMethod = "$/cancelRequest"
+
+var (
+	errCancelRequested = errors.New("cancelled by " + CancelMethod)
+	// ErrShuttingDown is the cancellation cause of calls still running when
+	// Serve's context ends.
+	ErrShuttingDown = errors.New("the worker is shutting down")
+)
+
+// Server dispatches calls read from a stream to Methods, at most MaxWorkers
+// at a time, and writes each reply as soon as its call finishes.
+type Server struct {
+	methods map[string]Method
+	opts    Options
+	log     zerolog.Logger
+
+	workers chan struct{} // a token per running call
+	admit   chan struct{} // a token per running or waiting call
+
+	calls   *registry
+	writer  *lineWriter
+	callCtx context.Context
+	stopAll context.CancelCauseFunc
+
+	mu      sync.Mutex
+	idle    *sync.Cond
+	running int // handler goroutines not yet finished
+	closing bool
+
+	busy, queued atomic.Int64
+}
+
+// NewServer returns a Server for methods. The map is used as it is: one
+// place lists every method the worker answers.
+func NewServer(methods map[string]Method, opts Options) *Server {
+	if opts.MaxWorkers <= 0 {
+		opts.MaxWorkers = DefaultMaxWorkers
+	}
+	if opts.MaxQueued <= 0 {
+		opts.MaxQueued = DefaultMaxQueued
+	}
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = DefaultMaxLineBytes
+	}
+	s := &Server{
+		methods: methods,
+		opts:    opts,
+		log:     opts.Logger,
+		workers: make(chan struct{}, opts.MaxWorkers),
+		admit:   make(chan struct{}, opts.MaxWorkers+opts.MaxQueued),
+		calls:   newRegistry(),
+	}
+	s.idle = sync.NewCond(&s.mu)
+	return s
+}
+
+// Stats is a snapshot of the dispatcher's load.
+type Stats struct {
+	MaxWorkers int   `json:"max"`
+	Busy       int64 `json:"busy"`
+	Queued     int64 `json:"queued"`
+}
+
+// Stats reports how many calls run and wait right now.
+func (s *Server) Stats() Stats {
+	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: s.busy.Load(), Queued: s.queued.Load()}
+}
+
+// Serve reads requests from in and writes replies and notifications to out
+// until in ends or ctx is done. At the end of the input, calls in flight
+// finish and are answered before Serve returns nil. When ctx ends, running
+// calls are cancelled with ErrShuttingDown, answered, and Serve returns.
+func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
+	s.callCtx, s.stopAll = context.WithCancelCause(context.WithoutCancel(ctx))
+	defer s.stopAll(ErrShuttingDown)
+
+	var brokenErr atomic.Pointer[error]
+	s.writer = &lineWriter{w: out, onBroken: func(err error) {
+		// Nobody reads the replies any more: stop everything, so that
+		// running work (containers included) is cancelled and cleaned up.
+		brokenErr.Store(&err)
+		s.log.Error().Err(err).Msg("output closed; cancelling every call")
+		s.stopAll(err)
+	}}
+	st := &stream{
+		r:     newLineReader(in, s.opts.MaxLineBytes),
+		w:     s.writer,
+		calls: s.calls,
+		atEOF: s.drain,
+	}
+	conn := jsonrpc2.NewConn(context.Background(), st, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
+	defer conn.Close()
+
+	select {
+	case <-conn.DisconnectNotify():
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.stopAll(ErrShuttingDown)
+		s.drain()
+	case <-s.callCtx.Done():
+		s.drain()
+	}
+	if p := brokenErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// drain waits until every dispatched call has finished and replied.
+func (s *Server) drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.running > 0 {
+		s.idle.Wait()
+	}
+}
+
+// Notify sends a notification to the peer, for example build progress.
+func (s *Server) Notify(method string, params any) error {
+	if s.writer == nil {
+		return errors.New("rpc: Notify before Serve")
+	}
+	data, err := json.Marshal(struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  any    `json:"params"`
+	}{"2.0", method, params})
+	if err != nil {
+		return err
+	}
+	return s.writer.writeLine(data)
+}
+
+// Handle implements jsonrpc2.Handler. The library calls it from its read
+// loop, so it returns quickly: cancellation is handled right here, ahead of
+// any queued call, and everything else runs on its own goroutine once a
+// worker is free.
+func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	if req.Method == CancelMethod {
+		s.cancelRequest(req)
+		if !req.Notif {
+			s.reply(conn, req, nil, nil)
+		}
+		return
+	}
+	m, ok := s.methods[req.Method]
+	if !ok {
+		// LSP's convention: "$/" notifications a server does not know may be ignored.
+		if !req.Notif {
+			s.reply(conn, req, nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", req.Method))
+		}
+		return
+	}
+
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		if !req.Notif {
+			s.reply(conn, req, nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"))
+		}
+		return
+	}
+	s.running++
+	s.mu.Unlock()
+
+	s.admit <- struct{}{} // blocks reading when too many calls wait
+	ctx, cancel := context.WithCancelCause(s.callCtx)
+	if !req.Notif {
+		s.calls.setCancel(req.ID.Num, cancel)
+	}
+	go s.run(ctx, cancel, conn, req, m)
+}
+
+func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, conn *jsonrpc2.Conn, req *jsonrpc2.Request, m Method) {
+	defer func() {
+		cancel(nil)
+		<-s.admit
+		s.mu.Lock()
+		s.running--
+		if s.running == 0 {
+			s.idle.Broadcast()
+		}
+		s.mu.Unlock()
+	}()
+	start := time.Now()
+
+	s.queued.Add(1)
+	select {
+	case s.workers <- struct{}{}:
+		s.queued.Add(-1)
+	case <-ctx.Done():
+		s.queued.Add(-1)
+		s.finish(conn, req, start, nil, ctx.Err(), ctx)
+		return
+	}
+	s.busy.Add(1)
+	result, err := s.invoke(ctx, m, req)
+	s.busy.Add(-1)
+	<-s.workers
+	s.finish(conn, req, start, result, err, ctx)
+}
+
+// invoke runs a method, turning a panic into an internal error for this
+// call alone.
+func (s *Server) invoke(ctx context.Context, m Method, req *jsonrpc2.Request) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error().Str("method", req.Method).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
+			err = Errorf(KindInternal, "internal error in %s: %v", req.Method, p)
+		}
+	}()
+	var params json.RawMessage
+	if req.Params != nil {
+		params = *req.Params
+	}
+	call := &Call{Method: req.Method, server: s}
+	if !req.Notif {
+		call.ID = s.calls.callerID(req.ID.Num)
+	}
+	return m(withCall(ctx, call), params)
+}
+
+// finish logs the call, reports it, and sends its one reply.
+func (s *Server) finish(conn *jsonrpc2.Conn, req *jsonrpc2.Request, start time.Time, result any, err error, ctx context.Context) {
+	var rerr *Error
+	if err != nil {
+		rerr = AsError(err)
+		// A cancelled call says so, whatever error its work ended with.
+		if ctx.Err() != nil && rerr.Kind != KindTimeout {
+			switch cause := context.Cause(ctx); {
+			case errors.Is(cause, errCancelRequested):
+				rerr = &Error{Kind: KindCancelled, Message: "Request cancelled", Err: err}
+			case errors.Is(cause, ErrShuttingDown):
+				rerr = &Error{Kind: KindCancelled, Message: "Request cancelled: the worker is shutting down", Err: err}
+			}
+		}
+	}
+	took := time.Since(start)
+	ev := s.log.Info()
+	if rerr != nil {
+		ev = s.log.Warn().Str("error_type", rerr.Type()).Int64("code", rerr.Code()).Str("error", rerr.Error())
+	}
+	if !req.Notif {
+		ev = ev.RawJSON("id", s.calls.callerID(req.ID.Num))
+	}
+	ev.Str("method", req.Method).Float64("duration_ms", float64(took.Microseconds())/1000).Msg("call")
+	if s.opts.Observe != nil {
+		s.opts.Observe(req.Method, took, rerr)
+	}
+	if !req.Notif {
+		s.reply(conn, req, result, rerr)
+	}
+}
+
+func (s *Server) reply(conn *jsonrpc2.Conn, req *jsonrpc2.Request, result any, rerr *Error) {
+	var err error
+	if rerr != nil {
+		err = conn.ReplyWithError(context.Background(), req.ID, rerr.wire())
+	} else {
+		err = conn.Reply(context.Background(), req.ID, result)
+		if err != nil && !errors.Is(err, jsonrpc2.ErrClosed) && s.writer.broken() == nil {
+			// The result could not be encoded: the call still gets its one reply.
+			err = conn.ReplyWithError(context.Background(), req.ID, Wrap(KindInternal, err, "internal error: encoding the result of %s: %v", req.Method, err).wire())
+		}
+	}
+	if err != nil {
+		s.log.Error().Err(err).Str("method", req.Method).Msg("reply not sent")
+	}
+}
+
+func (s *Server) cancelRequest(req *jsonrpc2.Request) {
+	var p struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if req.Params == nil || json.Unmarshal(*req.Params, &p) != nil || len(p.ID) == 0 {
+		s.log.Warn().Msg(CancelMethod + " without params.id; ignored")
+		return
+	}
+	if !s.calls.cancel(p.ID, errCancelRequested) {
+		s.log.Debug().RawJSON("id", p.ID).Msg(CancelMethod + " for a call not in flight; ignored")
+	}
+}
+
+// Call describes the call a handler is serving.
+type Call struct {
+	ID     json.RawMessage // the caller's id, exactly as sent; nil for a notification
+	Method string
+	server *Server
+}
+
+// Notify sends a notification to the peer, for example build progress.
+// It returns once the line is written, so notifications sent before a
+// handler returns always precede its reply.
+func (c *Call) Notify(method string, params any) error {
+	return c.server.Notify(method, params)
+}
+
+type callKey struct{}
+
+func withCall(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+// CallFrom returns the call a handler's context belongs to, or nil.
+func CallFrom(ctx context.Context) *Call {
+	c, _ := ctx.Value(callKey{}).(*Call)
+	return c
+}
+
+// zerologPrinter routes the library's own log lines into the worker's log.
+type zerologPrinter struct{ log zerolog.Logger }
+
+func (p zerologPrinter) Printf(format string, v ...any) {
+	p.log.Warn().Str("component", "jsonrpc2").Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
+}

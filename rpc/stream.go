@@ -1,0 +1,388 @@
+package rpc
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+)
+
+// stream is the jsonrpc2.ObjectStream between the newline-delimited wire and
+// sourcegraph/jsonrpc2. That library closes its connection on the first
+// message it cannot decode, takes "id": null for a notification, knows no
+// batches and turns a negative id into a huge unsigned one. So every rule of
+// JSON-RPC 2.0 framing is enforced here, and the library only ever sees
+// clean single requests whose ids are internal counters:
+//   - a line that is not JSON is answered with -32700 and reading goes on;
+//   - JSON that is not a request is answered with -32600 and id null;
+//   - a batch is split into single requests, and their replies are joined
+//     back into one array on one line once the last of them is answered;
+//   - the caller's exact id bytes are restored on every reply.
+type stream struct {
+	r     *lineReader
+	w     *lineWriter
+	calls *registry
+
+	// queue holds requests parsed from the current line (several for a
+	// batch) that the library has not read yet.
+	queue [][]byte
+
+	// atEOF runs when the input ends, before the library is told so: the
+	// library closes the connection on EOF, and in-flight calls must still
+	// be able to reply.
+	atEOF func()
+}
+
+// ReadObject implements jsonrpc2.ObjectStream. It returns only on a clean
+// request or at the end of the input; protocol errors are answered here.
+func (s *stream) ReadObject(v any) error {
+	for len(s.queue) == 0 {
+		line, err := s.r.next()
+		var tooLong *lineTooLongError
+		switch {
+		case errors.As(err, &tooLong):
+			s.replyError(nullID, nil, Errorf(KindTooLarge,
+				"Invalid Request: a line of %d bytes exceeds the %d-byte limit (--max-line-bytes); send large payloads in smaller pieces or raise the limit",
+				tooLong.n, tooLong.max))
+			continue
+		case err == io.EOF:
+			if s.atEOF != nil {
+				s.atEOF()
+			}
+			return io.EOF
+		case err != nil:
+			return err
+		}
+		s.handleLine(line)
+	}
+	msg := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	return json.Unmarshal(msg, v)
+}
+
+// WriteObject implements jsonrpc2.ObjectStream. Replies get the caller's id
+// back and join their batch; notifications pass through as they are.
+func (s *stream) WriteObject(obj any) error {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	var head struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Result json.RawMessage `json:"result"`
+		Error  json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return err
+	}
+	if head.Method != "" {
+		return s.w.writeLine(data)
+	}
+	internal, err := strconv.ParseUint(string(head.ID), 10, 64)
+	if err != nil {
+		return fmt.Errorf("rpc: reply with an id the worker did not issue: %s", head.ID)
+	}
+	c := s.calls.finish(internal)
+	if c == nil {
+		return fmt.Errorf("rpc: second reply to call %d", internal)
+	}
+	return s.deliver(encodeResponse(c.id, head.Result, head.Error), c.batch)
+}
+
+// Close implements jsonrpc2.ObjectStream. The input and output belong to the
+// caller of Serve, so there is nothing to close.
+func (s *stream) Close() error { return nil }
+
+// handleLine turns one input line into queued requests and protocol-error replies.
+func (s *stream) handleLine(line []byte) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return // blank lines between messages are harmless
+	}
+	switch line[0] {
+	case '{':
+		s.admit(line, nil)
+	case '[':
+		var elems []json.RawMessage
+		if err := json.Unmarshal(line, &elems); err != nil {
+			s.replyError(nullID, nil, parseError(err))
+			return
+		}
+		if len(elems) == 0 {
+			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: an empty batch"))
+			return
+		}
+		b := &batch{}
+		for _, e := range elems {
+			s.admit(e, b)
+		}
+		// Entries answered at parse time (invalid ones) may already
+		// complete the batch; otherwise the last reply flushes it.
+		b.mu.Lock()
+		b.sealed = true
+		out := b.doneLocked()
+		b.mu.Unlock()
+		if out != nil {
+			s.w.writeLine(out)
+		}
+	default:
+		if json.Valid(line) {
+			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
+		} else {
+			s.replyError(nullID, nil, parseError(json.Unmarshal(line, new(any))))
+		}
+	}
+}
+
+// admit validates one request object. A valid call is registered under a
+// fresh internal id and queued for the library; a notification is queued
+// without an id; anything else is answered at once.
+func (s *stream) admit(raw []byte, b *batch) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		if json.Valid(raw) {
+			s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
+		} else {
+			s.replyError(nullID, b, parseError(err))
+		}
+		return
+	}
+	id, hasID := fields["id"]
+	if hasID && !validID(id) {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(id)))
+		return
+	}
+	replyID := nullID
+	if hasID {
+		replyID = id
+	}
+	if v, ok := fields["jsonrpc"]; !ok || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`)) {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
+		return
+	}
+	method, ok := fields["method"]
+	if !ok || jsonKind(method) != "a string" {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
+		return
+	}
+	params, hasParams := fields["params"]
+	if hasParams {
+		if k := jsonKind(params); k != "an object" && k != "an array" {
+			s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, k))
+			return
+		}
+	}
+
+	var msg bytes.Buffer
+	msg.WriteString(`{"jsonrpc":"2.0","method":`)
+	msg.Write(method)
+	if hasParams {
+		msg.WriteString(`,"params":`)
+		msg.Write(params)
+	}
+	if hasID {
+		internal, dup := s.calls.add(id, b)
+		if dup {
+			s.replyError(id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", id))
+			return
+		}
+		msg.WriteString(`,"id":`)
+		msg.WriteString(strconv.FormatUint(internal, 10))
+	}
+	msg.WriteByte('}')
+	s.queue = append(s.queue, msg.Bytes())
+}
+
+// replyError answers a message the library never sees.
+func (s *stream) replyError(id json.RawMessage, b *batch, e *Error) {
+	wireErr, _ := json.Marshal(e.wire())
+	if b != nil {
+		b.mu.Lock()
+		b.replies = append(b.replies, encodeResponse(id, nil, wireErr))
+		b.mu.Unlock()
+		return
+	}
+	s.w.writeLine(encodeResponse(id, nil, wireErr))
+}
+
+// deliver writes a reply, or adds it to its batch and writes the batch once complete.
+func (s *stream) deliver(resp []byte, b *batch) error {
+	if b == nil {
+		return s.w.writeLine(resp)
+	}
+	b.mu.Lock()
+	b.replies = append(b.replies, resp)
+	b.pending--
+	out := b.doneLocked()
+	b.mu.Unlock()
+	if out == nil {
+		return nil
+	}
+	return s.w.writeLine(out)
+}
+
+var nullID = json.RawMessage("null")
+
+// encodeResponse writes a response with a fixed key order, so the bytes on
+// the wire do not depend on map iteration.
+func encodeResponse(id, result, wireErr json.RawMessage) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(id) + len(result) + len(wireErr) + 40)
+	buf.WriteString(`{"jsonrpc":"2.0","id":`)
+	buf.Write(id)
+	if len(wireErr) > 0 && !bytes.Equal(wireErr, []byte("null")) {
+		buf.WriteString(`,"error":`)
+		buf.Write(wireErr)
+	} else {
+		buf.WriteString(`,"result":`)
+		if len(result) == 0 {
+			result = []byte("null")
+		}
+		buf.Write(result)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
+}
+
+func validID(raw json.RawMessage) bool {
+	switch jsonKind(raw) {
+	case "a string", "a number", "null":
+		return true
+	}
+	return false
+}
+
+func parseError(err error) *Error {
+	return Errorf(KindParse, "Parse error: %s", errText(err))
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "invalid JSON"
+	}
+	return err.Error()
+}
+
+// batch collects the replies of one batch line.
+type batch struct {
+	mu      sync.Mutex
+	pending int  // calls of this batch not yet answered
+	sealed  bool // every entry of the line has been admitted
+	replies [][]byte
+	written bool
+}
+
+// doneLocked returns the batch's array once every call is answered, and
+// nil before that or when there is nothing to send (a batch of
+// notifications gets no reply at all).
+func (b *batch) doneLocked() []byte {
+	if !b.sealed || b.pending > 0 || b.written || len(b.replies) == 0 {
+		return nil
+	}
+	b.written = true
+	out := append([]byte{'['}, bytes.Join(b.replies, []byte{','})...)
+	return append(out, ']')
+}
+
+// lineWriter writes whole lines, one Write each, so concurrent replies never
+// interleave within a line. After the first failed write (the reader is
+// gone) every write fails the same way, and onBroken runs once.
+type lineWriter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	err      error
+	buf      []byte
+	onBroken func(error)
+}
+
+// broken returns the write error that ended the output, if any.
+func (w *lineWriter) broken() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *lineWriter) writeLine(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = append(append(w.buf[:0], b...), '\n')
+	if _, err := w.w.Write(w.buf); err != nil {
+		w.err = fmt.Errorf("rpc: writing to the output: %w", err)
+		if w.onBroken != nil {
+			go w.onBroken(w.err)
+		}
+		return w.err
+	}
+	if cap(w.buf) > 1<<20 {
+		w.buf = nil // do not keep one huge reply's buffer for the life of the process
+	}
+	return nil
+}
+
+// lineReader reads newline-terminated lines of at most max bytes. A longer
+// line is skipped in bounded memory and reported, and the next line reads
+// normally.
+type lineReader struct {
+	br  *bufio.Reader
+	max int
+	buf []byte
+}
+
+type lineTooLongError struct{ n, max int }
+
+func (e *lineTooLongError) Error() string {
+	return fmt.Sprintf("line of %d bytes exceeds the %d-byte limit", e.n, e.max)
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// next returns the next line without its terminator. The slice is valid
+// until the following call.
+func (r *lineReader) next() ([]byte, error) {
+	if cap(r.buf) > 1<<20 {
+		r.buf = nil
+	}
+	r.buf = r.buf[:0]
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		content := len(r.buf) + len(bytes.TrimRight(chunk, "\r\n"))
+		if content > r.max {
+			n := len(r.buf) + len(chunk)
+			for err == bufio.ErrBufferFull {
+				chunk, err = r.br.ReadSlice('\n')
+				n += len(chunk)
+			}
+			r.buf = r.buf[:0]
+			return nil, &lineTooLongError{n: n - trailingNewline(chunk), max: r.max}
+		}
+		r.buf = append(r.buf, chunk...)
+		switch err {
+		case nil:
+			return bytes.TrimRight(r.buf, "\r\n"), nil
+		case bufio.ErrBufferFull:
+			continue
+		case io.EOF:
+			if len(r.buf) == 0 {
+				return nil, io.EOF
+			}
+			return r.buf, nil // the last line may lack its newline
+		default:
+			return nil, err
+		}
+	}
+}
+
+func trailingNewline(chunk []byte) int {
+	return len(chunk) - len(bytes.TrimRight(chunk, "\r\n"))
+}
