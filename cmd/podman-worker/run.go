@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/sirupsen/logrus"
+
+	"github.com/podman-worker/podman-worker/handlers"
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// run is the whole program behind main, so tests can drive it in-process.
+// stdout carries the protocol and nothing else; logs go to stderr.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "podman-worker: %v\n", err)
+		return 2
+	}
+	if cfg.showVersion {
+		fmt.Fprintf(stdout, "podman-worker %s\n", version)
+		return 0
+	}
+
+	log := zerolog.New(stderr).Level(cfg.logLevel).With().Timestamp().Logger()
+	routeLogrus(log)
+
+	podman, err := handlers.NewPodman(cfg.socket, cfg.maxWorkers, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "podman-worker: --socket: %v\n", err)
+		return 2
+	}
+	if err := podman.Connect(ctx); err != nil {
+		log.Warn().Err(err).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
+	}
+
+	server := rpc.NewServer(handlers.New(podman, log).Methods(), rpc.Options{
+		MaxWorkers:   cfg.maxWorkers,
+		MaxLineBytes: int(cfg.maxLineBytes),
+		Logger:       log,
+	})
+	log.Info().Str("version", version).Str("socket", podman.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
+	if err := server.Serve(ctx, stdin, stdout); err != nil {
+		log.Error().Err(err).Msg("stopped")
+		return 1
+	}
+	log.Info().Msg("input closed; every call answered")
+	return 0
+}
+
+// routeLogrus sends the bindings' logrus output into the worker's zerolog
+// stream, so stderr holds JSON lines only.
+func routeLogrus(log zerolog.Logger) {
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrus.WarnLevel)
+	if log.GetLevel() <= zerolog.DebugLevel {
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	logrus.AddHook(logrusHook{log.With().Str("component", "podman-bindings").Logger()})
+}
+
+type logrusHook struct{ log zerolog.Logger }
+
+func (logrusHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h logrusHook) Fire(e *logrus.Entry) error {
+	level := zerolog.DebugLevel
+	switch e.Level {
+	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
+		level = zerolog.ErrorLevel
+	case logrus.WarnLevel:
+		level = zerolog.WarnLevel
+	case logrus.InfoLevel:
+		level = zerolog.InfoLevel
+	}
+	h.log.WithLevel(level).Fields(map[string]any(e.Data)).Msg(e.Message)
+	return nil
+}

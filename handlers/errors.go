@@ -1,0 +1,42 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/containers/podman/v5/pkg/errorhandling"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// fromPodman classifies an error from the bindings. Podman's own errors
+// carry the HTTP status of its API (errorhandling.ErrorModel), which says
+// more than any message text; connection failures become Unavailable.
+func (p *Podman) fromPodman(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rerr *rpc.Error
+	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var model *errorhandling.ErrorModel
+	if errors.As(err, &model) {
+		msg := model.Error()
+		switch model.Code() {
+		case http.StatusNotFound:
+			return rpc.Wrap(rpc.KindNotFound, err, "%s", msg)
+		case http.StatusConflict:
+			return rpc.Wrap(rpc.KindConflict, err, "%s", msg)
+		case http.StatusBadRequest:
+			return rpc.Wrap(rpc.KindInvalidParams, err, "%s", msg)
+		}
+		return rpc.Wrap(rpc.KindPodman, err, "%s", msg)
+	}
+	if isConnectionError(err) {
+		p.down.Store(true)
+		return p.unavailable(err)
+	}
+	return rpc.Wrap(rpc.KindPodman, err, "%s", err.Error())
+}
