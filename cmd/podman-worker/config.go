@@ -95,4 +95,3 @@ func isTrue(s string) bool {
 	b, err := strconv.ParseBool(s)
 	return err == nil && b
 }
-
