@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 )
@@ -16,6 +15,8 @@ import (
 //   - params must be an object (or absent, which counts as {});
 //   - unknown fields are refused, so a typo such as "no-cache" for
 //     "no_cache" does not silently fall back to a default;
+//   - each field is decoded on its own, so even a field type with its own
+//     UnmarshalJSON (KEY=VALUE lists, sizes) is named in its error;
 //   - a field tagged `rpc:"required"` must be present and not empty.
 func DecodeParams(raw json.RawMessage, v any) error {
 	raw = bytes.TrimSpace(raw)
@@ -25,38 +26,53 @@ func DecodeParams(raw json.RawMessage, v any) error {
 	if raw[0] != '{' {
 		return Errorf(KindInvalidParams, "Invalid params: params must be an object of named fields, got %s", jsonKind(raw))
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return paramsError(err)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return Errorf(KindInvalidParams, "Invalid params: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Errorf(KindInvalidParams, "Invalid params: trailing data after the params object")
+	rv := reflect.ValueOf(v).Elem()
+	byName := fieldsByName(rv.Type())
+	for name, value := range fields {
+		i, ok := byName[name]
+		if !ok {
+			return Errorf(KindInvalidParams, "Invalid params: unknown field %q", name).With("field", name)
+		}
+		if err := json.Unmarshal(value, rv.Field(i).Addr().Interface()); err != nil {
+			return fieldError(name, err)
+		}
 	}
 	return checkRequired(v)
 }
 
-func paramsError(err error) error {
+// fieldsByName maps json names to field indexes of a params struct.
+func fieldsByName(t reflect.Type) map[string]int {
+	out := make(map[string]int, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = i
+	}
+	return out
+}
+
+func fieldError(field string, err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		field := typeErr.Field
-		if field == "" {
-			return Errorf(KindInvalidParams, "Invalid params: expected %s, got %s", typeName(typeErr.Type), typeErr.Value)
-		}
 		return Errorf(KindInvalidParams, "Invalid params: %q must be %s, got %s", field, typeName(typeErr.Type), typeErr.Value).With("field", field)
 	}
 	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		field := strings.Trim(name, `"`)
-		return Errorf(KindInvalidParams, "Invalid params: unknown field %q", field).With("field", field)
-	}
-	// Errors returned by a field's own UnmarshalJSON are already *Error
-	// values that name their field.
 	var e *Error
 	if errors.As(err, &e) {
-		return e
+		msg = e.Message
 	}
-	return Errorf(KindInvalidParams, "Invalid params: %s", strings.TrimPrefix(msg, "json: "))
+	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "Invalid params: "), "json: ")
+	return Errorf(KindInvalidParams, "Invalid params: %q: %s", field, msg).With("field", field)
 }
 
 // checkRequired reports the first top-level field tagged `rpc:"required"` that is zero.

@@ -62,7 +62,7 @@ type Server struct {
 	opts    Options
 	log     zerolog.Logger
 
-	workers chan struct{} // a token per running call
+	workers *fifo         // a slot per running call, granted in arrival order
 	admit   chan struct{} // a token per running or waiting call
 
 	calls   *registry
@@ -74,8 +74,6 @@ type Server struct {
 	idle    *sync.Cond
 	running int // handler goroutines not yet finished
 	closing bool
-
-	busy, queued atomic.Int64
 }
 
 // NewServer returns a Server for methods. The map is used as it is: one
@@ -94,7 +92,7 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 		methods: methods,
 		opts:    opts,
 		log:     opts.Logger,
-		workers: make(chan struct{}, opts.MaxWorkers),
+		workers: newFIFO(opts.MaxWorkers),
 		admit:   make(chan struct{}, opts.MaxWorkers+opts.MaxQueued),
 		calls:   newRegistry(),
 	}
@@ -111,7 +109,8 @@ type Stats struct {
 
 // Stats reports how many calls run and wait right now.
 func (s *Server) Stats() Stats {
-	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: s.busy.Load(), Queued: s.queued.Load()}
+	busy, queued := s.workers.counts(s.opts.MaxWorkers)
+	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: int64(busy), Queued: int64(queued)}
 }
 
 // Serve reads requests from in and writes replies and notifications to out
@@ -218,10 +217,10 @@ func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Re
 	if !req.Notif {
 		s.calls.setCancel(req.ID.Num, cancel)
 	}
-	go s.run(ctx, cancel, conn, req, m)
+	go s.run(ctx, cancel, s.workers.take(), conn, req, m)
 }
 
-func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, conn *jsonrpc2.Conn, req *jsonrpc2.Request, m Method) {
+func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn ticket, conn *jsonrpc2.Conn, req *jsonrpc2.Request, m Method) {
 	defer func() {
 		cancel(nil)
 		<-s.admit
@@ -234,19 +233,15 @@ func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, conn *
 	}()
 	start := time.Now()
 
-	s.queued.Add(1)
 	select {
-	case s.workers <- struct{}{}:
-		s.queued.Add(-1)
+	case <-turn.granted:
 	case <-ctx.Done():
-		s.queued.Add(-1)
+		s.workers.abandon(turn)
 		s.finish(conn, req, start, nil, ctx.Err(), ctx)
 		return
 	}
-	s.busy.Add(1)
 	result, err := s.invoke(ctx, m, req)
-	s.busy.Add(-1)
-	<-s.workers
+	s.workers.release()
 	s.finish(conn, req, start, result, err, ctx)
 }
 

@@ -413,9 +413,10 @@ type failWriter struct{}
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
 
 func TestBrokenOutputCancelsCalls(t *testing.T) {
-	cancelled := make(chan struct{})
+	started, cancelled := make(chan struct{}), make(chan struct{})
 	methods := map[string]Method{
 		"block": func(ctx context.Context, _ json.RawMessage) (any, error) {
+			close(started)
 			<-ctx.Done()
 			close(cancelled)
 			return nil, ctx.Err()
@@ -428,6 +429,7 @@ func TestBrokenOutputCancelsCalls(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- s.Serve(context.Background(), in, failWriter{}) }()
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":1,"method":"block"}`)
+	<-started // else "block" may be cancelled before it runs, which is right but not what this tests
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":2,"method":"get"}`)
 	select {
 	case <-cancelled:
@@ -447,5 +449,34 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5 s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Regression: calls waiting for a worker ran in whatever order their
+// goroutines reached the semaphore, not in arrival order.
+func TestQueuedCallsRunInArrivalOrder(t *testing.T) {
+	var mu sync.Mutex
+	var order []int
+	methods := map[string]Method{"record": func(_ context.Context, p json.RawMessage) (any, error) {
+		var v struct {
+			N int `json:"n"`
+		}
+		if err := DecodeParams(p, &v); err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		order = append(order, v.N)
+		mu.Unlock()
+		return v.N, nil
+	}}
+	var in strings.Builder
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&in, `{"jsonrpc":"2.0","id":%d,"method":"record","params":{"n":%d}}`+"\n", i, i)
+	}
+	serve(t, Options{Logger: zerolog.Nop(), MaxWorkers: 1}, methods, in.String())
+	for i, n := range order {
+		if n != i {
+			t.Fatalf("with one worker, call %d ran in position %d: %v", n, i, order)
+		}
 	}
 }

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/podman-worker/podman-worker/handlers/podmantest"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output of the golden files under testdata/golden")
+
+// TestGolden replays every testdata/golden/*.txtar session through the
+// built worker and compares its stdout, normalized, with the file.
+//
+// A file's comment (before the first section) holds settings, one per line:
+//
+//	args: --max-workers 1          extra worker flags
+//	socket: none                   start the worker with a socket nobody serves
+//	drop: build.progress           leave these notifications out of the comparison
+//	keys: 3 4                      compare only the result keys of these ids
+//
+// Section "in.jsonl" is sent line by line. After each line the driver waits
+// until the worker has answered it (a ping with a private id, answered
+// only after everything sent before it, since the worker runs one call at
+// a time in arrival order unless args say otherwise), so the output order is
+// deterministic. Lines starting with '#' are directives or comments:
+//
+//	# async       do not wait after the next line
+//	# sleep 500ms wait before sending the next line
+//
+// $BUSYBOX, $TESTDATA and $SOCKET in the input are replaced before sending.
+// Section "out.jsonl" is the expected output; go test -run TestGolden -update
+// rewrites it.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden", "*.txtar"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files under testdata/golden (%v)", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			runGolden(t, file)
+		})
+	}
+}
+
+func runGolden(t *testing.T, file string) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := parseTxtar(data)
+	settings := parseSettings(ar.comment)
+	in, ok := ar.files["in.jsonl"]
+	if !ok {
+		t.Fatalf("%s has no in.jsonl section", file)
+	}
+
+	// Each session gets a fresh private service, so that what it lists
+	// (images, containers) does not depend on what other tests left.
+	svc := podman
+	if settings["socket"] != "none" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if svc, err = podmantest.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer svc.Stop()
+		if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	socket := svc.URI
+	if settings["socket"] == "none" {
+		socket = "unix:///nonexistent/podman.sock"
+	}
+	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(settings["args"])...)
+	w := startWorker(t, args...)
+
+	vars := strings.NewReplacer("$BUSYBOX", "localhost/busybox:latest", "$TESTDATA", filepath.Join(repoRoot, "testdata"), "$SOCKET", socket)
+	var got []string
+	collect := func(until string) {
+		for {
+			line, ok := w.next(3 * time.Minute)
+			if !ok {
+				if until != "" {
+					t.Fatalf("the worker closed its output while waiting for %s", until)
+				}
+				return
+			}
+			if until != "" && strings.Contains(line, `"id":"`+until+`"`) {
+				return
+			}
+			got = append(got, line)
+		}
+	}
+	async, n := false, 0
+	for _, line := range strings.Split(string(in), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "":
+			continue
+		case trimmed == "# async":
+			async = true
+			continue
+		case strings.HasPrefix(trimmed, "# sleep "):
+			d, err := time.ParseDuration(strings.TrimPrefix(trimmed, "# sleep "))
+			if err != nil {
+				t.Fatalf("bad directive %q", trimmed)
+			}
+			time.Sleep(d)
+			continue
+		case strings.HasPrefix(trimmed, "#"):
+			continue
+		}
+		w.send(vars.Replace(line))
+		if async {
+			async = false
+			continue
+		}
+		n++
+		syncID := fmt.Sprintf("golden-sync-%d", n)
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":"ping"}`, syncID))
+		collect(syncID)
+	}
+	if code := w.closeAndWait(time.Minute); code != 0 {
+		t.Errorf("the worker exited with %d at the end of its input, want 0", code)
+	}
+	collect("")
+
+	norm := newNormalizer(settings, socket)
+	var out []string
+	for _, line := range got {
+		if l, keep := norm.line(t, line); keep {
+			out = append(out, l)
+		}
+	}
+	gotText := strings.Join(out, "\n") + "\n"
+	if *update {
+		ar.files["out.jsonl"] = []byte(gotText)
+		if err := os.WriteFile(file, ar.format(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want := string(ar.files["out.jsonl"])
+	if gotText != want {
+		t.Errorf("%s: output differs (go test ./cmd/podman-worker -run 'TestGolden/%s' -update rewrites it after review)\n%s",
+			filepath.Base(file), strings.TrimSuffix(filepath.Base(file), ".txtar"), lineDiff(want, gotText))
+	}
+}
+
+// normalizer replaces what differs between runs and machines with
+// placeholders, and re-encodes every line with sorted keys.
+type normalizer struct {
+	drop   map[string]bool
+	keys   map[string]bool
+	socket string
+}
+
+func newNormalizer(settings map[string]string, socket string) *normalizer {
+	n := &normalizer{drop: map[string]bool{}, keys: map[string]bool{}, socket: socket}
+	for _, m := range strings.Fields(settings["drop"]) {
+		n.drop[m] = true
+	}
+	for _, id := range strings.Fields(settings["keys"]) {
+		n.keys[id] = true
+	}
+	return n
+}
+
+var (
+	reDigest  = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	reShortID = regexp.MustCompile(`\b[0-9a-f]{11,12}\b`) // podman prints "--> 73292938c48"
+	reTime    = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+	reVersion = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
+	reTmp     = regexp.MustCompile(`/tmp/[A-Za-z0-9._-]+`)
+)
+
+// sizeKeys hold byte counts, which differ with the busybox build.
+var sizeKeys = map[string]bool{"size": true, "Size": true, "VirtualSize": true, "space_reclaimed": true}
+
+func (n *normalizer) line(t *testing.T, line string) (string, bool) {
+	t.Helper()
+	var v any
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("stdout carried a line that is not JSON: %q", line)
+	}
+	if m, ok := v.(map[string]any); ok {
+		if method, _ := m["method"].(string); n.drop[method] {
+			return "", false
+		}
+	}
+	v = n.value("", n.keysOnly(v))
+	if arr, ok := v.([]any); ok {
+		// A batch's replies come in any order.
+		sort.Slice(arr, func(i, j int) bool { return idOf(arr[i]) < idOf(arr[j]) })
+	}
+	// Placeholders such as <DIGEST> stay readable: no HTML escaping.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(b.String(), "\n"), true
+}
+
+// keysOnly replaces the result of the ids named by the keys setting with
+// its sorted keys: for objects whose values are machine-specific (info).
+func (n *normalizer) keysOnly(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok || !n.keys[idOf(m)] {
+		return v
+	}
+	if res, ok := m["result"].(map[string]any); ok {
+		keys := make([]string, 0, len(res))
+		for k := range res {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		m["result"] = keys
+	}
+	return m
+}
+
+func (n *normalizer) value(key string, v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = n.value(k, e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = n.value(key, e)
+		}
+		return x
+	case json.Number:
+		if sizeKeys[key] && x.String() != "0" {
+			return "<SIZE>"
+		}
+		return x
+	case string:
+		s := strings.ReplaceAll(x, n.socket, "<SOCKET>")
+		s = strings.ReplaceAll(s, filepath.Join(repoRoot, "testdata"), "<TESTDATA>")
+		s = reDigest.ReplaceAllString(s, "<DIGEST>")
+		s = reShortID.ReplaceAllString(s, "<SHORTID>")
+		s = reTime.ReplaceAllString(s, "<TIME>")
+		s = reTmp.ReplaceAllString(s, "<TMP>")
+		if reVersion.MatchString(s) {
+			s = "<VERSION>"
+		}
+		return s
+	}
+	return v
+}
+
+func idOf(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return ""
+	}
+	b, _ := json.Marshal(m["id"])
+	return strings.Trim(string(b), `"`)
+}
+
+func parseSettings(comment []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(comment), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && !strings.HasPrefix(strings.TrimSpace(line), "#") && !strings.Contains(k, " ") {
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// txtar is the archive format of golang.org/x/tools/txtar: a comment, then
+// sections that each start with a "-- name --" line.
+type txtar struct {
+	comment []byte
+	names   []string
+	files   map[string][]byte
+}
+
+func parseTxtar(data []byte) *txtar {
+	a := &txtar{files: map[string][]byte{}}
+	var comment bytes.Buffer
+	cur := &comment
+	sections := map[string]*bytes.Buffer{}
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		trimmed := strings.TrimRight(line, "\n")
+		if strings.HasPrefix(trimmed, "-- ") && strings.HasSuffix(trimmed, " --") && len(trimmed) > 6 {
+			name := trimmed[3 : len(trimmed)-3]
+			a.names = append(a.names, name)
+			cur = &bytes.Buffer{}
+			sections[name] = cur
+			continue
+		}
+		cur.WriteString(line)
+	}
+	a.comment = comment.Bytes()
+	for name, b := range sections {
+		a.files[name] = b.Bytes()
+	}
+	return a
+}
+
+func (a *txtar) format() []byte {
+	var b bytes.Buffer
+	b.Write(a.comment)
+	names := a.names
+	if _, ok := a.files["out.jsonl"]; ok && !contains(names, "out.jsonl") {
+		names = append(names, "out.jsonl")
+	}
+	for _, name := range names {
+		fmt.Fprintf(&b, "-- %s --\n", name)
+		b.Write(a.files[name])
+	}
+	return b.Bytes()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// lineDiff shows expected and actual lines side by side where they differ.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d\n  want: %s\n   got: %s\n", i+1, wl, gl)
+		}
+	}
+	return b.String()
+}

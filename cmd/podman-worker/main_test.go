@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/podman-worker/podman-worker/handlers/podmantest"
+)
+
+// These tests run the built binary as a real child process, the way the
+// Dart backend does, against a private Podman service that TestMain starts
+// (its own storage, socket and containers.conf in a temp folder).
+
+// buildTags are the tags the bindings need to build without cgo libraries.
+const buildTags = "remote exclude_graphdriver_btrfs btrfs_noversion containers_image_openpgp exclude_graphdriver_devicemapper"
+
+var (
+	workerBin string              // the built worker
+	podman    *podmantest.Service // the private service
+	repoRoot  string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	var err error
+	if repoRoot, err = podmantest.RepoRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "podman-worker-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	workerBin = filepath.Join(tmp, "podman-worker")
+	args := []string{"build", "-tags", buildTags, "-o", workerBin}
+	if raceEnabled {
+		args = append(args, "-race") // the child is checked for races too
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the worker: %v\n", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	podman, err = podmantest.Start(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the private podman service: %v\n", err)
+		return 1
+	}
+	defer podman.Stop()
+	if err := podmantest.EnsureBusybox(ctx, podman.URI); err != nil {
+		fmt.Fprintf(os.Stderr, "making the busybox image: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// worker is a running worker process with its stdout read line by line.
+type worker struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr *lockedBuffer
+	done   chan error
+}
+
+func startWorker(t testing.TB, args ...string) *worker {
+	t.Helper()
+	cmd := exec.Command(workerBin, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1<<16), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = w.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		close(w.lines)
+		w.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("worker stderr:\n%s", w.stderr.String())
+		}
+	})
+	return w
+}
+
+func (w *worker) send(line string) {
+	w.t.Helper()
+	if _, err := io.WriteString(w.stdin, line+"\n"); err != nil {
+		w.t.Fatalf("writing to the worker: %v", err)
+	}
+}
+
+// next returns the next stdout line, failing the test after timeout.
+func (w *worker) next(timeout time.Duration) (string, bool) {
+	w.t.Helper()
+	select {
+	case l, ok := <-w.lines:
+		return l, ok
+	case <-time.After(timeout):
+		w.t.Fatalf("no output from the worker in %v", timeout)
+		return "", false
+	}
+}
+
+// call sends a request and returns the response with the same id,
+// collecting the lines that came before it (notifications).
+func (w *worker) call(id, method, params string) (resp map[string]any, before []string) {
+	w.t.Helper()
+	req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"method":%q`, id, method)
+	if params != "" {
+		req += `,"params":` + params
+	}
+	w.send(req + "}")
+	for {
+		line, ok := w.next(2 * time.Minute)
+		if !ok {
+			w.t.Fatalf("the worker closed its output before answering %s", id)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			w.t.Fatalf("stdout line is not JSON: %q", line)
+		}
+		if raw, _ := json.Marshal(m["id"]); string(raw) == id && m["method"] == nil {
+			return m, before
+		}
+		before = append(before, line)
+	}
+}
+
+// closeAndWait ends the input and returns the exit code.
+func (w *worker) closeAndWait(timeout time.Duration) int {
+	w.t.Helper()
+	w.stdin.Close()
+	for range w.lines {
+	}
+	select {
+	case err := <-w.done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		} else if err != nil {
+			w.t.Fatal(err)
+		}
+		return 0
+	case <-time.After(timeout):
+		w.t.Fatalf("the worker did not exit %v after its input ended", timeout)
+		return -1
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
