@@ -1,0 +1,51 @@
+# podman-worker: build, run, test and benchmark against a real, private Podman.
+#
+# make build   bin/podman-worker
+# make run     build, then run the examples session against an embedded
+#              private Podman service (or PODMAN_SOCKET_PATH if set)
+# make test    install what is missing (podman, runc, busybox-static from
+#              Debian, as root), go vet, go test -race against a private service
+# make bench   benchmarks, reported as ratios against a baseline of the same run
+
+GO        ?= go
+TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion containers_image_openpgp exclude_graphdriver_devicemapper
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+PKGS      := ./...
+DEB_PKGS  := podman runc busybox-static
+
+.PHONY: build run test deps vet bench clean
+
+build:
+	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/podman-worker ./cmd/podman-worker
+
+# deps installs Podman and friends from Debian's packages when they are
+# missing. It needs root (CI runs as root); otherwise it says what to install.
+deps:
+	@missing=""; \
+	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
+	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
+	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing:$$missing; run: sudo apt-get install -y $(DEB_PKGS)"; exit 1; \
+		fi; \
+		echo "installing$$missing from Debian's packages"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet -tags "$(TAGS)" $(PKGS)
+
+test: deps vet
+	$(GO) test -race -tags "$(TAGS)" -count=1 -timeout 20m $(PKGS)
+
+bench: deps
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench . -benchtime 2000x -count 1 ./cmd/podman-worker
+
+run: deps build
+	./examples/run.sh
+
+clean:
+	rm -rf bin

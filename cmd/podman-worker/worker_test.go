@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/podman-worker/podman-worker/handlers/podmantest"
+)
+
+// The first thing a backend engineer does: pipe one ping in.
+func TestPingThroughAPipeExitsZero(t *testing.T) {
+	cmd := exec.Command(workerBin, "--socket", podman.Socket)
+	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("exit: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if got, want := stdout.String(), `{"jsonrpc":"2.0","id":1,"result":"Pong"}`+"\n"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("stderr carries a line that is not a JSON log line: %q", line)
+		}
+	}
+}
+
+// Build output must reach the client as it happens, not with the reply: a
+// step that sleeps 2 s separates the first line from the response.
+func TestBuildProgressStreamsAsItHappens(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	params := fmt.Sprintf(`{"context":%q,"tag":"progress-timing","no_cache":true}`, filepath.Join(repoRoot, "testdata", "build", "slow"))
+	w.send(`{"jsonrpc":"2.0","id":"t1","method":"build","params":` + params + `}`)
+	var firstLine time.Time
+	for {
+		line, ok := w.next(2 * time.Minute)
+		if !ok {
+			t.Fatal("the worker closed its output during the build")
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				RequestID json.RawMessage `json:"request_id"`
+				Line      string          `json:"line"`
+			} `json:"params"`
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if m.Method == "build.progress" {
+			if string(m.Params.RequestID) != `"t1"` {
+				t.Errorf("progress for request_id %s, want \"t1\"", m.Params.RequestID)
+			}
+			if m.Params.Line == "first line" {
+				firstLine = time.Now()
+			}
+			continue
+		}
+		if m.Error != nil {
+			t.Fatalf("build failed: %s", line)
+		}
+		if firstLine.IsZero() {
+			t.Fatal("the response came before the progress line \"first line\"")
+		}
+		if gap := time.Since(firstLine); gap < time.Second {
+			t.Errorf("\"first line\" arrived only %v before the response; want it streamed as it happens (>1 s before)", gap)
+		}
+		return
+	}
+}
+
+// Many calls at once: each id is answered exactly once, with its own answer.
+func TestConcurrentCallsAreEachAnsweredOnce(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--max-workers", "4")
+	const n = 300
+	var in strings.Builder
+	for i := 0; i < n; i++ {
+		method := "ping"
+		if i%3 == 0 {
+			method = "version"
+		}
+		fmt.Fprintf(&in, `{"jsonrpc":"2.0","id":%d,"method":%q}`+"\n", i, method)
+	}
+	w.send(strings.TrimSuffix(in.String(), "\n"))
+	seen := map[int]bool{}
+	for len(seen) < n {
+		line, ok := w.next(time.Minute)
+		if !ok {
+			t.Fatalf("output closed after %d of %d replies", len(seen), n)
+		}
+		var r struct {
+			ID     int    `json:"id"`
+			Result string `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("bad reply %q: %v", line, err)
+		}
+		if seen[r.ID] {
+			t.Fatalf("id %d answered twice", r.ID)
+		}
+		seen[r.ID] = true
+		if want := "Pong"; r.ID%3 != 0 && r.Result != want {
+			t.Errorf("id %d (ping) got %q", r.ID, r.Result)
+		}
+		if r.ID%3 == 0 && (r.Result == "Pong" || r.Result == "") {
+			t.Errorf("id %d (version) got %q: replies mixed up", r.ID, r.Result)
+		}
+	}
+	if code := w.closeAndWait(time.Minute); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// Podman going away and coming back must not need a worker restart.
+func TestRecoversWhenPodmanComesBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	svc, err := podmantest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	w := startWorker(t, "--socket", svc.URI)
+
+	if r, _ := w.call("1", "ping", ""); r["result"] != "Pong" {
+		t.Fatalf("before the restart: %v", r)
+	}
+	if err := svc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"2", "3"} {
+		r, _ := w.call(id, "ping", "")
+		e, _ := r["error"].(map[string]any)
+		data, _ := e["data"].(map[string]any)
+		if data["type"] != "Unavailable" || data["status"] != float64(503) || !strings.Contains(fmt.Sprint(e["message"]), svc.Socket) {
+			t.Fatalf("ping %d with podman killed: got %v, want Unavailable/503 naming the socket", i+1, r)
+		}
+	}
+	if err := svc.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := w.call("4", "ping", ""); r["result"] != "Pong" {
+		t.Fatalf("after podman came back: %v, want Pong without restarting the worker", r)
+	}
+	if r, _ := w.call("5", "version", ""); r["error"] != nil {
+		t.Fatalf("version after the restart: %v", r)
+	}
+}
+
+// Anything a dependency prints to os.Stdout or descriptor 1 must land on
+// stderr: the protocol has a descriptor of its own. The test re-runs this
+// test binary as a child that calls reserveStdout and then misbehaves.
+func TestStdoutCarriesOnlyTheProtocol(t *testing.T) {
+	if os.Getenv("PODMAN_WORKER_STDOUT_HELPER") == "1" {
+		protocol, err := reserveStdout()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		fmt.Println("printed to os.Stdout")
+		os.NewFile(1, "fd1").WriteString("written to fd 1\n")
+		c := exec.Command("echo", "from a child with os.Stdout")
+		c.Stdout = os.Stdout
+		c.Run()
+		protocol.WriteString(`{"jsonrpc":"2.0","id":1,"result":"Pong"}` + "\n")
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestStdoutCarriesOnlyTheProtocol$")
+	cmd.Env = append(os.Environ(), "PODMAN_WORKER_STDOUT_HELPER=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, stderr.String())
+	}
+	if got, want := stdout.String(), `{"jsonrpc":"2.0","id":1,"result":"Pong"}`+"\n"; got != want {
+		t.Errorf("stdout = %q, want only the protocol line %q", got, want)
+	}
+	for _, s := range []string{"printed to os.Stdout", "written to fd 1", "from a child with os.Stdout"} {
+		if !strings.Contains(stderr.String(), s) {
+			t.Errorf("%q should have gone to stderr; stderr = %q", s, stderr.String())
+		}
+	}
+}
+
+func TestConfiguration(t *testing.T) {
+	tests := []struct {
+		args     []string
+		env      []string
+		wantCode int
+		wantOut  string // in stdout or stderr
+	}{
+		{[]string{"--version"}, nil, 0, "podman-worker "},
+		{[]string{"--help"}, nil, 0, "-max-workers string"},
+		{[]string{"--max-workers", "0"}, nil, 2, "--max-workers / MAX_WORKERS"},
+		{nil, []string{"MAX_WORKERS=lots"}, 2, "--max-workers / MAX_WORKERS: \"lots\""},
+		{[]string{"--max-line-bytes", "12q"}, nil, 2, "--max-line-bytes / MAX_LINE_BYTES"},
+		{[]string{"--log-level", "loud"}, nil, 2, "--log-level / LOG_LEVEL"},
+		{[]string{"--socket", "ftp://x"}, nil, 2, "only unix:// paths and tcp:// addresses"},
+		{[]string{"extra"}, nil, 2, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(append(tt.args, tt.env...), " "), func(t *testing.T) {
+			cmd := exec.Command(workerBin, tt.args...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			cmd.Stdin = strings.NewReader("")
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != tt.wantCode || !strings.Contains(string(out), tt.wantOut) {
+				t.Errorf("exit %d, output %q; want exit %d and %q", code, out, tt.wantCode, tt.wantOut)
+			}
+		})
+	}
+}
+
+// The socket comes from --socket, else PODMAN_SOCKET_PATH, else
+// CONTAINER_HOST, else the seed's default.
+func TestSocketPrecedence(t *testing.T) {
+	tests := []struct {
+		flag string
+		env  map[string]string
+		want string
+	}{
+		{"unix:///a.sock", map[string]string{"PODMAN_SOCKET_PATH": "/b.sock", "CONTAINER_HOST": "unix:///c.sock"}, "unix:///a.sock"},
+		{"", map[string]string{"PODMAN_SOCKET_PATH": "/b.sock", "CONTAINER_HOST": "unix:///c.sock"}, "/b.sock"},
+		{"", map[string]string{"CONTAINER_HOST": "unix:///c.sock"}, "unix:///c.sock"},
+		{"", nil, DefaultSocket},
+	}
+	for _, tt := range tests {
+		var args []string
+		if tt.flag != "" {
+			args = []string{"--socket", tt.flag}
+		}
+		cfg, err := parseConfig(args, func(k string) string { return tt.env[k] }, &bytes.Buffer{})
+		if err != nil || cfg.socket != tt.want {
+			t.Errorf("flag %q env %v: socket %q (%v), want %q", tt.flag, tt.env, cfg.socket, err, tt.want)
+		}
+	}
+}
