@@ -13,6 +13,10 @@ import (
 // upper, join, split, title, truncate, pad) over the same Go field names,
 // so "{{.Host.Arch}}" or "{{json .Store}}" mean what they mean to podman.
 func render(format string, v any) (string, error) {
+	if report.IsJSON(format) {
+		// podman's --format json prints the whole object as JSON.
+		format = "{{json .}}"
+	}
 	tmpl, err := report.NewTemplate("format").Parse(report.NormalizeFormat(format))
 	if err != nil {
 		return "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"format\" is not a valid Go template: %v", err).With("field", "format")

@@ -1,0 +1,94 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+func TestVersionFromHeaders(t *testing.T) {
+	tests := []struct {
+		server, api string
+		want        string // "" means an error
+	}{
+		{"Libpod/4.3.1 (linux)", "4.3.1", "4.3.1"},
+		{"Libpod/5.4.2 (linux)", "5.4.2", "5.4.2"},
+		{"", "4.3.1", "4.3.1"},
+		{"nginx", "", ""},
+		{"Libpod/ (linux)", "", ""},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		h.Set("Server", tt.server)
+		h.Set("Libpod-Api-Version", tt.api)
+		got, err := versionFromHeaders(h)
+		if (err != nil) != (tt.want == "") || got != tt.want {
+			t.Errorf("Server %q, Libpod-Api-Version %q: got %q, %v; want %q", tt.server, tt.api, got, err, tt.want)
+		}
+	}
+}
+
+func TestKeyValues(t *testing.T) {
+	tests := []struct {
+		in   string
+		want keyValues // nil means an error
+	}{
+		{`{"A":"1","B":""}`, keyValues{"A": "1", "B": ""}},
+		{`["A=1","B=x=y","C="]`, keyValues{"A": "1", "B": "x=y", "C": ""}},
+		{`null`, keyValues{}},
+		{`[]`, keyValues{}},
+		{`["A"]`, nil},
+		{`["=1"]`, nil},
+		{`{"A=B":"1"}`, nil},
+		{`{"A":1}`, nil},
+		{`"A=1"`, nil},
+		{`[1]`, nil},
+	}
+	for _, tt := range tests {
+		var kv keyValues
+		err := json.Unmarshal([]byte(tt.in), &kv)
+		if tt.want == nil {
+			if err == nil {
+				t.Errorf("%s: got %v, want an error", tt.in, kv)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(kv, tt.want) {
+			t.Errorf("%s: got %v, %v; want %v", tt.in, kv, err, tt.want)
+		}
+	}
+}
+
+func TestRender(t *testing.T) {
+	v := map[string]any{"Host": map[string]any{"Arch": "amd64"}, "Names": []string{"a", "b"}}
+	tests := []struct{ format, want string }{
+		{"{{.Host.Arch}}", "amd64"},
+		{"{{json .Host}}", `{"Arch":"amd64"}`},
+		{"{{upper .Host.Arch}}", "AMD64"},
+		{`{{join .Names ","}}`, "a,b"},
+		{"json", `{"Host":{"Arch":"amd64"},"Names":["a","b"]}`},
+	}
+	for _, tt := range tests {
+		got, err := render(tt.format, v)
+		if err != nil || got != tt.want {
+			t.Errorf("render(%q) = %q, %v; want %q", tt.format, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"{{.Host.Arch", "{{nofunc .Host}}"} {
+		_, err := render(bad, v)
+		if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindInvalidParams {
+			t.Errorf("render(%q): got %v, want an InvalidParams error naming format", bad, err)
+		}
+	}
+}
+
+func TestImageID(t *testing.T) {
+	for in, want := range map[string]string{"abc": "sha256:abc", "sha256:abc": "sha256:abc", "": ""} {
+		if got := imageID(in); got != want {
+			t.Errorf("imageID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
