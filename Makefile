@@ -42,7 +42,8 @@ test: deps vet
 	$(GO) test -race -tags "$(TAGS)" -count=1 -timeout 20m $(PKGS)
 
 bench: deps
-	$(GO) test -tags "$(TAGS)" -run '^$$' -bench . -benchtime 2000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Ping -benchtime 2000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Run -benchtime 40x -count 1 ./cmd/podman-worker
 
 run: deps build
 	./examples/run.sh

@@ -79,7 +79,8 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		if errors.As(err, &rerr) || isConnectionError(err) {
 			return nil, err
 		}
-		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", strings.TrimSpace(err.Error())).With("logs", progress.lines())
+		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", strings.TrimSpace(err.Error())).
+			With("logs", progress.lines()).With("logs_truncated", progress.truncated)
 	}
 	ref := p.Tag
 	if ref == "" {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/errorhandling"
+	storagetypes "go.podman.io/storage/types"
 
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -24,6 +26,14 @@ func (p *Podman) fromPodman(err error) error {
 	var model *errorhandling.ErrorModel
 	if errors.As(err, &model) {
 		msg := model.Error()
+		// Podman answers some well-known failures with a 500 whose
+		// machine-readable cause is one of libpod's error values.
+		switch model.Because {
+		case storagetypes.ErrImageUnknown.Error(), define.ErrNoSuchCtr.Error():
+			return rpc.Wrap(rpc.KindNotFound, err, "%s", msg)
+		case define.ErrCtrStateInvalid.Error(), define.ErrCtrExists.Error(), storagetypes.ErrDuplicateName.Error():
+			return rpc.Wrap(rpc.KindConflict, err, "%s", msg)
+		}
 		switch model.Code() {
 		case http.StatusNotFound:
 			return rpc.Wrap(rpc.KindNotFound, err, "%s", msg)

@@ -111,6 +111,10 @@ func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
 			res.Deleted = append(res.Deleted, imageID(id))
 		}
 	}
+	if len(res.Deleted) == 0 && len(res.Untagged) > 0 {
+		// Another tag still holds the image: only the name went.
+		res.Message = "Image untagged; other tags still use it"
+	}
 	return res, nil
 }
 

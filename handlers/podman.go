@@ -107,6 +107,16 @@ func (p *Podman) Context(ctx context.Context) (context.Context, error) {
 	return mergedContext{Context: ctx, values: p.conn}, nil
 }
 
+// background is a context for clean-up work that must happen even when
+// the call that started it was cancelled (killing and removing containers).
+func (p *Podman) background() context.Context {
+	ctx, err := p.Context(context.Background())
+	if err != nil {
+		return context.Background()
+	}
+	return ctx
+}
+
 // probe dials the socket once, so that a dead service is reported in
 // microseconds rather than after the bindings' retries.
 func (p *Podman) probe(ctx context.Context) error {

@@ -5,22 +5,63 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
-// Service holds what handlers share: the warm Podman connection.
+// Options configure the handlers; zero values take the defaults.
+type Options struct {
+	// Policy caps what callers may ask for (memory, cpus, timeout, pids,
+	// network modes).
+	Policy limits.Policy
+	// MaxOutputBytes bounds each output stream a call returns (default 1 MiB).
+	MaxOutputBytes int
+	// WaitInterval is how often Podman checks whether a run's container
+	// exited (default 10ms; Podman's own default of 250ms would dominate
+	// every run).
+	WaitInterval time.Duration
+}
+
+// Service holds what handlers share: the warm Podman connection, the
+// policy, and the containers this worker owns.
 type Service struct {
-	podman *Podman
-	log    zerolog.Logger
+	podman       *Podman
+	log          zerolog.Logger
+	policy       limits.Policy
+	maxOutput    int
+	waitInterval time.Duration
+	// instance labels this worker's containers (LabelInstance).
+	instance string
+
+	owned    ownedSet
+	removals sync.WaitGroup
 }
 
 // New returns the handlers for a Podman connection.
-func New(p *Podman, log zerolog.Logger) *Service {
-	return &Service{podman: p, log: log}
+func New(p *Podman, log zerolog.Logger, opts Options) *Service {
+	if opts.Policy.MaxMemory == 0 {
+		opts.Policy = limits.DefaultPolicy()
+	}
+	if opts.MaxOutputBytes <= 0 {
+		opts.MaxOutputBytes = 1 << 20
+	}
+	if opts.WaitInterval <= 0 {
+		opts.WaitInterval = 10 * time.Millisecond
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &Service{
+		podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes,
+		waitInterval: opts.WaitInterval, instance: hex.EncodeToString(b),
+	}
 }
 
 // Methods lists every method the worker answers, in one place.
@@ -37,6 +78,19 @@ func (s *Service) Methods() map[string]rpc.Method {
 		"inspect": podmanMethod(s, s.inspect),
 		"rmi":     podmanMethod(s, s.rmi),
 		"prune":   podmanMethod(s, s.prune),
+		// run.go, containers.go
+		"run":    podmanMethod(s, s.run),
+		"create": podmanMethod(s, s.create),
+		"start":  podmanMethod(s, s.start),
+		"stop":   podmanMethod(s, s.stop),
+		"logs":   podmanMethod(s, s.logs),
+		"ps":     podmanMethod(s, s.ps),
+		"kill":   podmanMethod(s, s.killMethod),
+		"rm":     podmanMethod(s, s.rm),
+		// host.go, passwd.go
+		"exec":     podmanMethod(s, s.exec),
+		"add_file": podmanMethod(s, s.addFile),
+		"add_user": podmanMethod(s, s.addUser),
 	}
 }
 

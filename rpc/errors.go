@@ -15,19 +15,20 @@ import (
 type Kind int
 
 const (
-	KindInternal       Kind = iota // a bug or an unexpected failure in the worker itself
-	KindParse                      // the line is not JSON
-	KindInvalidRequest             // JSON, but not a JSON-RPC 2.0 request
-	KindTooLarge                   // the line is longer than the configured maximum
-	KindMethodNotFound             // no such method
-	KindInvalidParams              // params of the wrong shape, a missing or bad field
-	KindForbidden                  // valid, but outside the worker's policy (limits ceilings)
-	KindNotFound                   // the image/container named does not exist
-	KindConflict                   // the object exists or is in the wrong state
-	KindTimeout                    // the call ran past its deadline
-	KindUnavailable                // Podman cannot be reached
-	KindPodman                     // Podman answered with an error the worker cannot classify further
-	KindCancelled                  // $/cancelRequest or shutdown cancelled the call
+	KindInternal        Kind = iota // a bug or an unexpected failure in the worker itself
+	KindParse                       // the line is not JSON
+	KindInvalidRequest              // JSON, but not a JSON-RPC 2.0 request
+	KindTooLarge                    // the line is longer than the configured maximum
+	KindMethodNotFound              // no such method
+	KindInvalidParams               // params of the wrong shape, a missing or bad field
+	KindForbidden                   // valid, but outside the worker's policy (limits ceilings)
+	KindNotFound                    // the image/container named does not exist
+	KindConflict                    // the object exists or is in the wrong state
+	KindTimeout                     // the call ran past its deadline
+	KindUnavailable                 // Podman cannot be reached
+	KindPodman                      // Podman answered with an error the worker cannot classify further
+	KindCancelled                   // $/cancelRequest or shutdown cancelled the call
+	KindExecutionFailed             // the container ran and exited non-zero
 )
 
 type kindInfo struct {
@@ -39,19 +40,20 @@ type kindInfo struct {
 // codes is the one table from kind to wire values. Server errors use the
 // JSON-RPC range -32000..-32099; cancellation uses LSP's -32800.
 var codes = map[Kind]kindInfo{
-	KindInternal:       {jsonrpc2.CodeInternalError, "InternalError", 500},
-	KindParse:          {jsonrpc2.CodeParseError, "ParseError", 400},
-	KindInvalidRequest: {jsonrpc2.CodeInvalidRequest, "InvalidRequest", 400},
-	KindTooLarge:       {jsonrpc2.CodeInvalidRequest, "TooLarge", 413},
-	KindMethodNotFound: {jsonrpc2.CodeMethodNotFound, "MethodNotFound", 404},
-	KindInvalidParams:  {jsonrpc2.CodeInvalidParams, "BadRequest", 400},
-	KindForbidden:      {jsonrpc2.CodeInvalidParams, "Forbidden", 403},
-	KindNotFound:       {-32004, "NotFound", 404},
-	KindConflict:       {-32009, "Conflict", 409},
-	KindTimeout:        {-32008, "Timeout", 408},
-	KindUnavailable:    {-32003, "Unavailable", 503},
-	KindPodman:         {-32000, "PodmanError", 500},
-	KindCancelled:      {-32800, "Cancelled", 499},
+	KindInternal:        {jsonrpc2.CodeInternalError, "InternalError", 500},
+	KindParse:           {jsonrpc2.CodeParseError, "ParseError", 400},
+	KindInvalidRequest:  {jsonrpc2.CodeInvalidRequest, "InvalidRequest", 400},
+	KindTooLarge:        {jsonrpc2.CodeInvalidRequest, "TooLarge", 413},
+	KindMethodNotFound:  {jsonrpc2.CodeMethodNotFound, "MethodNotFound", 404},
+	KindInvalidParams:   {jsonrpc2.CodeInvalidParams, "BadRequest", 400},
+	KindForbidden:       {jsonrpc2.CodeInvalidParams, "Forbidden", 403},
+	KindNotFound:        {-32004, "NotFound", 404},
+	KindConflict:        {-32009, "Conflict", 409},
+	KindTimeout:         {-32008, "Timeout", 408},
+	KindUnavailable:     {-32003, "Unavailable", 503},
+	KindPodman:          {-32000, "PodmanError", 500},
+	KindCancelled:       {-32800, "Cancelled", 499},
+	KindExecutionFailed: {-32010, "ExecutionFailed", 500},
 }
 
 // CodeCancelled is the code of a call cancelled by $/cancelRequest (LSP's RequestCancelled).

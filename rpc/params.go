@@ -33,30 +33,38 @@ func DecodeParams(raw json.RawMessage, v any) error {
 	rv := reflect.ValueOf(v).Elem()
 	byName := fieldsByName(rv.Type())
 	for name, value := range fields {
-		i, ok := byName[name]
+		index, ok := byName[name]
 		if !ok {
 			return Errorf(KindInvalidParams, "Invalid params: unknown field %q", name).With("field", name)
 		}
-		if err := json.Unmarshal(value, rv.Field(i).Addr().Interface()); err != nil {
+		if err := json.Unmarshal(value, rv.FieldByIndex(index).Addr().Interface()); err != nil {
 			return fieldError(name, err)
 		}
 	}
 	return checkRequired(v)
 }
 
-// fieldsByName maps json names to field indexes of a params struct.
-func fieldsByName(t reflect.Type) map[string]int {
-	out := make(map[string]int, t.NumField())
+// fieldsByName maps json names to the index paths of a params struct's
+// fields. Embedded structs without a json name are flattened, as
+// encoding/json does, so shared groups of params (limits) can be embedded.
+func fieldsByName(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			for n, idx := range fieldsByName(f.Type) {
+				out[n] = append([]int{i}, idx...)
+			}
+			continue
+		}
 		if name == "-" || !f.IsExported() {
 			continue
 		}
 		if name == "" {
 			name = f.Name
 		}
-		out[name] = i
+		out[name] = []int{i}
 	}
 	return out
 }

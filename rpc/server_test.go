@@ -480,3 +480,21 @@ func TestQueuedCallsRunInArrivalOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeParamsEmbedded(t *testing.T) {
+	type Shared struct {
+		Memory string `json:"memory"`
+	}
+	type params struct {
+		Image string `json:"image" rpc:"required"`
+		Shared
+	}
+	var p params
+	if err := DecodeParams(json.RawMessage(`{"image":"x","memory":"20m"}`), &p); err != nil || p.Memory != "20m" || p.Image != "x" {
+		t.Errorf("embedded field: got %+v, %v", p, err)
+	}
+	err := DecodeParams(json.RawMessage(`{"image":"x","memory":5}`), &p)
+	if e, ok := err.(*Error); !ok || e.Fields["field"] != "memory" {
+		t.Errorf("type error in an embedded field: got %v, want it to name \"memory\"", err)
+	}
+}

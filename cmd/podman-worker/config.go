@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -20,11 +21,13 @@ var version = "dev"
 const DefaultSocket = "/run/podman/podman.sock"
 
 type config struct {
-	socket       string
-	maxWorkers   int
-	maxLineBytes int64
-	logLevel     zerolog.Level
-	showVersion  bool
+	socket         string
+	maxWorkers     int
+	maxLineBytes   int64
+	maxOutputBytes int64
+	policy         limits.Policy
+	logLevel       zerolog.Level
+	showVersion    bool
 }
 
 // parseConfig reads flags, falling back to environment variables, so a
@@ -42,6 +45,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
 	maxWorkers := fs.String("max-workers", envOr("MAX_WORKERS", strconv.Itoa(rpc.DefaultMaxWorkers)), "calls run at once; more wait their turn (env MAX_WORKERS)")
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
+	def := limits.DefaultPolicy()
+	maxOutput := fs.String("max-output-bytes", envOr("MAX_OUTPUT_BYTES", "1m"), "most output kept per stream of a run, exec or logs call (env MAX_OUTPUT_BYTES)")
+	maxMemory := fs.String("max-memory", envOr("MAX_MEMORY", limits.FormatBytes(def.MaxMemory)), "ceiling on a container's memory a caller may ask for (env MAX_MEMORY)")
+	maxCPUs := fs.String("max-cpus", envOr("MAX_CPUS", strconv.FormatFloat(def.MaxCPUs, 'f', -1, 64)), "ceiling on a container's cpus (env MAX_CPUS)")
+	maxTimeout := fs.String("max-timeout", envOr("MAX_TIMEOUT", def.MaxTimeout.String()), "ceiling on a run's timeout, e.g. 10m (env MAX_TIMEOUT)")
+	maxPids := fs.String("max-pids", envOr("MAX_PIDS", strconv.FormatInt(def.MaxPids, 10)), "ceiling on a container's pids_limit (env MAX_PIDS)")
+	networkModes := fs.String("network-modes", envOr("NETWORK_MODES", strings.Join(def.NetworkModes, ",")), "network modes callers may choose; none is always allowed (env NETWORK_MODES)")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env LOG_LEVEL)")
 	debug := fs.Bool("debug", false, "same as --log-level debug (env DEBUG=true)")
 	showVersion := fs.Bool("version", false, "print the worker's version and exit")
@@ -71,6 +81,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	cfg.maxLineBytes = size
 
+	if cfg.maxOutputBytes, err = limits.ParseBytes(*maxOutput); err != nil || cfg.maxOutputBytes > 1<<30 {
+		return nil, fmt.Errorf("--max-output-bytes / MAX_OUTPUT_BYTES: %q must be a size up to 1g such as 1m", *maxOutput)
+	}
+	if cfg.policy, err = parsePolicy(*maxMemory, *maxCPUs, *maxTimeout, *maxPids, *networkModes); err != nil {
+		return nil, err
+	}
+
 	level := strings.ToLower(*logLevel)
 	if *debug || isTrue(getenv("DEBUG")) {
 		level = "debug"
@@ -94,4 +111,26 @@ func firstNonEmpty(values ...string) string {
 func isTrue(s string) bool {
 	b, err := strconv.ParseBool(s)
 	return err == nil && b
+}
+
+// parsePolicy reads the ceilings an operator sets on what callers may ask for.
+func parsePolicy(memory, cpus, timeout, pids, networks string) (limits.Policy, error) {
+	var p limits.Policy
+	var err error
+	if p.MaxMemory, err = limits.ParseBytes(memory); err != nil || p.MaxMemory < 6<<20 {
+		return p, fmt.Errorf("--max-memory / MAX_MEMORY: %q must be a size of at least 6m such as 1g", memory)
+	}
+	if p.MaxCPUs, err = strconv.ParseFloat(cpus, 64); err != nil || !(p.MaxCPUs >= 0.01) || p.MaxCPUs > 1024 {
+		return p, fmt.Errorf("--max-cpus / MAX_CPUS: %q must be a number of cores such as 2", cpus)
+	}
+	if p.MaxTimeout, err = time.ParseDuration(timeout); err != nil || p.MaxTimeout <= 0 {
+		return p, fmt.Errorf("--max-timeout / MAX_TIMEOUT: %q must be a positive duration such as 10m", timeout)
+	}
+	if p.MaxPids, err = strconv.ParseInt(pids, 10, 64); err != nil || p.MaxPids < 1 {
+		return p, fmt.Errorf("--max-pids / MAX_PIDS: %q must be a whole number of at least 1", pids)
+	}
+	if p.NetworkModes, err = limits.ParseNetworkModes(networks); err != nil {
+		return p, fmt.Errorf("--network-modes / NETWORK_MODES: %v", err)
+	}
+	return p, nil
 }

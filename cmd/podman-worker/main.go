@@ -17,7 +17,13 @@ func main() {
 		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	go func() {
+		// After the first signal, the default behaviour returns: a second
+		// SIGTERM or SIGINT ends the process even if a call ignores its
+		// cancellation.
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, protocol, os.Stderr))
 }
 

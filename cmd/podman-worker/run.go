@@ -43,7 +43,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Warn().Err(err).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
 	}
 
-	server := rpc.NewServer(handlers.New(podman, log).Methods(), rpc.Options{
+	svc := handlers.New(podman, log, handlers.Options{Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes)})
+	defer svc.Close()
+	server := rpc.NewServer(svc.Methods(), rpc.Options{
 		MaxWorkers:   cfg.maxWorkers,
 		MaxLineBytes: int(cfg.maxLineBytes),
 		Logger:       log,
@@ -53,7 +55,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Error().Err(err).Msg("stopped")
 		return 1
 	}
-	log.Info().Msg("input closed; every call answered")
+	if ctx.Err() != nil {
+		log.Info().Msg("stopped by a signal; calls in flight were cancelled and answered")
+	} else {
+		log.Info().Msg("input closed; every call answered")
+	}
 	return 0
 }
 

@@ -208,6 +208,12 @@ func TestConfiguration(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, 2, "--log-level / LOG_LEVEL"},
 		{[]string{"--socket", "ftp://x"}, nil, 2, "only unix:// paths and tcp:// addresses"},
 		{[]string{"extra"}, nil, 2, "unexpected argument"},
+		{[]string{"--max-memory", "1m"}, nil, 2, "--max-memory / MAX_MEMORY"},
+		{nil, []string{"MAX_CPUS=-1"}, 2, "--max-cpus / MAX_CPUS"},
+		{[]string{"--max-timeout", "5"}, nil, 2, "--max-timeout / MAX_TIMEOUT"},
+		{[]string{"--max-pids", "0"}, nil, 2, "--max-pids / MAX_PIDS"},
+		{[]string{"--network-modes", "none,wifi"}, nil, 2, "--network-modes / NETWORK_MODES"},
+		{[]string{"--max-output-bytes", "2g"}, nil, 2, "--max-output-bytes / MAX_OUTPUT_BYTES"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(append(tt.args, tt.env...), " "), func(t *testing.T) {

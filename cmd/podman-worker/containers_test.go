@@ -1,0 +1,285 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runParams builds run params for the busybox image.
+func runParams(extra string, argv ...string) string {
+	cmd, _ := json.Marshal(argv)
+	p := fmt.Sprintf(`{"image":"localhost/busybox:latest","command":%s`, cmd)
+	if extra != "" {
+		p += "," + extra
+	}
+	return p + "}"
+}
+
+func result(t *testing.T, r map[string]any) map[string]any {
+	t.Helper()
+	res, ok := r["result"].(map[string]any)
+	if !ok {
+		t.Fatalf("want a result, got %v", r)
+	}
+	return res
+}
+
+func errorData(t *testing.T, r map[string]any) (msg string, data map[string]any) {
+	t.Helper()
+	e, ok := r["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("want an error, got %v", r)
+	}
+	data, _ = e["data"].(map[string]any)
+	return fmt.Sprint(e["message"]), data
+}
+
+// What the function sees from inside: the limits are real cgroup limits,
+// the network is only lo, and env, workdir, user and mounts arrive.
+func TestRunLimitsSeenFromInside(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "request.json"), []byte(`{"n":41}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo "mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+echo "quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) period=$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
+echo "pids=$(cat /sys/fs/cgroup/pids/pids.max)"
+echo "net=$(ls /sys/class/net | tr '\n' ' ')"
+echo "env=$GREETING pwd=$(pwd) uid=$(id -u)"
+echo "nnp=$(grep NoNewPrivs /proc/self/status | tr -d ' \t')"
+echo "request=$(cat /data/request.json)"
+echo "volume=$(ls -d /fn)"
+echo '{"statusCode":200}' > /data/result.json`
+	params := runParams(fmt.Sprintf(`"env":{"GREETING":"hello"},"workdir":"/tmp","user":"0","mounts":[%q,"functions_data:/fn:Z,rshared"]`, host+":/data:Z,rprivate"), "/bin/sh", "-c", script)
+	r, _ := w.call("1", "run", params)
+	out := fmt.Sprint(result(t, r)["stdout"])
+	for _, want := range []string{
+		"mem=20971520", "quota=50000 period=100000", "pids=128", "net=lo ", "env=hello pwd=/tmp uid=0",
+		"nnp=NoNewPrivs:1", `request={"n":41}`, "volume=/fn",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(host, "result.json"))
+	if err != nil || strings.TrimSpace(string(got)) != `{"statusCode":200}` {
+		t.Errorf("the result file written through the mount: %q, %v", got, err)
+	}
+
+	r, _ = w.call("2", "run", runParams(`"memory":"64m","cpus":1.5,"pids_limit":10,"user":"65534"`, "/bin/sh", "-c",
+		`cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max; id -u`))
+	if got := fmt.Sprint(result(t, r)["stdout"]); got != "67108864\n150000\n10\n65534\n" {
+		t.Errorf("asked for 64m, 1.5 cpus, 10 pids, user 65534; saw %q", got)
+	}
+}
+
+func TestRunResultShape(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	r, _ := w.call("1", "run", runParams(`"name":"shape-test"`, "/bin/sh", "-c", `echo '{"statusCode":200,"body":{"result":"success"}}'; echo oops >&2`))
+	res := result(t, r)
+	body, _ := json.Marshal(res["stdout"])
+	if string(body) != `{"body":{"result":"success"},"statusCode":200}` {
+		t.Errorf("stdout should be the parsed JSON the function printed, got %s", body)
+	}
+	if res["stderr"] != "oops\n" || res["name"] != "shape-test" || res["exit_code"] != float64(0) || res["auto_remove"] != true || res["status"] != "exited" {
+		t.Errorf("result: %v", res)
+	}
+	r, _ = w.call("2", "run", runParams("", "echo", "plain text"))
+	if got := result(t, r)["stdout"]; got != "plain text\n" {
+		t.Errorf("non-JSON stdout should come back as text, got %#v", got)
+	}
+	waitGone(t, w, "shape-test")
+}
+
+func TestRunFailures(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+
+	r, _ := w.call("1", "run", runParams(`"name":"fails"`, "/bin/sh", "-c", "echo partial; echo broken >&2; exit 3"))
+	msg, data := errorData(t, r)
+	if msg != "Container execution failed" || data["type"] != "ExecutionFailed" || data["exit_code"] != float64(3) ||
+		data["stdout"] != "partial\n" || data["stderr"] != "broken\n" || data["container_id"] == "" {
+		t.Errorf("exit 3: got %q %v", msg, data)
+	}
+	waitGone(t, w, "fails")
+
+	// 20 MB of memory and a function that wants 60: the commonest failure.
+	r, _ = w.call("2", "run", runParams(`"name":"hungry"`, "/bin/sh", "-c", `x=$(head -c 60000000 /dev/zero | tr '\0' a); echo ${#x}`))
+	msg, data = errorData(t, r)
+	if data["oom_killed"] != true || !strings.Contains(msg, "ran out of memory") || !strings.Contains(msg, "20m") {
+		t.Errorf("out of memory: got %q %v", msg, data)
+	}
+	waitGone(t, w, "hungry")
+
+	r, _ = w.call("3", "run", `{"image":"localhost/no-such-image:latest","command":"true","name":"noimage"}`)
+	if _, data := errorData(t, r); data["type"] != "NotFound" {
+		t.Errorf("missing image: %v", data)
+	}
+	r, _ = w.call("4", "run", runParams(`"name":"nostart"`, "/no/such/program"))
+	if _, data := errorData(t, r); data == nil {
+		t.Errorf("a command that cannot start: %v", r)
+	}
+	waitGone(t, w, "nostart")
+}
+
+// A timeout kills within a second of its deadline and leaves nothing behind.
+func TestRunTimeout(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	start := time.Now()
+	r, _ := w.call("1", "run", runParams(`"name":"sleeper","timeout":1`, "sleep", "30"))
+	took := time.Since(start)
+	msg, data := errorData(t, r)
+	if msg != "Container 'sleeper' exceeded timeout of 1s and was killed" || data["type"] != "Timeout" || data["status"] != float64(408) {
+		t.Errorf("got %q %v", msg, data)
+	}
+	if took > 2*time.Second {
+		t.Errorf("a 1 s timeout answered after %v; want within a second of the deadline", took)
+	}
+	waitGone(t, w, "sleeper")
+}
+
+// $/cancelRequest on a run kills and removes its container.
+func TestRunCancel(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	w.send(`{"jsonrpc":"2.0","id":"long","method":"run","params":` + runParams(`"name":"cancelled","timeout":60`, "sleep", "60") + `}`)
+	waitRunning(t, w, "cancelled")
+	start := time.Now()
+	w.send(`{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"long"}}`)
+	line, _ := w.next(30 * time.Second)
+	if !strings.Contains(line, `"id":"long"`) || !strings.Contains(line, `-32800`) {
+		t.Fatalf("cancelled run answered %s", line)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the cancel took %v", took)
+	}
+	waitGone(t, w, "cancelled")
+}
+
+// 20 runs at once with 10 workers: every call gets its own output.
+func TestConcurrentRuns(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--max-workers", "10")
+	const n = 20
+	for i := 0; i < n; i++ {
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"run","params":%s}`, i, runParams("", "/bin/sh", "-c", fmt.Sprintf(`echo '{"n":%d}'; echo err%d >&2`, i, i))))
+	}
+	seen := map[int]bool{}
+	for len(seen) < n {
+		line, ok := w.next(2 * time.Minute)
+		if !ok {
+			t.Fatal("output closed")
+		}
+		var r struct {
+			ID     int `json:"id"`
+			Result struct {
+				Stdout struct{ N int } `json:"stdout"`
+				Stderr string          `json:"stderr"`
+			} `json:"result"`
+			Error any `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Error != nil {
+			t.Fatalf("bad reply %s", line)
+		}
+		if r.Result.Stdout.N != r.ID || r.Result.Stderr != fmt.Sprintf("err%d\n", r.ID) || seen[r.ID] {
+			t.Errorf("id %d got someone else's output (or twice): %s", r.ID, line)
+		}
+		seen[r.ID] = true
+	}
+	if code := w.closeAndWait(time.Minute); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	// The worker waits for its background removals before it exits.
+	w2 := startWorker(t, "--socket", podman.URI)
+	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "pw-") {
+		t.Errorf("containers left after the worker exited: %v", r["result"])
+	}
+}
+
+func TestRunOutputIsCapped(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--max-output-bytes", "1k")
+	r, _ := w.call("1", "run", runParams("", "/bin/sh", "-c", `head -c 5000 /dev/zero | tr '\0' x; head -c 10 /dev/zero | tr '\0' y >&2`))
+	res := result(t, r)
+	if s := fmt.Sprint(res["stdout"]); len(s) != 1024 {
+		t.Errorf("stdout kept %d bytes, want the 1k cap", len(s))
+	}
+	if tr := fmt.Sprint(res["truncated"]); tr != "[stdout]" || res["stderr"] != "yyyyyyyyyy" {
+		t.Errorf("truncated = %v, stderr = %v", tr, res["stderr"])
+	}
+}
+
+// Every bad input gets its error naming the field, and the worker goes on.
+func TestRunBadParams(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	tests := []struct {
+		params, kind, field string
+	}{
+		{`{"command":"true"}`, "BadRequest", "image"},
+		{runParams(`"memory":"20x"`, "true"), "BadRequest", "memory"},
+		{runParams(`"memory":"0"`, "true"), "BadRequest", "memory"},
+		{runParams(`"memory":"64m","memory_swap":"20m"`, "true"), "BadRequest", "memory_swap"},
+		{runParams(`"cpus":-1`, "true"), "BadRequest", "cpus"},
+		{runParams(`"cpus":"lots"`, "true"), "BadRequest", "cpus"},
+		{runParams(`"timeout":0`, "true"), "BadRequest", "timeout"},
+		{runParams(`"memory":"64g"`, "true"), "Forbidden", "memory"},
+		{runParams(`"cpus":64`, "true"), "Forbidden", "cpus"},
+		{runParams(`"timeout":86400`, "true"), "Forbidden", "timeout"},
+		{runParams(`"pids_limit":100000`, "true"), "Forbidden", "pids_limit"},
+		{runParams(`"network_mode":"host"`, "true"), "Forbidden", "network_mode"},
+		{runParams(`"ports":["8080:80"]`, "true"), "BadRequest", "ports"},
+		{runParams(`"network_mode":"bridge","ports":["80"]`, "true"), "BadRequest", "ports"},
+		{runParams(`"mounts":["/tmp:relative"]`, "true"), "BadRequest", "mounts"},
+		{runParams(`"mounts":["/tmp:/x:bogus"]`, "true"), "BadRequest", "mounts"},
+		{runParams(`"volumes":["no-colon"]`, "true"), "BadRequest", "volumes"},
+		{runParams(`"name":"bad name!"`, "true"), "BadRequest", "name"},
+		{runParams(`"env":["NOEQUALS"]`, "true"), "BadRequest", "env"},
+		{runParams(`"privileged":true`, "true"), "BadRequest", "privileged"},
+		{`{"image":"localhost/busybox:latest","command":""}`, "BadRequest", "command"},
+		{`{"image":"localhost/busybox:latest","command":[]}`, "BadRequest", "command"},
+	}
+	for i, tt := range tests {
+		r, _ := w.call(fmt.Sprint(i), "run", tt.params)
+		_, data := errorData(t, r)
+		if data["type"] != tt.kind || data["field"] != tt.field {
+			t.Errorf("sent %s: got %v, want %s naming %q", tt.params, r["error"], tt.kind, tt.field)
+		}
+	}
+	if r, _ := w.call(`"last"`, "ping", ""); r["result"] != "Pong" {
+		t.Errorf("the worker stopped serving after bad input: %v", r)
+	}
+}
+
+// waitGone polls ps --all until no container has the name (removal runs
+// after the reply, off the caller's path).
+func waitGone(t *testing.T, w *worker, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		r, _ := w.call(fmt.Sprintf(`"gone-%s-%d"`, name, i), "ps", `{"all":true}`)
+		if !strings.Contains(fmt.Sprint(r["result"]), "name:"+name+" ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s still listed 10 s later: %v", name, r["result"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitRunning(t *testing.T, w *worker, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		r, _ := w.call(fmt.Sprintf(`"running-%s-%d"`, name, i), "ps", "")
+		if strings.Contains(fmt.Sprint(r["result"]), "name:"+name+" ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s not running after 10 s", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

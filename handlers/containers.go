@@ -1,0 +1,249 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+
+	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// The seed REST API's container operations, and the seed CLI's ps, kill
+// and rm, over the same connection.
+
+type createParams struct {
+	Image       string      `json:"image" rpc:"required"`
+	Name        string      `json:"name" rpc:"required"`
+	Command     commandLine `json:"command"`
+	Environment keyValues   `json:"environment"`
+	Ports       []string    `json:"ports"`
+	Volumes     []string    `json:"volumes"`
+	User        string      `json:"user"`
+	limits.Request
+}
+
+type containerState struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// create creates and starts a long-lived container (the REST API's
+// POST /containers). It gets the same locked-down defaults as run, but no
+// timeout and no auto-removal.
+func (s *Service) create(ctx context.Context, p createParams) (any, error) {
+	res, err := s.policy.Resolve(p.Request, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checkName("name", p.Name); err != nil {
+		return nil, err
+	}
+	g, err := s.specFor(containerConfig{
+		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
+		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res,
+	})
+	if err != nil {
+		return nil, err
+	}
+	created, err := containers.CreateWithSpec(ctx, g, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := containers.Start(ctx, created.ID, nil); err != nil {
+		// A container that cannot start is no use to the caller: do not
+		// leave it behind under a name they may retry with.
+		s.remove(created.ID)
+		return nil, err
+	}
+	return containerState{ID: created.ID, Name: p.Name, Status: s.status(ctx, created.ID)}, nil
+}
+
+type nameParams struct {
+	Name string `json:"name" rpc:"required"`
+}
+
+type nameState struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+func (s *Service) start(ctx context.Context, p nameParams) (any, error) {
+	if err := containers.Start(ctx, p.Name, nil); err != nil {
+		return nil, err
+	}
+	return nameState{Name: p.Name, Status: s.status(ctx, p.Name)}, nil
+}
+
+type stopParams struct {
+	Name string `json:"name" rpc:"required"`
+	// Timeout is how long the container gets after SIGTERM before SIGKILL.
+	Timeout *uint `json:"timeout"`
+}
+
+func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
+	opts := new(containers.StopOptions)
+	if p.Timeout != nil {
+		opts.WithTimeout(*p.Timeout)
+	}
+	if err := containers.Stop(ctx, p.Name, opts); err != nil {
+		return nil, err
+	}
+	return nameState{Name: p.Name, Status: s.status(ctx, p.Name)}, nil
+}
+
+type logsParams struct {
+	Name string `json:"name" rpc:"required"`
+	Tail *int   `json:"tail"`
+}
+
+type logsResult struct {
+	Logs      string   `json:"logs"`
+	Stdout    string   `json:"stdout"`
+	Stderr    string   `json:"stderr"`
+	Truncated []string `json:"truncated,omitempty"`
+}
+
+// logs answers the REST API's {logs} (both streams) plus each stream apart.
+func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
+	tail := 100
+	if p.Tail != nil {
+		if *p.Tail < 1 {
+			return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: "tail" must be at least 1`).With("field", "tail")
+		}
+		tail = *p.Tail
+	}
+	out, err := s.readLogs(ctx, p.Name, tail)
+	if err != nil {
+		return nil, err
+	}
+	return logsResult{Logs: out.stdout + out.stderr, Stdout: out.stdout, Stderr: out.stderr, Truncated: out.truncated}, nil
+}
+
+type psParams struct {
+	All bool `json:"all"`
+}
+
+// psEntry is the union of the seed CLI's ps entry and the REST API's list entry.
+type psEntry struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Status   string   `json:"status"`
+	Image    []string `json:"image"`
+	Created  string   `json:"created"`
+	ExitCode int32    `json:"exit_code"`
+}
+
+func (s *Service) ps(ctx context.Context, p psParams) (any, error) {
+	list, err := containers.List(ctx, new(containers.ListOptions).WithAll(p.All))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]psEntry, 0, len(list))
+	for _, c := range list {
+		name := ""
+		if len(c.Names) > 0 {
+			name = c.Names[0]
+		}
+		out = append(out, psEntry{
+			ID: c.ID, Name: name, Status: publicState(c.State), Image: []string{c.Image},
+			Created: c.Created.UTC().Format(time.RFC3339), ExitCode: c.ExitCode,
+		})
+	}
+	return out, nil
+}
+
+type killParams struct {
+	Container string `json:"container" rpc:"required"`
+	Signal    string `json:"signal"`
+}
+
+type messageResult struct {
+	ContainerID string `json:"container_id"`
+	Message     string `json:"message"`
+}
+
+func (s *Service) killMethod(ctx context.Context, p killParams) (any, error) {
+	sig := p.Signal
+	if sig == "" {
+		sig = "SIGKILL"
+	}
+	if err := checkSignal(sig); err != nil {
+		return nil, err
+	}
+	if err := containers.Kill(ctx, p.Container, new(containers.KillOptions).WithSignal(sig)); err != nil {
+		return nil, err
+	}
+	return messageResult{ContainerID: p.Container, Message: "Container killed with signal " + sig}, nil
+}
+
+type rmParams struct {
+	Container string `json:"container"`
+	// Name is the REST API's spelling of container.
+	Name  string `json:"name"`
+	Force bool   `json:"force"`
+}
+
+type rmResult struct {
+	ContainerID string `json:"container_id"`
+	Name        string `json:"name"`
+	Message     string `json:"message"`
+	Removed     bool   `json:"removed"`
+}
+
+func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
+	target := p.Container
+	if target == "" {
+		target = p.Name
+	}
+	if target == "" || (p.Container != "" && p.Name != "" && p.Container != p.Name) {
+		return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: give the container as "container" (or "name"), once`).With("field", "container")
+	}
+	reports, err := containers.Remove(ctx, target, new(containers.RemoveOptions).WithForce(p.Force))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reports {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		s.owned.forget(r.Id)
+	}
+	return rmResult{ContainerID: target, Name: target, Message: "Container deleted successfully", Removed: true}, nil
+}
+
+// status reads a container's state for a result; "unknown" if it vanished.
+func (s *Service) status(ctx context.Context, nameOrID string) string {
+	data, err := containers.Inspect(ctx, nameOrID, nil)
+	if err != nil || data.State == nil {
+		return "unknown"
+	}
+	return publicState(data.State.Status)
+}
+
+// publicState hides a race callers cannot act on: Podman says "stopped"
+// once the process is gone and "exited" once its cleanup process has run,
+// tens of milliseconds later. Both mean the container's process ended.
+func publicState(s string) string {
+	if s == "stopped" {
+		return "exited"
+	}
+	return s
+}
+
+func checkSignal(sig string) error {
+	name := strings.TrimPrefix(strings.ToUpper(sig), "SIG")
+	switch name {
+	case "KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT", "ALRM":
+		return nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(sig, "%d", &n); err == nil && n > 0 && n < 65 && fmt.Sprint(n) == sig {
+		return nil
+	}
+	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"signal\": %q is not a signal such as SIGKILL, SIGTERM or 9", sig).With("field", "signal")
+}

@@ -1,0 +1,397 @@
+package handlers
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// add_user edits the container's account files directly instead of running
+// useradd: images need not have it (busybox has no adduser here), and no
+// value a caller sends ever reaches a command line or a shell, which is
+// what keeps the password out of `ps`, logs and shell parsing.
+
+var (
+	usernamePattern = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	shellPattern    = regexp.MustCompile(`^/[A-Za-z0-9/._+-]+$`)
+)
+
+const (
+	firstUID = 1000  // the first id useradd gives a regular user
+	lastUID  = 59999 // Debian's UID_MAX: above are reserved (nobody is 65534)
+)
+
+// accountsMu serialises add_user within the worker: each call reads, edits
+// and writes back /etc/passwd and friends, and two calls interleaving on one
+// container would lose a user. Other writers (a command in the container)
+// are not covered; add_user is rare enough for one lock.
+var accountsMu sync.Mutex
+
+type addUserParams struct {
+	Name     string `json:"name" rpc:"required"`
+	Username string `json:"username" rpc:"required"`
+	// Password is a pointer so that "" can be refused rather than taken as
+	// an empty password. Its value must never appear in a message or log.
+	Password *string `json:"password"`
+	Shell    string  `json:"shell"`
+}
+
+type addUserResult struct {
+	Username string `json:"username"`
+	Created  bool   `json:"created"`
+}
+
+// accountFile is one of the account databases as read from the container.
+type accountFile struct {
+	path     string // absolute, e.g. /etc/passwd
+	exists   bool
+	data     []byte
+	mode     int64
+	uid, gid int
+	write    bool // upload it (changed, or created)
+}
+
+func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
+	if !usernamePattern.MatchString(p.Username) {
+		return nil, rpc.Errorf(rpc.KindInvalidParams,
+			"Invalid params: \"username\" must match %s", usernamePattern).With("field", "username")
+	}
+	shell := p.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	if !shellPattern.MatchString(shell) {
+		return nil, rpc.Errorf(rpc.KindInvalidParams,
+			"Invalid params: \"shell\" must be an absolute path of letters, digits and /._+-").With("field", "shell")
+	}
+	hash := "!" // no password: the account cannot log in with one
+	if p.Password != nil {
+		if *p.Password == "" {
+			return nil, rpc.Errorf(rpc.KindInvalidParams,
+				"Invalid params: \"password\" must not be empty; omit it for an account without a password").With("field", "password")
+		}
+		salt, err := newSalt()
+		if err != nil {
+			return nil, err
+		}
+		hash = sha512Crypt([]byte(*p.Password), "$6$"+salt)
+	}
+
+	accountsMu.Lock()
+	defer accountsMu.Unlock()
+	passwd, group, shadow, err := readAccounts(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+
+	pwNames, used := accountEntries(passwd.data, 2, 3)
+	grNames, grIDs := accountEntries(group.data, 2)
+	shNames, _ := accountEntries(shadow.data)
+	switch {
+	case pwNames[p.Username]:
+		return nil, rpc.Errorf(rpc.KindConflict, "user %q already exists in container %q", p.Username, p.Name).With("field", "username")
+	case grNames[p.Username]:
+		return nil, rpc.Errorf(rpc.KindConflict, "a group named %q already exists in container %q", p.Username, p.Name).With("field", "username")
+	case shNames[p.Username]:
+		return nil, rpc.Errorf(rpc.KindConflict, "%q already has an /etc/shadow entry in container %q", p.Username, p.Name).With("field", "username")
+	}
+	for id := range grIDs {
+		used[id] = true
+	}
+	id := -1
+	for i := firstUID; i <= lastUID; i++ {
+		if !used[i] {
+			id = i
+			break
+		}
+	}
+	if id < 0 {
+		return nil, rpc.Errorf(rpc.KindConflict, "no free user id between %d and %d in container %q", firstUID, lastUID, p.Name)
+	}
+
+	home := "/home/" + p.Username
+	passwd.data = appendLine(passwd.data, fmt.Sprintf("%s:x:%d:%d::%s:%s", p.Username, id, id, home, shell))
+	group.data = appendLine(group.data, fmt.Sprintf("%s:x:%d:", p.Username, id))
+	passwd.write, group.write = true, true
+	if shadow.exists || p.Password != nil {
+		days := time.Now().Unix() / 86400
+		shadow.data = appendLine(shadow.data, fmt.Sprintf("%s:%s:%d:0:99999:7:::", p.Username, hash, days))
+		shadow.write = true
+		if !shadow.exists {
+			// A new shadow file is readable by root only, or also by the
+			// shadow group when the image has one (Debian's convention).
+			shadow.mode = 0o600
+			if gid, ok := lookupID(group.data, "shadow"); ok {
+				shadow.mode, shadow.gid = 0o640, gid
+			}
+		}
+	}
+
+	// One upload to "/" carries the files and the home directory, so they
+	// change together.
+	now := time.Now()
+	var entries []archiveEntry
+	for _, f := range []*accountFile{passwd, group, shadow} {
+		if f.write {
+			entries = append(entries, archiveEntry{hdr: &tar.Header{
+				Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.path, "/"),
+				Mode: f.mode & 0o7777, Uid: f.uid, Gid: f.gid, ModTime: now,
+			}, data: f.data})
+		}
+	}
+	if st, err := containers.Stat(ctx, p.Name, "/home"); err != nil || st == nil || !st.IsDir {
+		entries = append(entries, archiveEntry{hdr: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}})
+	}
+	entries = append(entries, archiveEntry{hdr: &tar.Header{
+		Typeflag: tar.TypeDir, Name: "home/" + p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now,
+	}})
+	if err := putArchive(ctx, p.Name, "/", entries); err != nil {
+		return nil, err
+	}
+	return addUserResult{Username: p.Username, Created: true}, nil
+}
+
+// readAccounts reads /etc/passwd, /etc/group and /etc/shadow of a
+// container. A missing file reads as empty, owned by root, 0644.
+func readAccounts(ctx context.Context, name string) (passwd, group, shadow *accountFile, err error) {
+	var files []*accountFile
+	var hdrs []*tar.Header
+	for _, path := range []string{"/etc/passwd", "/etc/group", "/etc/shadow"} {
+		hdr, data, err := readFile(ctx, name, path)
+		if err != nil && !errors.Is(err, errNoFile) {
+			return nil, nil, nil, err
+		}
+		f := &accountFile{path: path, data: data, mode: 0o644}
+		if hdr != nil {
+			f.exists, f.mode = true, hdr.Mode
+		}
+		files, hdrs = append(files, f), append(hdrs, hdr)
+	}
+	passwd, group, shadow = files[0], files[1], files[2]
+	// Podman's download reports every file as owned by the host user (0:0)
+	// but names its real owner and group as the container knows them, so
+	// the owner is found again by name (root when unnamed) and written
+	// back unchanged, e.g. root:shadow for Debian's /etc/shadow.
+	for i, hdr := range hdrs {
+		if hdr != nil {
+			files[i].uid, _ = lookupID(passwd.data, hdr.Uname)
+			files[i].gid, _ = lookupID(group.data, hdr.Gname)
+		}
+	}
+	return passwd, group, shadow, nil
+}
+
+// accountEntries parses a colon-separated account file: the names in the
+// first field and the numeric ids found in the given fields.
+func accountEntries(data []byte, idFields ...int) (names map[string]bool, ids map[int]bool) {
+	names, ids = map[string]bool{}, map[int]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Split(line, ":")
+		names[fields[0]] = true
+		for _, i := range idFields {
+			if i < len(fields) {
+				if id, err := strconv.Atoi(fields[i]); err == nil {
+					ids[id] = true
+				}
+			}
+		}
+	}
+	return names, ids
+}
+
+// lookupID finds the id of a named entry in /etc/passwd or /etc/group
+// content (the third field of both).
+func lookupID(data []byte, name string) (int, bool) {
+	if name == "" {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Split(line, ":")
+		if len(fields) >= 3 && fields[0] == name {
+			if id, err := strconv.Atoi(fields[2]); err == nil {
+				return id, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// appendLine adds line to data, first ending data's last line if needed.
+func appendLine(data []byte, line string) []byte {
+	out := bytes.Clone(data)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return append(append(out, line...), '\n')
+}
+
+// cryptAlphabet is crypt(3)'s base-64 alphabet, for salts and the hash.
+const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newSalt returns 16 random crypt characters, SHA-crypt's longest salt.
+// 256 is a multiple of 64, so b&63 picks each character uniformly.
+func newSalt() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = cryptAlphabet[b[i]&63]
+	}
+	return string(b), nil
+}
+
+// SHA-crypt's round limits and default (Drepper, "Unix crypt using SHA-256
+// and SHA-512", the algorithm glibc's crypt(3) implements as "$6$").
+const (
+	roundsDefault = 5000
+	roundsMin     = 1000
+	roundsMax     = 999999999
+)
+
+// sha512Crypt hashes key as glibc's crypt(3) does for a "$6$" setting:
+// "$6$salt" or "$6$rounds=N$salt", optionally followed by "$hash" (ignored,
+// so a stored hash can serve as the setting to verify against). The salt is
+// cut at 16 characters; rounds are clamped to the specification's limits.
+func sha512Crypt(key []byte, setting string) string {
+	rest := strings.TrimPrefix(setting, "$6$")
+	rounds, custom := roundsDefault, false
+	if r, ok := strings.CutPrefix(rest, "rounds="); ok {
+		if n, after, found := strings.Cut(r, "$"); found {
+			if v, err := strconv.ParseUint(n, 10, 64); err == nil {
+				rounds, custom, rest = int(min(max(v, roundsMin), roundsMax)), true, after
+			}
+		}
+	}
+	salt, _, _ := strings.Cut(rest, "$")
+	if len(salt) > 16 {
+		salt = salt[:16]
+	}
+	s := []byte(salt)
+
+	// Digest B: key, salt, key.
+	h := sha512.New()
+	h.Write(key)
+	h.Write(s)
+	h.Write(key)
+	b := h.Sum(nil)
+
+	// Digest A: key, salt, B stretched to len(key), then B or key for each
+	// bit of len(key).
+	h.Reset()
+	h.Write(key)
+	h.Write(s)
+	h.Write(repeatTo(b, len(key)))
+	for n := len(key); n > 0; n >>= 1 {
+		if n&1 != 0 {
+			h.Write(b)
+		} else {
+			h.Write(key)
+		}
+	}
+	a := h.Sum(nil)
+
+	// P: the digest of key repeated len(key) times, stretched to len(key).
+	h.Reset()
+	for range len(key) {
+		h.Write(key)
+	}
+	p := repeatTo(h.Sum(nil), len(key))
+
+	// S: the digest of salt repeated 16+A[0] times, stretched to len(salt).
+	h.Reset()
+	for range 16 + int(a[0]) {
+		h.Write(s)
+	}
+	ss := repeatTo(h.Sum(nil), len(s))
+
+	// The rounds that make the hash slow.
+	c := a
+	for i := range rounds {
+		h.Reset()
+		if i&1 != 0 {
+			h.Write(p)
+		} else {
+			h.Write(c)
+		}
+		if i%3 != 0 {
+			h.Write(ss)
+		}
+		if i%7 != 0 {
+			h.Write(p)
+		}
+		if i&1 != 0 {
+			h.Write(c)
+		} else {
+			h.Write(p)
+		}
+		c = h.Sum(c[:0])
+	}
+
+	var out strings.Builder
+	out.WriteString("$6$")
+	if custom {
+		fmt.Fprintf(&out, "rounds=%d$", rounds)
+	}
+	out.WriteString(salt)
+	out.WriteByte('$')
+	// The specification's byte order: 21 groups of bytes i, i+21, i+42,
+	// rotated by one more place each group, then the last byte alone.
+	for i := range 21 {
+		x, y, z := c[i], c[i+21], c[i+42]
+		switch i % 3 {
+		case 1:
+			x, y, z = y, z, x
+		case 2:
+			x, y, z = z, x, y
+		}
+		encode24(&out, x, y, z, 4)
+	}
+	encode24(&out, 0, 0, c[63], 2)
+	return out.String()
+}
+
+// encode24 writes n crypt characters of the 24-bit value b2 b1 b0, least
+// significant six bits first.
+func encode24(out *strings.Builder, b2, b1, b0 byte, n int) {
+	w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)
+	for range n {
+		out.WriteByte(cryptAlphabet[w&0x3f])
+		w >>= 6
+	}
+}
+
+// repeatTo returns digest repeated (and cut) to n bytes.
+func repeatTo(digest []byte, n int) []byte {
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		out = append(out, digest[:min(len(digest), n-len(out))]...)
+	}
+	return out
+}
+
+// sha512CryptVerify reports whether key hashes to the stored "$6$" hash, in
+// constant time over the hash text.
+func sha512CryptVerify(key []byte, stored string) bool {
+	if !strings.HasPrefix(stored, "$6$") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(sha512Crypt(key, stored)), []byte(stored)) == 1
+}

@@ -1,0 +1,94 @@
+package limits
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+func TestResolveDefaults(t *testing.T) {
+	res, err := DefaultPolicy().Resolve(Request{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Resources{Memory: 20 << 20, MemorySwap: 20 << 20, CPUQuota: 50000, CPUs: 0.5, Timeout: 5 * time.Second, Pids: DefaultPids, NetworkMode: "none"}
+	if res != want {
+		t.Errorf("defaults: got %+v, want %+v", res, want)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name    string
+		req     string // JSON of a Request
+		timeout bool
+		check   func(Resources) bool
+		kind    rpc.Kind // expected error kind, or -1 for none
+		field   string
+	}{
+		{"memory and swap follow", `{"memory":"64m"}`, true, func(r Resources) bool { return r.Memory == 64<<20 && r.MemorySwap == 64<<20 }, -1, ""},
+		{"swap above memory", `{"memory":"20m","memory_swap":"50m"}`, true, func(r Resources) bool { return r.MemorySwap == 50<<20 }, -1, ""},
+		{"cpus 1.5", `{"cpus":1.5}`, true, func(r Resources) bool { return r.CPUQuota == 150000 }, -1, ""},
+		{"fractional timeout", `{"timeout":0.5}`, true, func(r Resources) bool { return r.Timeout == 500*time.Millisecond }, -1, ""},
+		{"bridge allowed", `{"network_mode":"bridge"}`, true, func(r Resources) bool { return r.NetworkMode == "bridge" }, -1, ""},
+		{"pids", `{"pids_limit":10}`, true, func(r Resources) bool { return r.Pids == 10 }, -1, ""},
+		{"memory unit unknown", `{"memory":"20x"}`, true, nil, rpc.KindInvalidParams, "memory"},
+		{"memory zero", `{"memory":"0"}`, true, nil, rpc.KindInvalidParams, "memory"},
+		{"memory negative", `{"memory":"-20m"}`, true, nil, rpc.KindInvalidParams, "memory"},
+		{"memory too small to start", `{"memory":"1m"}`, true, nil, rpc.KindInvalidParams, "memory"},
+		{"memory above ceiling", `{"memory":"2g"}`, true, nil, rpc.KindForbidden, "memory"},
+		{"swap below memory", `{"memory":"64m","memory_swap":"20m"}`, true, nil, rpc.KindInvalidParams, "memory_swap"},
+		{"cpus zero", `{"cpus":0}`, true, nil, rpc.KindInvalidParams, "cpus"},
+		{"cpus negative", `{"cpus":-1}`, true, nil, rpc.KindInvalidParams, "cpus"},
+		{"cpus above ceiling", `{"cpus":8}`, true, nil, rpc.KindForbidden, "cpus"},
+		{"timeout zero", `{"timeout":0}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"timeout negative", `{"timeout":-5}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"timeout above ceiling", `{"timeout":100000}`, true, nil, rpc.KindForbidden, "timeout"},
+		{"timeout where none is taken", `{"timeout":5}`, false, nil, rpc.KindInvalidParams, "timeout"},
+		{"pids zero", `{"pids_limit":0}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
+		{"pids fractional", `{"pids_limit":1.5}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
+		{"pids above ceiling", `{"pids_limit":100000}`, true, nil, rpc.KindForbidden, "pids_limit"},
+		{"host network refused by default", `{"network_mode":"host"}`, true, nil, rpc.KindForbidden, "network_mode"},
+		{"unknown network", `{"network_mode":"wifi"}`, true, nil, rpc.KindInvalidParams, "network_mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var req Request
+			if err := json.Unmarshal([]byte(tt.req), &req); err != nil {
+				t.Fatal(err)
+			}
+			res, err := DefaultPolicy().Resolve(req, tt.timeout)
+			if tt.kind == -1 {
+				if err != nil || !tt.check(res) {
+					t.Errorf("sent %s: got %+v, %v", tt.req, res, err)
+				}
+				return
+			}
+			e, ok := err.(*rpc.Error)
+			if !ok || e.Kind != tt.kind || e.Fields["field"] != tt.field || !strings.Contains(e.Message, tt.field) {
+				t.Errorf("sent %s: got %v (%#v), want kind %v naming %q", tt.req, err, err, tt.kind, tt.field)
+			}
+		})
+	}
+}
+
+func TestParseNetworkModes(t *testing.T) {
+	got, err := ParseNetworkModes("bridge, host")
+	if err != nil || strings.Join(got, ",") != "none,bridge,host" {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if _, err := ParseNetworkModes("bridge,wifi"); err == nil {
+		t.Error("an unknown mode was accepted")
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{1 << 30: "1g", 20 << 20: "20m", 512 << 10: "512k", 1000: "1000"} {
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
