@@ -18,8 +18,10 @@ if [ -z "$socket" ]; then
 	dir=$(mktemp -d /tmp/podman-worker-example-XXXXXX)
 	socket="$dir/podman.sock"
 	echo "starting a private podman service at $socket" >&2
-	CONTAINERS_CONF="$PWD/testdata/containers.conf" podman --root "$dir/root" --runroot "$dir/runroot" \
-		--tmpdir "$dir/tmp" system service --time=0 "unix://$socket" >"$dir/service.log" 2>&1 &
+	# The service runs in its own folder: conmon may drop files in its
+	# working directory (an "oom" marker on cgroup v1).
+	(cd "$dir" && exec env CONTAINERS_CONF="$OLDPWD/testdata/containers.conf" podman --root "$dir/root" --runroot "$dir/runroot" \
+		--tmpdir "$dir/tmp" system service --time=0 "unix://$socket" >"$dir/service.log" 2>&1) &
 	service=$!
 	cleanup() {
 		podman --url "unix://$socket" rm -af -t 0 >/dev/null 2>&1 || true

@@ -204,6 +204,10 @@ func (s *Service) startLocked(ctx context.Context) error {
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf
+	// conmon (Podman 4.3 on cgroup v1) writes its OOM marker to a
+	// relative path "oom" in the service's working directory: keep it in
+	// the service's own folder rather than wherever the tests run.
+	cmd.Dir = s.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Own process group: a Ctrl-C on the terminal running `go test`
 		// reaches the test binary, which then stops the service properly,
