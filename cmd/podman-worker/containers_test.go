@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -281,5 +284,68 @@ func waitRunning(t *testing.T, w *worker, name string) {
 			t.Fatalf("container %s not running after 10 s", name)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunEntrypointAndVolumes(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := w.call("1", "run", fmt.Sprintf(`{"image":"localhost/busybox:latest","entrypoint":["/bin/cat"],"command":["/in/in.txt"],"volumes":[%q]}`, host+":/in:ro"))
+	if got := result(t, r)["stdout"]; got != "from the host" {
+		t.Errorf("entrypoint cat with a read-only volume: stdout %q", got)
+	}
+	r, _ = w.call("2", "run", fmt.Sprintf(`{"image":"localhost/busybox:latest","command":"echo x > /in/new.txt","volumes":[%q]}`, host+":/in:ro"))
+	if _, data := errorData(t, r); data["type"] != "ExecutionFailed" {
+		t.Errorf("writing to a read-only volume should fail: %v", r)
+	}
+}
+
+// ports publish a container port on the host (bridge network only).
+func TestCreateWithPublishedPort(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	r, _ := w.call("1", "create", `{"image":"localhost/busybox:latest","name":"web","network_mode":"bridge","ports":["127.0.0.1:18088:8080"],`+
+		`"command":["/bin/sh","-c","mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"]}`)
+	result(t, r)
+	defer w.call("9", "rm", `{"container":"web","force":true}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:18088/index.html")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "served\n" {
+				t.Errorf("GET through the published port: %q", body)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the published port never answered: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// SIGTERM while a run is in flight: the call is answered (cancelled), the
+// worker exits 0, and no container is left.
+func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	w.send(`{"jsonrpc":"2.0","id":"long","method":"run","params":` + runParams(`"name":"interrupted","timeout":60`, "sleep", "60") + `}`)
+	waitRunning(t, w, "interrupted")
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := w.next(30 * time.Second)
+	if !strings.Contains(line, `"id":"long"`) || !strings.Contains(line, "-32800") {
+		t.Errorf("the run in flight at SIGTERM answered %s", line)
+	}
+	if code := w.closeAndWait(30 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	w2 := startWorker(t, "--socket", podman.URI)
+	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "interrupted") {
+		t.Errorf("container left after SIGTERM: %v", r["result"])
 	}
 }
