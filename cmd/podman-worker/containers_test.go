@@ -259,29 +259,25 @@ func TestRunBadParams(t *testing.T) {
 // after the reply, off the caller's path).
 func waitGone(t *testing.T, w *worker, name string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		r, _ := w.call(fmt.Sprintf(`"gone-%s-%d"`, name, i), "ps", `{"all":true}`)
-		if !strings.Contains(fmt.Sprint(r["result"]), "name:"+name+" ") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container %s still listed 10 s later: %v", name, r["result"])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListed(t, w, name, `{"all":true}`, false)
 }
 
+// waitRunning polls ps until a running container has the name.
 func waitRunning(t *testing.T, w *worker, name string) {
+	t.Helper()
+	waitListed(t, w, name, "", true)
+}
+
+func waitListed(t *testing.T, w *worker, name, psParams string, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; i++ {
-		r, _ := w.call(fmt.Sprintf(`"running-%s-%d"`, name, i), "ps", "")
-		if strings.Contains(fmt.Sprint(r["result"]), "name:"+name+" ") {
+		r, _ := w.call(fmt.Sprintf(`"ps-%s-%d"`, name, i), "ps", psParams)
+		if strings.Contains(fmt.Sprint(r["result"]), "name:"+name+" ") == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("container %s not running after 10 s", name)
+			t.Fatalf("container %s listed=%v after 10 s, want %v: %v", name, !want, want, r["result"])
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
