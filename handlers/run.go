@@ -284,6 +284,12 @@ func (o *ownedSet) forget(id string) {
 	delete(o.ids, id)
 }
 
+func (o *ownedSet) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.ids)
+}
+
 func (o *ownedSet) autoRemove() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()

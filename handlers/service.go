@@ -24,20 +24,22 @@ type Options struct {
 	Policy limits.Policy
 	// MaxOutputBytes bounds each output stream a call returns (default 1 MiB).
 	MaxOutputBytes int
-	// WaitInterval is how often Podman checks whether a run's container
-	// exited (default 10ms; Podman's own default of 250ms would dominate
-	// every run).
-	WaitInterval time.Duration
+	// Calls and Load feed the metrics method: per-method figures, and the
+	// dispatcher's running and waiting calls.
+	Calls *rpc.Metrics
+	Load  func() rpc.Stats
 }
 
 // Service holds what handlers share: the warm Podman connection, the
 // policy, and the containers this worker owns.
 type Service struct {
-	podman       *Podman
-	log          zerolog.Logger
-	policy       limits.Policy
-	maxOutput    int
-	waitInterval time.Duration
+	podman    *Podman
+	log       zerolog.Logger
+	policy    limits.Policy
+	maxOutput int
+	calls     *rpc.Metrics
+	load      func() rpc.Stats
+	started   time.Time
 	// instance labels this worker's containers (LabelInstance).
 	instance string
 
@@ -53,20 +55,20 @@ func New(p *Podman, log zerolog.Logger, opts Options) *Service {
 	if opts.MaxOutputBytes <= 0 {
 		opts.MaxOutputBytes = 1 << 20
 	}
-	if opts.WaitInterval <= 0 {
-		opts.WaitInterval = 10 * time.Millisecond
-	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return &Service{
 		podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes,
-		waitInterval: opts.WaitInterval, instance: hex.EncodeToString(b),
+		calls: opts.Calls, load: opts.Load, started: time.Now(), instance: hex.EncodeToString(b),
 	}
 }
 
 // Methods lists every method the worker answers, in one place.
 func (s *Service) Methods() map[string]rpc.Method {
 	return map[string]rpc.Method{
+		// health.go: answer even when Podman does not
+		"health":  s.health,
+		"metrics": s.metrics,
 		// system.go
 		"ping":    podmanMethod(s, s.ping),
 		"version": podmanMethod(s, s.version),

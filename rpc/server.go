@@ -37,6 +37,9 @@ type Options struct {
 	Logger zerolog.Logger
 	// Observe, when set, is told about every finished call (for metrics).
 	Observe func(method string, took time.Duration, err *Error)
+	// Ready, when set, names a notification Serve sends before it reads
+	// anything, so a supervisor knows when to start sending.
+	Ready func() (method string, params any)
 }
 
 const (
@@ -135,6 +138,12 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		calls: s.calls,
 		atEOF: s.drain,
 	}
+	if s.opts.Ready != nil {
+		method, params := s.opts.Ready()
+		if err := s.Notify(method, params); err != nil {
+			return err
+		}
+	}
 	conn := jsonrpc2.NewConn(context.Background(), st, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
 	defer conn.Close()
 
@@ -196,7 +205,7 @@ func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Re
 	if !ok {
 		// LSP's convention: "$/" notifications a server does not know may be ignored.
 		if !req.Notif {
-			s.reply(conn, req, nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", req.Method))
+			s.finish(conn, req, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", req.Method), context.Background())
 		}
 		return
 	}
@@ -205,7 +214,7 @@ func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Re
 	if s.closing {
 		s.mu.Unlock()
 		if !req.Notif {
-			s.reply(conn, req, nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"))
+			s.finish(conn, req, time.Now(), nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"), context.Background())
 		}
 		return
 	}

@@ -498,3 +498,28 @@ func TestDecodeParamsEmbedded(t *testing.T) {
 		t.Errorf("type error in an embedded field: got %v, want it to name \"memory\"", err)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	m := NewMetrics()
+	for i := 1; i <= 100; i++ {
+		m.Observe("ping", time.Duration(i)*time.Millisecond, nil)
+	}
+	m.Observe("run", 5*time.Millisecond, Errorf(KindTimeout, "late"))
+	s := m.Snapshot()
+	if s.RequestsTotal != 101 || s.ErrorsTotal != 1 {
+		t.Errorf("totals: %+v", s)
+	}
+	if p := s.Methods["ping"]; p.Count != 100 || p.P50ms != 50 || p.P99ms != 99 || p.Errors != 0 {
+		t.Errorf("ping: %+v, want p50 50 and p99 99 over 1..100 ms", p)
+	}
+	if r := s.Methods["run"]; r.Count != 1 || r.Errors != 1 || r.P50ms != 5 {
+		t.Errorf("run: %+v", r)
+	}
+	// The window is bounded: old durations fall out.
+	for i := 0; i < window; i++ {
+		m.Observe("ping", time.Second, nil)
+	}
+	if p := m.Snapshot().Methods["ping"]; p.P50ms != 1000 || p.Count != 100+window {
+		t.Errorf("after a full window of 1 s calls: %+v", p)
+	}
+}

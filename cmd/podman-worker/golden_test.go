@@ -186,6 +186,9 @@ var (
 	reTmp     = regexp.MustCompile(`/tmp/(pw-|podman-worker-|Test)[A-Za-z0-9._-]*`) // host temp folders
 )
 
+// volatileKeys vary from run to run whatever the worker does.
+var volatileKeys = map[string]string{"pid": "<PID>", "latency_ms": "<MS>", "uptime_s": "<S>", "p50_ms": "<MS>", "p99_ms": "<MS>"}
+
 // sizeKeys hold byte counts; those of images differ with the busybox
 // build, while small ones (a file the session wrote) are kept.
 var sizeKeys = map[string]bool{"size": true, "Size": true, "VirtualSize": true, "space_reclaimed": true}
@@ -249,6 +252,9 @@ func (n *normalizer) value(key string, v any) any {
 		}
 		return x
 	case json.Number:
+		if placeholder, ok := volatileKeys[key]; ok {
+			return placeholder
+		}
 		if n, err := x.Int64(); sizeKeys[key] && (err != nil || n >= 4096) {
 			return "<SIZE>"
 		}

@@ -140,6 +140,9 @@ func (w *worker) next(timeout time.Duration) (string, bool) {
 // collecting the lines that came before it (notifications).
 func (w *worker) call(id, method, params string) (resp map[string]any, before []string) {
 	w.t.Helper()
+	if !json.Valid([]byte(id)) {
+		w.t.Fatalf("call: id %s is not JSON (quote string ids)", id)
+	}
 	req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"method":%q`, id, method)
 	if params != "" {
 		req += `,"params":` + params

@@ -43,12 +43,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Warn().Err(err).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
 	}
 
-	svc := handlers.New(podman, log, handlers.Options{Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes)})
+	calls := rpc.NewMetrics()
+	var server *rpc.Server
+	svc := handlers.New(podman, log, handlers.Options{
+		Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes),
+		Calls: calls, Load: func() rpc.Stats { return server.Stats() },
+	})
 	defer svc.Close()
-	server := rpc.NewServer(svc.Methods(), rpc.Options{
+	server = rpc.NewServer(svc.Methods(), rpc.Options{
 		MaxWorkers:   cfg.maxWorkers,
 		MaxLineBytes: int(cfg.maxLineBytes),
 		Logger:       log,
+		Observe:      calls.Observe,
+		Ready: func() (string, any) {
+			return "worker.ready", readyParams{Version: version, PID: os.Getpid(), Podman: svc.PodmanStatus(ctx)}
+		},
 	})
 	log.Info().Str("version", version).Str("socket", podman.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if err := server.Serve(ctx, stdin, stdout); err != nil {
@@ -61,6 +70,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Info().Msg("input closed; every call answered")
 	}
 	return 0
+}
+
+// readyParams is the worker.ready notification: the first line the worker
+// writes, once it can serve.
+type readyParams struct {
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	Podman  any    `json:"podman"`
 }
 
 // routeLogrus sends the bindings' logrus output into the worker's zerolog

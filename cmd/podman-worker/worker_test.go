@@ -24,8 +24,10 @@ func TestPingThroughAPipeExitsZero(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("exit: %v\nstderr:\n%s", err, stderr.String())
 	}
-	if got, want := stdout.String(), `{"jsonrpc":"2.0","id":1,"result":"Pong"}`+"\n"; got != want {
-		t.Errorf("stdout = %q, want %q", got, want)
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], `{"jsonrpc":"2.0","method":"worker.ready","params":{"version":`) ||
+		lines[1] != `{"jsonrpc":"2.0","id":1,"result":"Pong"}` {
+		t.Errorf("stdout = %q, want worker.ready then Pong", stdout.String())
 	}
 	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
 		if !json.Valid([]byte(line)) {
@@ -250,5 +252,86 @@ func TestSocketPrecedence(t *testing.T) {
 		if err != nil || cfg.socket != tt.want {
 			t.Errorf("flag %q env %v: socket %q (%v), want %q", tt.flag, tt.env, cfg.socket, err, tt.want)
 		}
+	}
+}
+
+// The first line is worker.ready, with the worker's and Podman's versions.
+func TestReadyComesFirst(t *testing.T) {
+	for _, tt := range []struct {
+		socket    string
+		connected bool
+	}{{podman.URI, true}, {"unix:///nonexistent/podman.sock", false}} {
+		w := startWorker(t, "--socket", tt.socket)
+		line, _ := w.next(30 * time.Second)
+		var n struct {
+			Method string `json:"method"`
+			Params struct {
+				Version string `json:"version"`
+				PID     int    `json:"pid"`
+				Podman  struct {
+					Connected bool   `json:"connected"`
+					Socket    string `json:"socket"`
+					Version   string `json:"version"`
+				} `json:"podman"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal([]byte(line), &n); err != nil || n.Method != "worker.ready" || n.Params.PID != w.cmd.Process.Pid ||
+			n.Params.Podman.Connected != tt.connected || n.Params.Podman.Socket != tt.socket || (tt.connected && n.Params.Podman.Version == "") {
+			t.Errorf("socket %s: first line %s", tt.socket, line)
+		}
+		r, _ := w.call("1", "health", "")
+		res := result(t, r)
+		if want := map[bool]string{true: "ok", false: "degraded"}[tt.connected]; res["status"] != want {
+			t.Errorf("socket %s: health %v, want %s", tt.socket, res, want)
+		}
+	}
+}
+
+// After 1,000 mixed calls the worker's goroutines and descriptors return
+// to their idle level: nothing leaks per call.
+func TestNoLeaksAfterManyCalls(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--max-workers", "8")
+	idle := func(id string) (goroutines, fds float64) {
+		r, _ := w.call(id, "metrics", "")
+		m := result(t, r)
+		return m["goroutines"].(float64), m["open_fds"].(float64)
+	}
+	w.call(`"warm"`, "run", runParams("", "true"))
+	time.Sleep(500 * time.Millisecond) // the warm-up's removal
+	g0, f0 := idle(`"before"`)
+	methods := []string{
+		`"method":"ping"`, `"method":"version"`, `"method":"images"`, `"method":"ps","params":{"all":true}`,
+		`"method":"exists","params":{"image":"nope"}`, `"method":"inspect","params":{"image":"nope"}`, `"method":"nope"`,
+	}
+	const n = 1000
+	for i := 0; i < n; i++ {
+		m := methods[i%len(methods)]
+		if i%50 == 0 {
+			m = `"method":"run","params":` + runParams("", "echo", "x")
+		}
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,%s}`, i, m))
+	}
+	for got := 0; got < n; {
+		if _, ok := w.next(2 * time.Minute); !ok {
+			t.Fatal("output closed")
+		}
+		got++
+	}
+	var g1, f1 float64
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 0; ; i++ {
+		g1, f1 = idle(fmt.Sprintf(`"after-%d"`, i))
+		if (g1 <= g0 && f1 <= f0) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if g1 > g0 || f1 > f0 {
+		t.Errorf("after %d calls: %v goroutines and %v fds, idle was %v and %v", n, g1, f1, g0, f0)
+	}
+	r, _ := w.call(`"final"`, "metrics", "")
+	m := result(t, r)
+	if m["owned_containers"] != float64(0) || m["requests_total"].(float64) < n {
+		t.Errorf("metrics after the burst: %v", m)
 	}
 }
