@@ -96,3 +96,22 @@ func openFDs() int {
 	}
 	return len(entries) - 1 // the descriptor ReadDir itself held open
 }
+
+type shutdownResult struct {
+	Status string `json:"status"`
+}
+
+// shutdownMethod answers, then shuts the worker down as SIGTERM does:
+// no new calls, the grace period for calls in flight, containers removed.
+func (s *Service) shutdownMethod(_ context.Context, raw json.RawMessage) (any, error) {
+	if err := rpc.DecodeParams(raw, &noParams{}); err != nil {
+		return nil, err
+	}
+	if s.shutdown == nil {
+		return nil, rpc.Errorf(rpc.KindUnavailable, "this worker cannot be shut down by a call")
+	}
+	// After this call's own reply: Shutdown waits for calls in flight,
+	// this one included.
+	go s.shutdown()
+	return shutdownResult{Status: "shutting down"}, nil
+}

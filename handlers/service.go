@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -28,6 +29,11 @@ type Options struct {
 	// dispatcher's running and waiting calls.
 	Calls *rpc.Metrics
 	Load  func() rpc.Stats
+	// RequestTimeout bounds every call that has no timeout of its own
+	// (default 30 s, the seed REST API's REQUEST_TIMEOUT).
+	RequestTimeout time.Duration
+	// Shutdown, when set, is what the shutdown method starts.
+	Shutdown func()
 }
 
 // Service holds what handlers share: the warm Podman connection, the
@@ -40,6 +46,8 @@ type Service struct {
 	calls     *rpc.Metrics
 	load      func() rpc.Stats
 	started   time.Time
+	timeout   time.Duration
+	shutdown  func()
 	// instance labels this worker's containers (LabelInstance).
 	instance string
 
@@ -55,11 +63,15 @@ func New(p *Podman, log zerolog.Logger, opts Options) *Service {
 	if opts.MaxOutputBytes <= 0 {
 		opts.MaxOutputBytes = 1 << 20
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return &Service{
 		podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes,
 		calls: opts.Calls, load: opts.Load, started: time.Now(), instance: hex.EncodeToString(b),
+		timeout: opts.RequestTimeout, shutdown: opts.Shutdown,
 	}
 }
 
@@ -67,8 +79,9 @@ func New(p *Podman, log zerolog.Logger, opts Options) *Service {
 func (s *Service) Methods() map[string]rpc.Method {
 	return map[string]rpc.Method{
 		// health.go: answer even when Podman does not
-		"health":  s.health,
-		"metrics": s.metrics,
+		"health":   s.health,
+		"metrics":  s.metrics,
+		"shutdown": s.shutdownMethod,
 		// system.go
 		"ping":    podmanMethod(s, s.ping),
 		"version": podmanMethod(s, s.version),
@@ -105,14 +118,31 @@ func podmanMethod[P any](s *Service, fn func(ctx context.Context, p P) (any, err
 		if err := rpc.DecodeParams(raw, &p); err != nil {
 			return nil, err
 		}
+		if _, own := any(&p).(ownTimeout); !own {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, s.timeout, errRequestTimeout)
+			defer cancel()
+		}
 		pctx, err := s.podman.Context(ctx)
 		if err != nil {
 			return nil, err
 		}
 		res, err := fn(pctx, p)
+		if err != nil && errors.Is(context.Cause(ctx), errRequestTimeout) {
+			return nil, rpc.Wrap(rpc.KindTimeout, err, "the call did not finish within the request timeout of %s (--request-timeout / REQUEST_TIMEOUT)", s.timeout)
+		}
 		return res, s.podman.fromPodman(err)
 	}
 }
+
+var errRequestTimeout = errors.New("request timeout")
+
+// ownTimeout marks params of methods that bound themselves (run's timeout)
+// or may legitimately run long (build); the request timeout skips them.
+type ownTimeout interface{ ownTimeout() }
+
+func (*runParams) ownTimeout()   {}
+func (*buildParams) ownTimeout() {}
 
 // noParams is the params of methods that take none; anything sent is refused.
 type noParams struct{}

@@ -77,6 +77,9 @@ type Server struct {
 	idle    *sync.Cond
 	running int // handler goroutines not yet finished
 	closing bool
+
+	shutdownOnce sync.Once
+	stopped      chan struct{} // closed once Shutdown has drained every call
 }
 
 // NewServer returns a Server for methods. The map is used as it is: one
@@ -98,9 +101,36 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 		workers: newFIFO(opts.MaxWorkers),
 		admit:   make(chan struct{}, opts.MaxWorkers+opts.MaxQueued),
 		calls:   newRegistry(),
+		stopped: make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
 	return s
+}
+
+// Shutdown stops taking calls (new ones are answered Unavailable), gives
+// the calls in flight up to grace to finish and be answered, then cancels
+// the rest with ErrShuttingDown and waits for their replies. Serve returns
+// once it is done, even if the input is still open. Calling it again has
+// no further effect.
+func (s *Server) Shutdown(grace time.Duration) {
+	s.shutdownOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		finished := make(chan struct{})
+		go func() {
+			s.drain()
+			close(finished)
+		}()
+		select {
+		case <-finished:
+		case <-time.After(grace):
+			s.log.Warn().Dur("grace", grace).Msg("calls still running after the grace period; cancelling them")
+			s.stopAll(ErrShuttingDown)
+			<-finished
+		}
+		close(s.stopped)
+	})
 }
 
 // Stats is a snapshot of the dispatcher's load.
@@ -149,6 +179,7 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 
 	select {
 	case <-conn.DisconnectNotify():
+	case <-s.stopped:
 	case <-ctx.Done():
 		s.mu.Lock()
 		s.closing = true

@@ -523,3 +523,43 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("after a full window of 1 s calls: %+v", p)
 	}
 }
+
+func TestShutdownGivesCallsTheirGracePeriod(t *testing.T) {
+	release := make(chan struct{})
+	methods := map[string]Method{
+		"quick": func(ctx context.Context, _ json.RawMessage) (any, error) {
+			select {
+			case <-release:
+				return "finished", nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+		"stuck": func(ctx context.Context, _ json.RawMessage) (any, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	}
+	in, w := io.Pipe()
+	defer w.Close()
+	var out syncBuffer
+	s := NewServer(methods, Options{Logger: zerolog.Nop()})
+	done := make(chan error)
+	go func() { done <- s.Serve(context.Background(), in, &out) }()
+	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":1,"method":"quick"}`)
+	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":2,"method":"stuck"}`)
+	waitFor(t, func() bool { return s.Stats().Busy == 2 })
+	go s.Shutdown(300 * time.Millisecond)
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.closing })
+	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":3,"method":"quick"}`) // arrives during the grace period
+	close(release)                                               // "quick" finishes within it
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after Shutdown, with the input still open")
+	}
+	got := summaries(t, out.lines())
+	if strings.Join(got, " ") != `1="finished" 2!-32800 3!-32003` {
+		t.Errorf("got %q: want the finished call answered, the stuck one cancelled after the grace period, and the late one refused", got)
+	}
+}

@@ -25,6 +25,8 @@ type config struct {
 	maxWorkers     int
 	maxLineBytes   int64
 	maxOutputBytes int64
+	requestTimeout time.Duration
+	shutdownGrace  time.Duration
 	policy         limits.Policy
 	logLevel       zerolog.Level
 	showVersion    bool
@@ -45,6 +47,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
 	maxWorkers := fs.String("max-workers", envOr("MAX_WORKERS", strconv.Itoa(rpc.DefaultMaxWorkers)), "calls run at once; more wait their turn (env MAX_WORKERS)")
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
+	requestTimeout := fs.String("request-timeout", envOr("REQUEST_TIMEOUT", "30s"), "bound on every call without a timeout of its own, e.g. 30s (env REQUEST_TIMEOUT; plain seconds accepted)")
+	shutdownGrace := fs.String("shutdown-grace", envOr("SHUTDOWN_GRACE", "10s"), "on SIGTERM, SIGINT or shutdown: how long calls in flight may finish before they are cancelled (env SHUTDOWN_GRACE)")
 	def := limits.DefaultPolicy()
 	maxOutput := fs.String("max-output-bytes", envOr("MAX_OUTPUT_BYTES", "1m"), "most output kept per stream of a run, exec or logs call (env MAX_OUTPUT_BYTES)")
 	maxMemory := fs.String("max-memory", envOr("MAX_MEMORY", limits.FormatBytes(def.MaxMemory)), "ceiling on a container's memory a caller may ask for (env MAX_MEMORY)")
@@ -83,6 +87,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 
 	if cfg.maxOutputBytes, err = limits.ParseBytes(*maxOutput); err != nil || cfg.maxOutputBytes > 1<<30 {
 		return nil, fmt.Errorf("--max-output-bytes / MAX_OUTPUT_BYTES: %q must be a size up to 1g such as 1m", *maxOutput)
+	}
+	if cfg.requestTimeout, err = parseSeconds(*requestTimeout); err != nil || cfg.requestTimeout <= 0 {
+		return nil, fmt.Errorf("--request-timeout / REQUEST_TIMEOUT: %q must be a positive duration such as 30s", *requestTimeout)
+	}
+	if cfg.shutdownGrace, err = parseSeconds(*shutdownGrace); err != nil || cfg.shutdownGrace < 0 {
+		return nil, fmt.Errorf("--shutdown-grace / SHUTDOWN_GRACE: %q must be a duration such as 10s", *shutdownGrace)
 	}
 	if cfg.policy, err = parsePolicy(*maxMemory, *maxCPUs, *maxTimeout, *maxPids, *networkModes); err != nil {
 		return nil, err
@@ -133,4 +143,13 @@ func parsePolicy(memory, cpus, timeout, pids, networks string) (limits.Policy, e
 		return p, fmt.Errorf("--network-modes / NETWORK_MODES: %v", err)
 	}
 	return p, nil
+}
+
+// parseSeconds reads a duration such as "30s", or plain seconds as the
+// seed's REQUEST_TIMEOUT=30 wrote it.
+func parseSeconds(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	return time.ParseDuration(s)
 }

@@ -327,7 +327,7 @@ func TestCreateWithPublishedPort(t *testing.T) {
 // SIGTERM while a run is in flight: the call is answered (cancelled), the
 // worker exits 0, and no container is left.
 func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", podman.URI, "--shutdown-grace", "1s")
 	w.send(`{"jsonrpc":"2.0","id":"long","method":"run","params":` + runParams(`"name":"interrupted","timeout":60`, "sleep", "60") + `}`)
 	waitRunning(t, w, "interrupted")
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -340,8 +340,72 @@ func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
 	if code := w.closeAndWait(30 * time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
+	if log := w.stderr.String(); !strings.Contains(log, `"signal":"terminated signal received"`) {
+		t.Errorf("the log does not say which signal arrived:\n%s", log)
+	}
 	w2 := startWorker(t, "--socket", podman.URI)
 	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "interrupted") {
 		t.Errorf("container left after SIGTERM: %v", r["result"])
 	}
+}
+
+// The shutdown method: calls in flight finish within the grace period and
+// are answered, later calls are refused, containers are removed, exit 0.
+func TestShutdownMethodIsGraceful(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--shutdown-grace", "20s")
+	w.send(`{"jsonrpc":"2.0","id":"run","method":"run","params":` + runParams(`"name":"finishing","timeout":30`, "/bin/sh", "-c", "sleep 2; echo done") + `}`)
+	waitRunning(t, w, "finishing")
+	w.send(`{"jsonrpc":"2.0","id":"bye","method":"shutdown"}`)
+	got := map[string]string{}
+	for len(got) < 3 {
+		line, ok := w.next(30 * time.Second)
+		if !ok {
+			break
+		}
+		var r struct {
+			ID string `json:"id"`
+		}
+		json.Unmarshal([]byte(line), &r)
+		got[r.ID] = line
+		if r.ID == "bye" {
+			w.send(`{"jsonrpc":"2.0","id":"late","method":"ping"}`)
+		}
+	}
+	if !strings.Contains(got["bye"], `"result":{"status":"shutting down"}`) || !strings.Contains(got["run"], `"stdout":"done\n"`) ||
+		!strings.Contains(got["late"], "-32003") {
+		t.Errorf("replies: %v; want the shutdown acknowledged, the run finished within the grace period and the late call refused", got)
+	}
+	if code := w.closeAndWait(30 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	w2 := startWorker(t, "--socket", podman.URI)
+	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "finishing") {
+		t.Errorf("container left after shutdown: %v", r["result"])
+	}
+}
+
+// A call without a timeout of its own is bounded by --request-timeout.
+func TestRequestTimeout(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--request-timeout", "1s")
+	result(t, mustCall(w, "1", "create", `{"image":"localhost/busybox:latest","name":"slowexec","command":["sleep","300"]}`))
+	defer w.call("9", "rm", `{"container":"slowexec","force":true}`)
+	start := time.Now()
+	r, _ := w.call("2", "exec", `{"name":"slowexec","command":["sleep","20"]}`)
+	msg, data := errorData(t, r)
+	if data["type"] != "Timeout" || data["status"] != float64(408) || !strings.Contains(msg, "--request-timeout") {
+		t.Errorf("got %q %v", msg, data)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a 1 s request timeout answered after %v", took)
+	}
+	// run has a timeout of its own: the request timeout does not cut it.
+	r, _ = w.call("3", "run", runParams(`"timeout":10`, "/bin/sh", "-c", "sleep 2; echo ok"))
+	if got := result(t, r)["stdout"]; got != "ok\n" {
+		t.Errorf("a 2 s run under a 1 s request timeout: %v", r)
+	}
+}
+
+func mustCall(w *worker, id, method, params string) map[string]any {
+	r, _ := w.call(id, method, params)
+	return r
 }

@@ -48,6 +48,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	svc := handlers.New(podman, log, handlers.Options{
 		Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes),
 		Calls: calls, Load: func() rpc.Stats { return server.Stats() },
+		RequestTimeout: cfg.requestTimeout,
+		Shutdown: func() {
+			log.Info().Dur("grace", cfg.shutdownGrace).Msg("shutdown requested by a call")
+			server.Shutdown(cfg.shutdownGrace)
+		},
 	})
 	defer svc.Close()
 	server = rpc.NewServer(svc.Methods(), rpc.Options{
@@ -60,15 +65,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		},
 	})
 	log.Info().Str("version", version).Str("socket", podman.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
-	if err := server.Serve(ctx, stdin, stdout); err != nil {
+	go func() {
+		<-ctx.Done()
+		// NotifyContext's cause names the signal: "terminated signal received".
+		log.Info().Str("signal", context.Cause(ctx).Error()).Dur("grace", cfg.shutdownGrace).Msg("shutting down")
+		server.Shutdown(cfg.shutdownGrace)
+	}()
+	// Serve's own context is not the signal's: a signal shuts down
+	// gracefully through Shutdown instead of cancelling every call at once.
+	if err := server.Serve(context.WithoutCancel(ctx), stdin, stdout); err != nil {
 		log.Error().Err(err).Msg("stopped")
 		return 1
 	}
-	if ctx.Err() != nil {
-		log.Info().Msg("stopped by a signal; calls in flight were cancelled and answered")
-	} else {
-		log.Info().Msg("input closed; every call answered")
-	}
+	log.Info().Msg("stopped; every call was answered")
 	return 0
 }
 
