@@ -21,7 +21,12 @@ var version = "dev"
 const DefaultSocket = "/run/podman/podman.sock"
 
 type config struct {
-	socket         string
+	socket string
+	// socketSet says the socket was configured (flag or environment);
+	// otherwise the default locations are tried, then an embedded service.
+	socketSet      bool
+	podmanRoot     string
+	podmanConf     string
 	maxWorkers     int
 	maxLineBytes   int64
 	maxOutputBytes int64
@@ -47,6 +52,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
 	maxWorkers := fs.String("max-workers", envOr("MAX_WORKERS", strconv.Itoa(rpc.DefaultMaxWorkers)), "calls run at once; more wait their turn (env MAX_WORKERS)")
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
+	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
+	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
 	requestTimeout := fs.String("request-timeout", envOr("REQUEST_TIMEOUT", "30s"), "bound on every call without a timeout of its own, e.g. 30s (env REQUEST_TIMEOUT; plain seconds accepted)")
 	shutdownGrace := fs.String("shutdown-grace", envOr("SHUTDOWN_GRACE", "10s"), "on SIGTERM, SIGINT or shutdown: how long calls in flight may finish before they are cancelled (env SHUTDOWN_GRACE)")
 	def := limits.DefaultPolicy()
@@ -72,6 +79,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 
 	cfg := &config{showVersion: *showVersion}
 	cfg.socket = firstNonEmpty(*socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
+	cfg.socketSet = *socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
+	cfg.podmanRoot, cfg.podmanConf = *podmanRoot, *podmanConf
 
 	n, err := strconv.Atoi(*maxWorkers)
 	if err != nil || n < 1 || n > 1024 {
@@ -152,4 +161,15 @@ func parseSeconds(s string) (time.Duration, error) {
 		return time.Duration(n * float64(time.Second)), nil
 	}
 	return time.ParseDuration(s)
+}
+
+// defaultRoot is where an embedded service keeps its images between runs.
+func defaultRoot(getenv func(string) string) string {
+	if getenv("USER") == "root" || getenv("HOME") == "/root" {
+		return "/var/lib/podman-worker"
+	}
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return d + "/podman-worker"
+	}
+	return getenv("HOME") + "/.local/share/podman-worker"
 }

@@ -34,7 +34,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	log := zerolog.New(stderr).Level(cfg.logLevel).With().Timestamp().Logger()
 	routeLogrus(log)
 
-	podman, err := handlers.NewPodman(cfg.socket, cfg.maxWorkers, log)
+	socket := cfg.socket
+	if !cfg.socketSet {
+		socket = ""
+		for _, candidate := range defaultSockets(os.Getenv) {
+			if answers(candidate) {
+				socket = candidate
+				break
+			}
+		}
+		if socket == "" {
+			embedded, err := startEmbedded(ctx, cfg.podmanRoot, cfg.podmanConf, log)
+			if err != nil {
+				// Serve anyway: calls answer Unavailable naming the socket.
+				log.Error().Err(err).Msg("no podman service: calls that need it will fail")
+				socket = DefaultSocket
+			} else {
+				socket = "unix://" + embedded.socket
+				defer embedded.stop() // after svc.Close below has removed its containers
+			}
+		}
+	}
+	podman, err := handlers.NewPodman(socket, cfg.maxWorkers, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "podman-worker: --socket: %v\n", err)
 		return 2

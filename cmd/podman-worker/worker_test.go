@@ -335,3 +335,52 @@ func TestNoLeaksAfterManyCalls(t *testing.T) {
 		t.Errorf("metrics after the burst: %v", m)
 	}
 }
+
+// With no socket configured and none answering at the default locations,
+// the worker starts its own Podman service, serves through it, and stops
+// it when it exits.
+func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
+	if answers(DefaultSocket) {
+		t.Skipf("a Podman service answers at %s on this machine, so the worker would rightly use it", DefaultSocket)
+	}
+	root, err := os.MkdirTemp("/tmp", "pw-embed-") // short: the socket path must stay under 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	cmd := exec.Command(workerBin, "--podman-root", root, "--podman-conf", filepath.Join(repoRoot, "testdata", "containers.conf"))
+	cmd.Env = append(withoutEnv("PODMAN_SOCKET_PATH", "CONTAINER_HOST"), "XDG_RUNTIME_DIR="+t.TempDir())
+	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"version"}` + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"connected":true`) || !strings.Contains(lines[0], `"socket":"unix://`+root+"/") ||
+		!strings.Contains(lines[1], `"id":1,"result":"`) {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped the embedded podman service") {
+		t.Errorf("the embedded service was not stopped:\n%s", stderr.String())
+	}
+	if out, _ := exec.Command("pgrep", "-f", root).Output(); len(out) > 0 {
+		t.Errorf("processes still running for %s: %s", root, out)
+	}
+}
+
+func withoutEnv(names ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		keep := true
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
