@@ -35,6 +35,8 @@ type config struct {
 	policy         limits.Policy
 	logLevel       zerolog.Level
 	showVersion    bool
+	// cliArgs, when set, is one seed CLI command to run instead of serving.
+	cliArgs []string
 }
 
 // parseConfig reads flags, falling back to environment variables, so a
@@ -67,17 +69,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	debug := fs.Bool("debug", false, "same as --log-level debug (env DEBUG=true)")
 	showVersion := fs.Bool("version", false, "print the worker's version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: podman-worker [flags]\n\nSpeaks newline-delimited JSON-RPC 2.0 on stdin/stdout; logs JSON on stderr. See protocol.md.\n\nFlags:\n")
+		fmt.Fprintf(usage, "Usage: podman-worker [flags]            serve JSON-RPC 2.0 on stdin/stdout (see protocol.md)\n"+
+			"       podman-worker [flags] COMMAND ...  run one command of the per-call CLI and print its envelope:\n"+
+			"                                          version ping info build images exists inspect rmi prune run ps kill rm\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-
-	cfg := &config{showVersion: *showVersion}
+	cfg := &config{showVersion: *showVersion, cliArgs: fs.Args()}
 	cfg.socket = firstNonEmpty(*socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
 	cfg.socketSet = *socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
 	cfg.podmanRoot, cfg.podmanConf = *podmanRoot, *podmanConf

@@ -32,6 +32,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	log := zerolog.New(stderr).Level(cfg.logLevel).With().Timestamp().Logger()
+	if len(cfg.cliArgs) > 0 && cfg.logLevel > zerolog.DebugLevel {
+		// The per-call CLI's callers parse stderr as its error envelope.
+		log = zerolog.Nop()
+	}
 	routeLogrus(log)
 
 	socket := cfg.socket
@@ -86,6 +90,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		},
 	})
 	log.Info().Str("version", version).Str("socket", podman.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
+	if len(cfg.cliArgs) > 0 {
+		return runCLI(ctx, svc.Methods(), cfg.cliArgs, stdout, stderr)
+	}
 	go func() {
 		<-ctx.Done()
 		// NotifyContext's cause names the signal: "terminated signal received".

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/podman-worker/podman-worker/handlers/podmantest"
+)
+
+// TestCLIGolden runs every command of the seed's per-call CLI through the
+// built binary, one process per command as the backend does today, and
+// compares exit codes, stdout and stderr (normalized) with
+// testdata/golden-cli/*.txtar. Section "commands" holds one command line
+// per line (single quotes group words); -update rewrites section "out".
+func TestCLIGolden(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden-cli", "*.txtar"))
+	if len(files) == 0 {
+		t.Fatal("no files under testdata/golden-cli")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ar := parseTxtar(data)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			svc, err := podmantest.Start(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Stop()
+			if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
+				t.Fatal(err)
+			}
+			vars := strings.NewReplacer("$BUSYBOX", podmantest.BusyboxImage, "$TESTDATA", filepath.Join(repoRoot, "testdata"))
+			norm := newNormalizer(parseSettings(ar.comment), svc.URI)
+			var out strings.Builder
+			for _, line := range strings.Split(string(ar.files["commands"]), "\n") {
+				if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				cmd := exec.Command(workerBin, append([]string{"--socket", svc.URI}, shellWords(vars.Replace(line))...)...)
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				cmd.Run()
+				fmt.Fprintf(&out, "$ %s\nexit %d\n", line, cmd.ProcessState.ExitCode())
+				for _, s := range []struct{ name, text string }{{"stdout", stdout.String()}, {"stderr", stderr.String()}} {
+					for _, l := range strings.Split(strings.TrimSpace(s.text), "\n") {
+						if l != "" {
+							n, _ := norm.line(t, l)
+							fmt.Fprintf(&out, "%s: %s\n", s.name, n)
+						}
+					}
+				}
+			}
+			if *update {
+				ar.files["out"] = []byte(out.String())
+				if !contains(ar.names, "out") {
+					ar.names = append(ar.names, "out")
+				}
+				if err := os.WriteFile(file, ar.format(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if want := string(ar.files["out"]); out.String() != want {
+				t.Errorf("%s differs (-update rewrites it after review)\n%s", filepath.Base(file), lineDiff(want, out.String()))
+			}
+		})
+	}
+}
+
+// shellWords splits a command line on spaces, keeping 'single-quoted' words whole.
+func shellWords(s string) []string {
+	var words []string
+	var cur strings.Builder
+	quoted, inWord := false, false
+	for _, r := range s {
+		switch {
+		case r == '\'':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
