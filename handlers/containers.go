@@ -176,6 +176,9 @@ func (s *Service) killMethod(ctx context.Context, p killParams) (any, error) {
 		return nil, err
 	}
 	if err := containers.Kill(ctx, p.Container, new(containers.KillOptions).WithSignal(sig)); err != nil {
+		if e := s.podman.fromPodman(err); rpc.AsError(e).Kind == rpc.KindConflict {
+			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
+		}
 		return nil, err
 	}
 	return messageResult{ContainerID: p.Container, Message: "Container killed with signal " + sig}, nil
