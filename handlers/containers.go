@@ -43,6 +43,9 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if _, err := checkName("name", p.Name); err != nil {
 		return nil, err
 	}
+	if err := s.owned.awaitRemoval(ctx, p.Name); err != nil {
+		return nil, err
+	}
 	g, err := s.specFor(containerConfig{
 		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
 		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res,
@@ -206,7 +209,11 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 	if target == "" || (p.Container != "" && p.Name != "" && p.Container != p.Name) {
 		return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: give the container as "container" (or "name"), once`).With("field", "container")
 	}
-	reports, err := containers.Remove(ctx, target, new(containers.RemoveOptions).WithForce(p.Force))
+	opts := new(containers.RemoveOptions).WithForce(p.Force)
+	if p.Force {
+		opts.WithTimeout(0) // the seed's --force kills at once, not after a 10 s stop timeout
+	}
+	reports, err := containers.Remove(ctx, target, opts)
 	if err != nil {
 		return nil, err
 	}

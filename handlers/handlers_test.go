@@ -92,3 +92,18 @@ func TestImageID(t *testing.T) {
 		}
 	}
 }
+
+func TestCappedKeepsWholeCharacters(t *testing.T) {
+	c := &capped{max: 5}
+	c.Write([]byte("abcd"))
+	c.Write([]byte("é and more")) // é is 2 bytes: only 1 byte of room left
+	c.Write([]byte("x"))
+	if got := c.String(); got != "abcd" || !c.cut {
+		t.Errorf("got %q (cut %v), want \"abcd\" and cut", got, c.cut)
+	}
+	c = &capped{max: 6}
+	c.Write([]byte("abcdé!"))
+	if got := c.String(); got != "abcdé" {
+		t.Errorf("got %q, want the whole é kept", got)
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/errorhandling"
 
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -72,6 +74,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}
 	autoRemove := p.AutoRemove == nil || *p.AutoRemove
 
+	if err := s.owned.awaitRemoval(ctx, name); err != nil {
+		return nil, err
+	}
 	created, err := containers.CreateWithSpec(ctx, g, nil)
 	if err != nil {
 		return nil, err
@@ -82,7 +87,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	// timeout, a cancel and a normal exit all leave nothing behind.
 	defer func() {
 		if autoRemove {
-			s.removeLater(id)
+			s.removeLater(id, name)
 		} else {
 			s.owned.forget(id)
 		}
@@ -91,11 +96,19 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 	stdout, stderr := &capped{max: s.maxOutput}, &capped{max: s.maxOutput}
+	// Attaching makes Podman create the container's process (runc
+	// create), so a command that cannot run fails here, or else at start.
 	ended, err := s.attach(deadline, id, stdout, stderr)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = containers.Start(ctx, id, nil)
 	}
-	if err := containers.Start(ctx, id, nil); err != nil {
+	if err != nil {
+		if code, ok := unstartable(err); ok {
+			// As `podman run` does: 127 for a command that does not
+			// exist, 126 for one that cannot be executed.
+			return nil, rpc.Wrap(rpc.KindExecutionFailed, err, "Container execution failed: %s", podmanCause(err)).
+				With("exit_code", code).With("stdout", "").With("stderr", "").With("container_id", id)
+		}
 		return nil, err
 	}
 	state, err := s.awaitExit(deadline, id, ended)
@@ -122,6 +135,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}
 	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
 		With("exit_code", state.ExitCode).With("stdout", result.Stdout).With("stderr", result.Stderr).With("container_id", id)
+	if len(result.Truncated) > 0 {
+		e.With("truncated", result.Truncated)
+	}
 	if oomKilled(state) {
 		e.Message = fmt.Sprintf("Container execution failed: the function ran out of memory (memory limit %s) and was killed", limits.FormatBytes(res.Memory))
 		e.With("oom_killed", true)
@@ -201,6 +217,30 @@ func oomKilled(st *define.InspectContainerState) bool {
 	return st.OOMKilled || st.ExitCode == 137
 }
 
+// unstartable reads the exit code `podman run` gives when the runtime could
+// not start the command at all.
+func unstartable(err error) (int, bool) {
+	var model *errorhandling.ErrorModel
+	if !errors.As(err, &model) {
+		return 0, false
+	}
+	switch model.Because {
+	case define.ErrOCIRuntimeNotFound.Error():
+		return 127, true
+	case define.ErrOCIRuntimePermissionDenied.Error():
+		return 126, true
+	}
+	return 0, false
+}
+
+func podmanCause(err error) string {
+	var model *errorhandling.ErrorModel
+	if errors.As(err, &model) && model.Because != "" {
+		return model.Because
+	}
+	return err.Error()
+}
+
 func truncated(stdout, stderr *capped) []string {
 	var out []string
 	if stdout.cut {
@@ -223,10 +263,14 @@ func (s *Service) kill(id string) {
 }
 
 // removeLater removes a container in the background; Close waits for it.
-func (s *Service) removeLater(id string) {
+// Until it is gone its name stays reserved (awaitRemoval), so a caller who
+// reuses the name at once does not get a name conflict.
+func (s *Service) removeLater(id, name string) {
 	s.removals.Add(1)
+	done := s.owned.removing(name)
 	go func() {
 		defer s.removals.Done()
+		defer done()
 		s.remove(id)
 	}()
 }
@@ -248,7 +292,7 @@ func (s *Service) remove(id string) {
 func (s *Service) Close() {
 	for _, id := range s.owned.autoRemove() {
 		s.kill(id)
-		s.removeLater(id)
+		s.removeLater(id, "")
 	}
 	s.removals.Wait()
 }
@@ -267,6 +311,46 @@ func isGone(err error) bool {
 type ownedSet struct {
 	mu  sync.Mutex
 	ids map[string]bool // id -> auto-remove
+	// pending holds the names of containers being removed, closed once gone.
+	pending map[string]chan struct{}
+}
+
+// removing reserves name until the returned func is called.
+func (o *ownedSet) removing(name string) func() {
+	if name == "" {
+		return func() {}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending == nil {
+		o.pending = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	o.pending[name] = ch
+	return func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.pending[name] == ch {
+			delete(o.pending, name)
+		}
+		close(ch)
+	}
+}
+
+// awaitRemoval waits until no container of this name is being removed.
+func (o *ownedSet) awaitRemoval(ctx context.Context, name string) error {
+	o.mu.Lock()
+	ch := o.pending[name]
+	o.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (o *ownedSet) add(id string, autoRemove bool) {
@@ -356,9 +440,22 @@ type capped struct {
 func (c *capped) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.cut {
+		return len(p), nil
+	}
 	b := p
 	if room := c.max - c.buf.Len(); len(b) > room {
 		b = b[:max(room, 0)]
+		// Cut before a character the cap would split, so the kept text
+		// stays valid UTF-8.
+		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					b = b[:i]
+				}
+				break
+			}
+		}
 		c.cut = true
 	}
 	c.buf.Write(b)

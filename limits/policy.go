@@ -15,7 +15,6 @@ import (
 // pids limit. A caller may ask for other values only within the Policy.
 const (
 	DefaultMemory      = "20m"
-	DefaultMemorySwap  = "20m"
 	DefaultCPUs        = 0.5
 	DefaultTimeout     = 5 * time.Second
 	DefaultPids        = 128
@@ -78,12 +77,13 @@ func (p Policy) Resolve(r Request, withTimeout bool) (Resources, error) {
 	if res.Memory, err = size("memory", r.Memory, DefaultMemory, p.MaxMemory); err != nil {
 		return res, err
 	}
-	swapDefault := DefaultMemorySwap
-	if r.Memory != "" && r.MemorySwap == "" {
-		swapDefault = r.Memory // no swap unless asked for
-	}
-	if res.MemorySwap, err = size("memory_swap", r.MemorySwap, swapDefault, math.MaxInt64); err != nil {
-		return res, err
+	// No swap unless asked for: memory_swap defaults to memory, the seed's
+	// 20m/20m.
+	res.MemorySwap = res.Memory
+	if r.MemorySwap != "" {
+		if res.MemorySwap, err = size("memory_swap", r.MemorySwap, "", math.MaxInt64); err != nil {
+			return res, err
+		}
 	}
 	if res.MemorySwap < res.Memory {
 		return res, invalid("memory_swap", "%q is below memory (%s): memory_swap is memory plus swap, so it must be at least memory", r.MemorySwap, r.Memory)
@@ -110,7 +110,9 @@ func (p Policy) Resolve(r Request, withTimeout bool) (Resources, error) {
 
 func size(field, v, def string, ceiling int64) (int64, error) {
 	if v == "" {
-		v = def
+		// A default never exceeds the operator's ceiling.
+		n, _ := ParseBytes(def)
+		return min(n, ceiling), nil
 	}
 	n, err := ParseBytes(v)
 	if err != nil {
@@ -128,7 +130,7 @@ func size(field, v, def string, ceiling int64) (int64, error) {
 
 func cpus(v json.Number, ceiling float64) (float64, error) {
 	if v == "" {
-		return DefaultCPUs, nil
+		return min(DefaultCPUs, ceiling), nil
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -145,7 +147,7 @@ func cpus(v json.Number, ceiling float64) (float64, error) {
 
 func timeout(v json.Number, ceiling time.Duration) (time.Duration, error) {
 	if v == "" {
-		return DefaultTimeout, nil
+		return min(DefaultTimeout, ceiling), nil
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {

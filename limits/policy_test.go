@@ -92,3 +92,15 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// Defaults never exceed a ceiling an operator set lower.
+func TestDefaultsRespectLowerCeilings(t *testing.T) {
+	p := Policy{MaxMemory: 10 << 20, MaxCPUs: 0.25, MaxTimeout: 2 * time.Second, MaxPids: 16, NetworkModes: []string{"none"}}
+	res, err := p.Resolve(Request{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Memory != 10<<20 || res.MemorySwap != 10<<20 || res.CPUs != 0.25 || res.Timeout != 2*time.Second || res.Pids != 16 {
+		t.Errorf("defaults under low ceilings: %+v", res)
+	}
+}

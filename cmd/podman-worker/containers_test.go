@@ -124,10 +124,15 @@ func TestRunFailures(t *testing.T) {
 		t.Errorf("missing image: %v", data)
 	}
 	r, _ = w.call("4", "run", runParams(`"name":"nostart"`, "/no/such/program"))
-	if _, data := errorData(t, r); data == nil {
-		t.Errorf("a command that cannot start: %v", r)
+	if _, data := errorData(t, r); data["type"] != "ExecutionFailed" || data["exit_code"] != float64(127) {
+		t.Errorf("a command that does not exist: %v, want ExecutionFailed with exit 127 as podman run gives", r)
 	}
 	waitGone(t, w, "nostart")
+	r, _ = w.call("5", "run", runParams(`"name":"noexec"`, "/etc/passwd"))
+	if _, data := errorData(t, r); data["type"] != "ExecutionFailed" || data["exit_code"] != float64(126) {
+		t.Errorf("a command that is not executable: %v, want exit 126", r)
+	}
+	waitGone(t, w, "noexec")
 }
 
 // A timeout kills within a second of its deadline and leaves nothing behind.
@@ -408,4 +413,15 @@ func TestRequestTimeout(t *testing.T) {
 func mustCall(w *worker, id, method, params string) map[string]any {
 	r, _ := w.call(id, method, params)
 	return r
+}
+
+// Removal runs after the reply; reusing the name at once must still work.
+func TestRunNameReusedAtOnce(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	for i := 0; i < 5; i++ {
+		r, _ := w.call(fmt.Sprint(i), "run", runParams(`"name":"same-name"`, "echo", fmt.Sprint(i)))
+		if got := result(t, r)["stdout"]; got != fmt.Sprintf("%d\n", i) {
+			t.Fatalf("run %d with a reused name: %v", i, r)
+		}
+	}
 }

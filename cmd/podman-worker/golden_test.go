@@ -84,7 +84,7 @@ func runGolden(t *testing.T, file string) {
 		socket = "unix:///nonexistent/podman.sock"
 	}
 	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(settings["args"])...)
-	w := startWorker(t, args...)
+	w := startWorkerRaw(t, args...)
 
 	vars := strings.NewReplacer("$BUSYBOX", "localhost/busybox:latest", "$TESTDATA", filepath.Join(repoRoot, "testdata"), "$SOCKET", socket)
 	var got []string

@@ -76,6 +76,7 @@ func testMain(m *testing.M) int {
 // worker is a running worker process with its stdout read line by line.
 type worker struct {
 	t      testing.TB
+	ready  string // the worker.ready line
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
@@ -83,7 +84,21 @@ type worker struct {
 	done   chan error
 }
 
+// startWorker starts the worker and reads its first line, which must be
+// the worker.ready notification (kept in w.ready).
 func startWorker(t testing.TB, args ...string) *worker {
+	t.Helper()
+	w := startWorkerRaw(t, args...)
+	line, ok := w.next(time.Minute)
+	if !ok || !strings.Contains(line, `"method":"worker.ready"`) {
+		t.Fatalf("the first line is not worker.ready: %q", line)
+	}
+	w.ready = line
+	return w
+}
+
+// startWorkerRaw starts the worker and leaves all of its output to the test.
+func startWorkerRaw(t testing.TB, args ...string) *worker {
 	t.Helper()
 	cmd := exec.Command(workerBin, args...)
 	stdin, err := cmd.StdinPipe()

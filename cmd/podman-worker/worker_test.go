@@ -262,7 +262,7 @@ func TestReadyComesFirst(t *testing.T) {
 		connected bool
 	}{{podman.URI, true}, {"unix:///nonexistent/podman.sock", false}} {
 		w := startWorker(t, "--socket", tt.socket)
-		line, _ := w.next(30 * time.Second)
+		line := w.ready
 		var n struct {
 			Method string `json:"method"`
 			Params struct {
