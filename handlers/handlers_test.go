@@ -107,3 +107,21 @@ func TestCappedKeepsWholeCharacters(t *testing.T) {
 		t.Errorf("got %q, want the whole é kept", got)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"name":"svc","username":"bob","password":"s3cret"}`, `{"name":"svc","password":"***","username":"bob"}`},
+		{`{"image":"x","env":{"TOKEN":"abc","MODE":"t"}}`, `{"env":{"MODE":"***","TOKEN":"***"},"image":"x"}`},
+		{`{"image":"x","env":["TOKEN=abc","BARE"]}`, `{"env":["TOKEN=***","BARE=***"],"image":"x"}`},
+		{`{"image":"x","environment":{"K":"v"}}`, `{"environment":{"K":"***"},"image":"x"}`},
+		{`{"context":"/c","build_args":["API_KEY=k"]}`, `{"build_args":["API_KEY=***"],"context":"/c"}`},
+		{`{"name":"svc","dest_path":"/k","content":"private key"}`, `{"content":"*** (11 bytes)","dest_path":"/k","name":"svc"}`},
+		{`[{"password":"p"}]`, `[{"password":"***"}]`},
+		{`{"image":"x","command":"echo hi"}`, `{"command":"echo hi","image":"x"}`},
+	}
+	for _, tt := range tests {
+		if got := string(Redact("m", json.RawMessage(tt.in))); got != tt.want {
+			t.Errorf("Redact(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

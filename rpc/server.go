@@ -37,6 +37,9 @@ type Options struct {
 	Logger zerolog.Logger
 	// Observe, when set, is told about every finished call (for metrics).
 	Observe func(method string, took time.Duration, err *Error)
+	// Redact, when set, makes a call's params safe to log; at debug level
+	// each call's log line carries what it returns.
+	Redact func(method string, params json.RawMessage) json.RawMessage
 	// Ready, when set, names a notification Serve sends before it reads
 	// anything, so a supervisor knows when to start sending.
 	Ready func() (method string, params any)
@@ -327,6 +330,9 @@ func (s *Server) finish(conn *jsonrpc2.Conn, req *jsonrpc2.Request, start time.T
 	}
 	if !req.Notif {
 		ev = ev.RawJSON("id", s.calls.callerID(req.ID.Num))
+	}
+	if s.opts.Redact != nil && req.Params != nil && s.log.GetLevel() <= zerolog.DebugLevel {
+		ev = ev.RawJSON("params", s.opts.Redact(req.Method, *req.Params))
 	}
 	ev.Str("method", req.Method).Float64("duration_ms", float64(took.Microseconds())/1000).Msg("call")
 	if s.opts.Observe != nil {

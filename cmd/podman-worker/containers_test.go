@@ -425,3 +425,27 @@ func TestRunNameReusedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// At debug level each call's log line carries its params, with every
+// secret replaced: nothing secret is logged at any level.
+func TestSecretsNeverLogged(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--debug")
+	result(t, mustCall(w, "1", "create", `{"image":"localhost/busybox:latest","name":"secrets","command":["sleep","300"],"environment":{"TOKEN":"SECRET-env-create"}}`))
+	result(t, mustCall(w, "2", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password"}`))
+	mustCall(w, "3", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password-again"}`) // fails: exists
+	result(t, mustCall(w, "4", "add_file", `{"name":"secrets","dest_path":"/tmp/key","content":"SECRET-file"}`))
+	result(t, mustCall(w, "5", "run", runParams(`"env":["TOKEN=SECRET-env-run"]`, "true")))
+	result(t, mustCall(w, "6", "rm", `{"container":"secrets","force":true}`))
+	w.closeAndWait(30 * time.Second)
+	log := w.stderr.String()
+	if !strings.Contains(log, `"params":`) {
+		t.Fatalf("debug logging carries no params:\n%s", log)
+	}
+	if strings.Contains(log, "SECRET") {
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, "SECRET") {
+				t.Errorf("a secret reached the log: %s", l)
+			}
+		}
+	}
+}

@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		MaxLineBytes: int(cfg.maxLineBytes),
 		Logger:       log,
 		Observe:      calls.Observe,
+		Redact:       handlers.Redact,
 		Ready: func() (string, any) {
 			return "worker.ready", readyParams{Version: version, PID: os.Getpid(), Podman: svc.PodmanStatus(ctx)}
 		},
