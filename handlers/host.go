@@ -240,7 +240,11 @@ func attachConnection(ctx context.Context) (context.Context, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	base, ok := shared.Client.Transport.(*http.Transport)
+	rt := shared.Client.Transport
+	if nb, ok := rt.(*noBlindRetry); ok {
+		rt = nb.next
+	}
+	base, ok := rt.(*http.Transport)
 	if !ok || base.DialContext == nil {
 		return nil, nil, fmt.Errorf("the Podman connection has an unexpected transport %T", shared.Client.Transport)
 	}

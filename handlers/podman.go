@@ -140,7 +140,7 @@ func (p *Podman) tune(conn context.Context) {
 		return
 	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	client.Client.Transport = &http.Transport{
+	client.Client.Transport = &noBlindRetry{next: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, "unix", p.path)
 			if err != nil && ctx.Err() == nil {
@@ -151,11 +151,12 @@ func (p *Podman) tune(conn context.Context) {
 		DisableCompression:  true,
 		MaxIdleConns:        p.maxConns * 2,
 		MaxIdleConnsPerHost: p.maxConns * 2,
-		// Podman's service closes idle connections on its own schedule;
-		// dialing a unix socket is cheap, so idle ones are dropped early
-		// rather than risk sending a request on one the service is closing.
-		IdleConnTimeout: 2 * time.Second,
-	}
+		// A socket-activated service closes idle connections after twice
+		// its idle timeout (at least 1 s) and may exit. Dialing a unix
+		// socket costs microseconds, so idle connections are dropped
+		// before that rather than risk a request on one being closed.
+		IdleConnTimeout: time.Second,
+	}}
 }
 
 func (p *Podman) unavailable(err error) *rpc.Error {

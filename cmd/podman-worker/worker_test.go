@@ -384,3 +384,40 @@ func withoutEnv(names ...string) []string {
 	}
 	return out
 }
+
+// A socket-activated Podman (podman.socket) exits after its idle timeout
+// and is started again by the next connection. Calls after 10 s of
+// idleness, reads and writes alike, must succeed without a worker restart.
+func TestCallsAfterIdleSocketActivatedService(t *testing.T) {
+	svc, err := podmantest.StartActivated("2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, "--socket", svc.URI)
+	result(t, mustCall(w, `"before"`, "run", runParams("", "echo", "before")))
+
+	time.Sleep(10 * time.Second)
+	if err := svc.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	starts := svc.Starts()
+	for i, c := range []struct{ method, params string }{
+		{"ping", ""}, {"images", ""}, {"run", runParams("", "echo", "after")},
+		{"create", `{"image":"localhost/busybox:latest","name":"after-idle","command":["sleep","60"]}`},
+		{"rm", `{"container":"after-idle","force":true}`},
+	} {
+		r, _ := w.call(fmt.Sprint(i), c.method, c.params)
+		if r["error"] != nil {
+			t.Errorf("%s after 10 s of idleness: %v", c.method, r["error"])
+		}
+	}
+	if svc.Starts() <= starts {
+		t.Errorf("the calls did not go through a newly started service (%d starts)", svc.Starts())
+	}
+}
