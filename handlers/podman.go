@@ -94,7 +94,13 @@ func (p *Podman) Context(ctx context.Context) (context.Context, error) {
 			p.down.Store(true)
 			return nil, p.unavailable(err)
 		}
-		conn, err := bindings.NewConnection(context.WithoutCancel(ctx), p.uri)
+		// Bounded: a service that accepts connections but never answers
+		// would otherwise hold the lock, and every call behind it, forever.
+		// Only the connection's values are used afterwards, so its
+		// context ending later does not matter.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		conn, err := bindings.NewConnection(cctx, p.uri)
+		cancel()
 		if err != nil {
 			p.down.Store(true)
 			return nil, p.unavailable(err)

@@ -86,7 +86,7 @@ func (p Policy) Resolve(r Request, withTimeout bool) (Resources, error) {
 		}
 	}
 	if res.MemorySwap < res.Memory {
-		return res, invalid("memory_swap", "%q is below memory (%s): memory_swap is memory plus swap, so it must be at least memory", r.MemorySwap, r.Memory)
+		return res, invalid("memory_swap", "%q is below memory (%s): memory_swap is memory plus swap, so it must be at least memory", r.MemorySwap, FormatBytes(res.Memory))
 	}
 	if res.CPUs, err = cpus(r.CPUs, p.MaxCPUs); err != nil {
 		return res, err

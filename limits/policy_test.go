@@ -104,3 +104,11 @@ func TestDefaultsRespectLowerCeilings(t *testing.T) {
 		t.Errorf("defaults under low ceilings: %+v", res)
 	}
 }
+
+// Regression: the message named the memory the caller sent, empty when defaulted.
+func TestSwapBelowDefaultMemoryNamesIt(t *testing.T) {
+	_, err := DefaultPolicy().Resolve(Request{MemorySwap: "10m"}, true)
+	if err == nil || !strings.Contains(err.Error(), "below memory (20m)") {
+		t.Errorf("got %v", err)
+	}
+}

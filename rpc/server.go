@@ -106,6 +106,7 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 		calls:   newRegistry(),
 		stopped: make(chan struct{}),
 	}
+	s.callCtx, s.stopAll = context.WithCancelCause(context.Background())
 	s.idle = sync.NewCond(&s.mu)
 	return s
 }
@@ -154,7 +155,6 @@ func (s *Server) Stats() Stats {
 // finish and are answered before Serve returns nil. When ctx ends, running
 // calls are cancelled with ErrShuttingDown, answered, and Serve returns.
 func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
-	s.callCtx, s.stopAll = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer s.stopAll(ErrShuttingDown)
 
 	var brokenErr atomic.Pointer[error]
@@ -336,7 +336,11 @@ func (s *Server) finish(conn *jsonrpc2.Conn, req *jsonrpc2.Request, start time.T
 	}
 	ev.Str("method", req.Method).Float64("duration_ms", float64(took.Microseconds())/1000).Msg("call")
 	if s.opts.Observe != nil {
-		s.opts.Observe(req.Method, took, rerr)
+		name := req.Method
+		if _, known := s.methods[name]; !known && name != CancelMethod {
+			name = "(unknown method)" // one bucket, whatever names callers invent
+		}
+		s.opts.Observe(name, took, rerr)
 	}
 	if !req.Notif {
 		s.reply(conn, req, result, rerr)

@@ -563,3 +563,30 @@ func TestShutdownGivesCallsTheirGracePeriod(t *testing.T) {
 		t.Errorf("got %q: want the finished call answered, the stuck one cancelled after the grace period, and the late one refused", got)
 	}
 }
+
+// Regression: each invented method name got its own metrics entry, kept forever.
+func TestUnknownMethodsShareOneMetricsBucket(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	observe := func(method string, _ time.Duration, _ *Error) { mu.Lock(); seen[method]++; mu.Unlock() }
+	in := `{"jsonrpc":"2.0","id":1,"method":"nope1"}` + "\n" + `{"jsonrpc":"2.0","id":2,"method":"nope2"}` + "\n" + `{"jsonrpc":"2.0","id":3,"method":"get_data"}` + "\n"
+	serve(t, Options{Logger: zerolog.Nop(), Observe: observe}, fakeMethods(), in)
+	if len(seen) != 2 || seen["(unknown method)"] != 2 || seen["get_data"] != 1 {
+		t.Errorf("observed %v", seen)
+	}
+}
+
+// Regression: a signal before Serve started made Shutdown call a nil func.
+func TestShutdownBeforeServe(t *testing.T) {
+	s := NewServer(fakeMethods(), Options{Logger: zerolog.Nop()})
+	s.Shutdown(0)
+	in, w := io.Pipe()
+	defer w.Close()
+	done := make(chan error)
+	go func() { done <- s.Serve(context.Background(), in, io.Discard) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve after Shutdown did not return")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/podman-worker/podman-worker/rpc"
@@ -123,13 +124,20 @@ type failure struct {
 func cliParams(name string, cmd cliCommand, args []string, stderr io.Writer) (map[string]any, error) {
 	params := map[string]any{}
 	fs := flag.NewFlagSet("podman-worker "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Callers parse stderr as the error envelope: usage text goes there
+	// only when asked for with -h.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // the flag package calls it on every error
 	if cmd.flags != nil {
 		cmd.flags(fs, params)
 	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stderr)
+				fs.PrintDefaults()
+			}
 			return nil, err
 		}
 		if fs.NArg() == 0 {
@@ -172,7 +180,7 @@ func str(fs *flag.FlagSet, p map[string]any, name, param, usage string, short ..
 
 func num(fs *flag.FlagSet, p map[string]any, name, param, usage string) {
 	fs.Func(name, usage, func(v string) error {
-		if !json.Valid([]byte(v)) {
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
 			return fmt.Errorf("%q is not a number", v)
 		}
 		p[param] = json.Number(v)

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +82,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	cfg := &config{showVersion: *showVersion, cliArgs: fs.Args()}
 	cfg.socket = firstNonEmpty(*socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
 	cfg.socketSet = *socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
-	cfg.podmanRoot, cfg.podmanConf = *podmanRoot, *podmanConf
+	root, err := filepath.Abs(*podmanRoot) // the service runs inside it: a relative path would resolve twice
+	if err != nil {
+		return nil, fmt.Errorf("--podman-root / PODMAN_WORKER_ROOT: %v", err)
+	}
+	cfg.podmanRoot = root
+	cfg.podmanConf = *podmanConf
 
 	n, err := strconv.Atoi(*maxWorkers)
 	if err != nil || n < 1 || n > 1024 {
@@ -165,7 +172,7 @@ func parseSeconds(s string) (time.Duration, error) {
 
 // defaultRoot is where an embedded service keeps its images between runs.
 func defaultRoot(getenv func(string) string) string {
-	if getenv("USER") == "root" || getenv("HOME") == "/root" {
+	if os.Geteuid() == 0 {
 		return "/var/lib/podman-worker"
 	}
 	if d := getenv("XDG_DATA_HOME"); d != "" {

@@ -421,3 +421,11 @@ func TestCallsAfterIdleSocketActivatedService(t *testing.T) {
 		t.Errorf("the calls did not go through a newly started service (%d starts)", svc.Starts())
 	}
 }
+
+// Regression: a relative --podman-root resolved twice, inside itself.
+func TestPodmanRootIsMadeAbsolute(t *testing.T) {
+	cfg, err := parseConfig([]string{"--podman-root", "rel/root"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil || !filepath.IsAbs(cfg.podmanRoot) || !strings.HasSuffix(cfg.podmanRoot, "/rel/root") {
+		t.Errorf("got %q, %v", cfg.podmanRoot, err)
+	}
+}
