@@ -449,3 +449,53 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// SIGTERM during a 3-second run, default grace (10 s): the run finishes
+// and is answered, nothing is left, exit 0.
+func TestSIGTERMDuringShortRunAnswersIt(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	w.send(`{"jsonrpc":"2.0","id":"three","method":"run","params":` + runParams(`"name":"three-seconds","timeout":30`, "/bin/sh", "-c", "sleep 3; echo finished") + `}`)
+	waitRunning(t, w, "three-seconds")
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := w.next(30 * time.Second)
+	if !strings.Contains(line, `"id":"three"`) || !strings.Contains(line, `"stdout":"finished\n"`) {
+		t.Errorf("the run in flight at SIGTERM answered %s; want it finished within the grace period", line)
+	}
+	if code := w.closeAndWait(30 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	w2 := startWorker(t, "--socket", podman.URI)
+	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "three-seconds") {
+		t.Errorf("container left: %v", r["result"])
+	}
+}
+
+// The input ends while calls are in flight: every one is answered, then exit 0.
+func TestEOFWithCallsInFlight(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	for i := 0; i < 3; i++ {
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"run","params":%s}`, i, runParams("", "/bin/sh", "-c", fmt.Sprintf("sleep 1; echo %d", i))))
+	}
+	w.send(`{"jsonrpc":"2.0","id":3,"method":"ping"}`)
+	w.stdin.Close()
+	answered := map[string]bool{}
+	for {
+		line, ok := w.next(30 * time.Second)
+		if !ok {
+			break
+		}
+		for i := 0; i < 4; i++ {
+			if strings.Contains(line, fmt.Sprintf(`"id":%d,"result"`, i)) {
+				answered[fmt.Sprint(i)] = true
+			}
+		}
+	}
+	if len(answered) != 4 {
+		t.Errorf("answered %v after the input ended, want all 4", answered)
+	}
+	if err := <-w.done; err != nil {
+		t.Errorf("exit: %v", err)
+	}
+}
