@@ -21,11 +21,13 @@ build:
 
 # deps installs Podman and friends from Debian's packages when they are
 # missing. It needs root (CI runs as root); otherwise it says what to install.
+# busybox-static is checked by package: Debian's dynamic busybox also
+# provides /bin/busybox, which cannot run in an image without a libc.
 deps:
 	@missing=""; \
 	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
 	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
-	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
+	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing:$$missing; run: sudo apt-get install -y $(DEB_PKGS)"; exit 1; \

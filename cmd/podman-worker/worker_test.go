@@ -326,6 +326,7 @@ func TestNoLeaksAfterManyCalls(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	t.Logf("idle: %v goroutines, %v fds; after %d mixed calls: %v goroutines, %v fds", g0, f0, n, g1, f1)
 	if g1 > g0 || f1 > f0 {
 		t.Errorf("after %d calls: %v goroutines and %v fds, idle was %v and %v", n, g1, f1, g0, f0)
 	}
@@ -364,8 +365,8 @@ func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
 	if !strings.Contains(stderr.String(), "stopped the embedded podman service") {
 		t.Errorf("the embedded service was not stopped:\n%s", stderr.String())
 	}
-	if out, _ := exec.Command("pgrep", "-f", root).Output(); len(out) > 0 {
-		t.Errorf("processes still running for %s: %s", root, out)
+	if pids := processesMentioning(root); len(pids) > 0 {
+		t.Errorf("processes still running for %s: %v", root, pids)
 	}
 }
 
@@ -428,4 +429,17 @@ func TestPodmanRootIsMadeAbsolute(t *testing.T) {
 	if err != nil || !filepath.IsAbs(cfg.podmanRoot) || !strings.HasSuffix(cfg.podmanRoot, "/rel/root") {
 		t.Errorf("got %q, %v", cfg.podmanRoot, err)
 	}
+}
+
+// processesMentioning lists the pids whose command line contains s.
+func processesMentioning(s string) []string {
+	var pids []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, d.Name())
+		}
+	}
+	return pids
 }
