@@ -6,6 +6,7 @@
 # make test    install what is missing (podman, runc, busybox-static from
 #              Debian, as root), go vet, go test -race against a private service
 # make bench   benchmarks, reported as ratios against a baseline of the same run
+# make fuzz    run each fuzz target for FUZZTIME (default 60s)
 
 GO        ?= go
 TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion containers_image_openpgp exclude_graphdriver_devicemapper
@@ -14,7 +15,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
 DEB_PKGS  := podman runc busybox-static
 
-.PHONY: build run test deps vet bench clean
+.PHONY: build run test deps vet bench fuzz clean
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/podman-worker ./cmd/podman-worker
@@ -46,6 +47,14 @@ test: deps vet
 bench: deps
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Ping -benchtime 2000x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Run -benchtime 40x -count 1 ./cmd/podman-worker
+
+# fuzz explores each target for FUZZTIME; go test runs their seeds every time.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./rpc
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeParams$$' -fuzztime $(FUZZTIME) ./rpc
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBytes$$' -fuzztime $(FUZZTIME) ./limits
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./limits
 
 run: deps build
 	./examples/run.sh

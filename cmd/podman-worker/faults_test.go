@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/podman-worker/podman-worker/handlers/podmantest"
+)
+
+// Load and faults, end to end with the built binary.
+
+// peakRSS is the worker's high-water resident memory in KiB.
+func peakRSS(t *testing.T, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
+
+// A client sends 100 MiB on one line: that line gets an error, the next
+// is served, and the worker never holds the line in memory.
+func TestHundredMiBLine(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	chunk := strings.Repeat("x", 1<<20)
+	if _, err := io.WriteString(w.stdin, `{"jsonrpc":"2.0","id":1,"method":"exists","params":{"image":"`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := io.WriteString(w.stdin, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.send(`"}}`)
+	line, _ := w.next(time.Minute)
+	if !strings.Contains(line, `"type":"TooLarge"`) || !strings.Contains(line, `"id":null`) {
+		t.Errorf("the 100 MiB line answered %.300s", line)
+	}
+	if r, _ := w.call("2", "ping", ""); r["result"] != "Pong" {
+		t.Errorf("after the long line: %v", r)
+	}
+	if rss := peakRSS(t, w.cmd.Process.Pid); rss > 64<<10 {
+		t.Errorf("peak RSS %d KiB after a 100 MiB line: the line was buffered", rss)
+	}
+}
+
+// The input ends in the middle of a batch line: the fragment is answered
+// as a parse error, calls already read are answered, and the worker exits 0.
+func TestStdinClosedMidBatch(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	w.send(`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"version"}]`)
+	io.WriteString(w.stdin, `[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","id":4,"meth`)
+	w.stdin.Close()
+	var lines []string
+	for {
+		line, ok := w.next(30 * time.Second)
+		if !ok {
+			break
+		}
+		lines = append(lines, line)
+	}
+	// The fragment's parse error is written as soon as it is read; the
+	// batch when its calls finish: either may come first.
+	joined := strings.Join(lines, "\n")
+	if len(lines) != 2 || strings.Count(joined, `"result"`) != 2 || !strings.Contains(joined, "-32700") {
+		t.Errorf("got %q; want the complete batch answered and the fragment a parse error", lines)
+	}
+	if err := <-w.done; err != nil {
+		t.Errorf("exit: %v", err)
+	}
+}
+
+// SIGTERM while a build runs: with a short grace period the build is
+// cancelled and answered, its tag never appears, and the worker exits 0.
+func TestSIGTERMMidBuild(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--shutdown-grace", "500ms")
+	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"b","method":"build","params":{"context":%q,"tag":"sigterm-build","no_cache":true}}`,
+		filepath.Join(repoRoot, "testdata", "build", "slow")))
+	for {
+		line, _ := w.next(time.Minute)
+		if strings.Contains(line, "first line") {
+			break
+		}
+	}
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	var reply string
+	for {
+		line, ok := w.next(30 * time.Second)
+		if !ok {
+			break
+		}
+		if strings.Contains(line, `"id":"b"`) {
+			reply = line
+		}
+	}
+	if !strings.Contains(reply, "-32800") {
+		t.Errorf("the build in flight at SIGTERM answered %q, want cancelled", reply)
+	}
+	if err := <-w.done; err != nil {
+		t.Errorf("exit: %v", err)
+	}
+	w2 := startWorker(t, "--socket", podman.URI)
+	if r, _ := w2.call("1", "exists", `{"image":"sigterm-build"}`); r["result"] != false {
+		t.Errorf("the cancelled build's tag exists: %v", r)
+	}
+}
+
+// Podman killed mid-run and mid-build: the calls fail with clear errors,
+// nothing hangs, and the worker serves again once Podman is back.
+func TestPodmanKilledMidCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	svc, err := podmantest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, "--socket", svc.URI)
+	w.send(`{"jsonrpc":"2.0","id":"run","method":"run","params":` + runParams(`"timeout":30`, "sleep", "20") + `}`)
+	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"build","method":"build","params":{"context":%q,"tag":"killed-build","no_cache":true}}`,
+		filepath.Join(repoRoot, "testdata", "build", "slow")))
+	time.Sleep(1500 * time.Millisecond)
+	if err := svc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		line, ok := w.next(30 * time.Second)
+		if !ok {
+			t.Fatal("output closed")
+		}
+		var r struct {
+			ID    string `json:"id"`
+			Error *struct {
+				Message string `json:"message"`
+				Data    struct {
+					Type string `json:"type"`
+				} `json:"data"`
+			} `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &r) == nil && r.ID != "" {
+			if r.Error == nil || r.Error.Message == "" || r.Error.Data.Type == "" {
+				t.Errorf("%s with Podman killed under it: %s", r.ID, line)
+			}
+			got[r.ID] = line
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("answered %v; a call hung after Podman was killed", got)
+	}
+	if err := svc.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := w.call(`"after"`, "run", runParams("", "echo", "back")); result(t, r)["stdout"] != "back\n" {
+		t.Errorf("after Podman came back: %v", r)
+	}
+}
+
+// A parent that stops reading for 5 s during a build with heavy output:
+// the worker blocks (output is back-pressured into Podman) rather than
+// buffering, so no line is lost and memory stays bounded.
+func TestSlowReaderDuringHeavyBuild(t *testing.T) {
+	dir := t.TempDir()
+	const lines = 20000
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf(
+		"FROM localhost/busybox:latest\nRUN i=0; while [ $i -lt %d ]; do echo \"line $i of heavy output, padded to make it a bit longer than it needs to be\"; i=$((i+1)); done\n", lines)), 0o644)
+
+	cmd := exec.Command(workerBin, "--socket", podman.URI)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	fmt.Fprintf(stdin, `{"jsonrpc":"2.0","id":1,"method":"build","params":{"context":%q,"tag":"heavy","no_cache":true}}`+"\n", dir)
+	time.Sleep(5 * time.Second) // nobody reads
+	paused := peakRSS(t, cmd.Process.Pid)
+
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	next, seen := 0, 0
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, `"id":1,`) {
+			if !strings.Contains(line, `"result"`) {
+				t.Fatalf("build failed: %.300s", line)
+			}
+			break
+		}
+		if i := strings.Index(line, `"line":"line `); i >= 0 {
+			n, _ := strconv.Atoi(strings.Fields(line[i+len(`"line":"line `):])[0])
+			if n != next {
+				t.Fatalf("progress line %d arrived where %d was due: a line was lost or reordered", n, next)
+			}
+			next++
+			seen++
+		}
+	}
+	if seen != lines {
+		t.Errorf("saw %d of %d progress lines", seen, lines)
+	}
+	if paused > 64<<10 {
+		t.Errorf("peak RSS %d KiB while the reader paused: output was buffered instead of blocking", paused)
+	}
+	stdin.Close()
+	cmd.Wait()
+}
+
+// 10,000 pings with 64 in flight: every id answered exactly once, none mixed up.
+func TestTenThousandPings(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI)
+	loadTest(t, w, 10000, 64, func(i int) (string, string) {
+		if i%2 == 0 {
+			return "ping", ""
+		}
+		return "exists", fmt.Sprintf(`{"image":"no-such-%d"}`, i)
+	}, func(i int, r map[string]any) bool {
+		if i%2 == 0 {
+			return r["result"] == "Pong"
+		}
+		return r["result"] == false
+	})
+}
+
+// 500 runs with 8 in flight: each gets its own output; afterwards nothing
+// is left and the worker's goroutines and descriptors are back to idle.
+func TestFiveHundredRuns(t *testing.T) {
+	w := startWorker(t, "--socket", podman.URI, "--max-workers", "8")
+	before := result(t, mustCall(w, `"m0"`, "metrics", ""))
+	loadTest(t, w, 500, 8, func(i int) (string, string) {
+		return "run", runParams("", "echo", fmt.Sprintf(`{"n":%d}`, i))
+	}, func(i int, r map[string]any) bool {
+		res, _ := r["result"].(map[string]any)
+		out, _ := res["stdout"].(map[string]any)
+		return out["n"] == float64(i)
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		after := result(t, mustCall(w, fmt.Sprintf(`"m%d"`, i+1), "metrics", ""))
+		if after["owned_containers"] == float64(0) && after["goroutines"].(float64) <= before["goroutines"].(float64) &&
+			after["open_fds"].(float64) <= before["open_fds"].(float64) {
+			t.Logf("idle before: %v goroutines, %v fds; after 500 runs: %v, %v", before["goroutines"], before["open_fds"], after["goroutines"], after["open_fds"])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not back to idle 30 s after 500 runs: before %v, after %v", before, after)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r, _ := w.call(`"ps"`, "ps", `{"all":true}`); fmt.Sprint(r["result"]) != "[]" {
+		t.Errorf("containers left: %v", r["result"])
+	}
+}
+
+// loadTest sends n calls keeping inFlight outstanding and checks that each
+// id is answered once, with its own answer.
+func loadTest(t *testing.T, w *worker, n, inFlight int, call func(int) (string, string), ok func(int, map[string]any) bool) {
+	t.Helper()
+	sent, answered := 0, map[int]bool{}
+	send := func() {
+		method, params := call(sent)
+		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q`, sent, method)
+		if params != "" {
+			req += `,"params":` + params
+		}
+		w.send(req + "}")
+		sent++
+	}
+	for sent < inFlight && sent < n {
+		send()
+	}
+	for len(answered) < n {
+		line, more := w.next(2 * time.Minute)
+		if !more {
+			t.Fatalf("output closed after %d answers", len(answered))
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		id, isNum := r["id"].(float64)
+		if !isNum {
+			t.Fatalf("unexpected line %q", line)
+		}
+		if answered[int(id)] {
+			t.Fatalf("id %d answered twice", int(id))
+		}
+		answered[int(id)] = true
+		if !ok(int(id), r) {
+			t.Fatalf("id %d got a wrong answer: %s", int(id), line)
+		}
+		if sent < n {
+			send()
+		}
+	}
+}

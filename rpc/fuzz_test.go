@@ -1,0 +1,121 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// FuzzServe feeds arbitrary bytes to a whole session. Whatever comes in,
+// the worker must not panic or hang, and every line it writes must be a
+// JSON-RPC 2.0 response (or a batch of them) with an integer error code:
+// never a half line, never anything else. go test runs the seeds below;
+// go test -fuzz FuzzServe ./rpc explores further.
+func FuzzServe(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"a"}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"a"}},{"jsonrpc":"2.0","method":"echo"}]`,
+		`[]`, `[1,2,3]`, `{"jsonrpc":"2.0","method":1}`, `{"jsonrpc":"2.0","id":null,"method":"get_data"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"$/cancelRequest","params":{"id":1}}`,
+		`{"jsonrpc":"2.0","id":1e400,"method":"echo"}`, "\x00\xff\n{", `{"id":[],"method":"x"}`,
+		`{"jsonrpc":"2.0","id":"a","method":"echo","params":{"text":"x"}}` + "\n" + `{"jsonrpc":"2.0","id":"a","method":"echo"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	methods := map[string]Method{
+		"echo": func(_ context.Context, p json.RawMessage) (any, error) {
+			var v struct {
+				Text string `json:"text" rpc:"required"`
+			}
+			if err := DecodeParams(p, &v); err != nil {
+				return nil, err
+			}
+			return v.Text, nil
+		},
+		"get_data": func(context.Context, json.RawMessage) (any, error) { return []any{"hello", 5}, nil },
+	}
+	f.Fuzz(func(t *testing.T, input []byte) {
+		var out bytes.Buffer
+		s := NewServer(methods, Options{Logger: zerolog.Nop(), MaxLineBytes: 4096})
+		if err := s.Serve(context.Background(), bytes.NewReader(input), &out); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		text := out.String()
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			t.Fatalf("output ends in a half line: %q", text)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			var batch []json.RawMessage
+			if json.Unmarshal([]byte(line), &batch) == nil {
+				if len(batch) == 0 {
+					t.Fatalf("an empty batch reply: %q", line)
+				}
+				for _, r := range batch {
+					checkResponse(t, r)
+				}
+				continue
+			}
+			checkResponse(t, json.RawMessage(line))
+		}
+	})
+}
+
+func checkResponse(t *testing.T, raw json.RawMessage) {
+	t.Helper()
+	var fields map[string]json.RawMessage // presence matters: "id": null is an id
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatalf("not a response object: %q", raw)
+	}
+	_, hasID := fields["id"]
+	_, hasResult := fields["result"]
+	errRaw, hasError := fields["error"]
+	if string(fields["jsonrpc"]) != `"2.0"` || !hasID || hasResult == hasError || len(fields) != 3 {
+		t.Fatalf("not a JSON-RPC 2.0 response: %q", raw)
+	}
+	if hasError {
+		var e struct {
+			Code    json.Number `json:"code"`
+			Message string      `json:"message"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(errRaw))
+		dec.UseNumber()
+		if err := dec.Decode(&e); err != nil {
+			t.Fatalf("bad error object: %q", raw)
+		}
+		if _, err := e.Code.Int64(); err != nil || e.Message == "" {
+			t.Fatalf("error without an integer code and a message: %q", raw)
+		}
+	}
+}
+
+// FuzzDecodeParams: any params decode into a struct or fail as InvalidParams.
+func FuzzDecodeParams(f *testing.F) {
+	for _, seed := range []string{`{}`, `null`, `[1]`, `{"image":"x","all":true}`, `{"image":5}`, `{"x":1}`, `{"image":"x"} {}`, `"s"`, ``} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var p struct {
+			Image string            `json:"image" rpc:"required"`
+			All   bool              `json:"all"`
+			Env   map[string]string `json:"env"`
+			N     *int              `json:"n"`
+		}
+		err := DecodeParams(raw, &p)
+		if err == nil {
+			if p.Image == "" {
+				t.Fatalf("accepted %q without the required image", raw)
+			}
+			return
+		}
+		if e, ok := err.(*Error); !ok || e.Kind != KindInvalidParams {
+			t.Fatalf("%q: %v is not an InvalidParams error", raw, err)
+		}
+	})
+}
