@@ -21,6 +21,9 @@ func ParseBytes(s string) (int64, error) {
 	if len(t) > 1 && t[len(t)-1] == 'b' && !isDigit(t[len(t)-2]) {
 		t = t[:len(t)-1] // "mb" -> "m"
 	}
+	if t == "" { // "iB" alone: found by FuzzParseBytes (testdata/fuzz)
+		return 0, fmt.Errorf("%q is not a size; use bytes or a whole number with k, m or g, such as 20m", s)
+	}
 	mult := int64(1)
 	switch t[len(t)-1] {
 	case 'b':

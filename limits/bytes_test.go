@@ -27,6 +27,8 @@ func TestParseBytes(t *testing.T) {
 		{"20x", 0},
 		{"twenty", 0},
 		{"9223372036854775807k", 0},
+		{"iB", 0}, // crashed: found by FuzzParseBytes
+		{"b", 0},
 	}
 	for _, tt := range tests {
 		got, err := ParseBytes(tt.in)
