@@ -7,6 +7,7 @@
 #              Debian, as root), go vet, go test -race against a private service
 # make bench   benchmarks, reported as ratios against a baseline of the same run
 # make fuzz    run each fuzz target for FUZZTIME (default 60s)
+# make test-compat  the golden suites against Podman 5 (Debian 13's, in a chroot)
 
 GO        ?= go
 TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion containers_image_openpgp exclude_graphdriver_devicemapper
@@ -15,7 +16,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
 DEB_PKGS  := podman runc busybox-static
 
-.PHONY: build run test deps vet bench fuzz clean
+.PHONY: build run test test-compat deps vet bench fuzz clean
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/podman-worker ./cmd/podman-worker
@@ -47,6 +48,14 @@ test: deps vet
 bench: deps
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Ping -benchtime 2000x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Run -benchtime 40x -count 1 ./cmd/podman-worker
+
+# test-compat runs the golden suites (protocol and CLI) against Podman 5
+# (Debian 13's, in a chroot that .ci/podman5.sh builds and starts), so the
+# worker is known to answer the same on Podman 4 and 5.
+test-compat: deps
+	@sock=$$(.ci/podman5.sh start) || exit 1; \
+	PODMAN_WORKER_TEST_SOCKET=$$sock $(GO) test -tags "$(TAGS)" -count=1 -run 'TestGolden|TestCLIGolden' ./cmd/podman-worker; \
+	rc=$$?; .ci/podman5.sh stop; exit $$rc
 
 # fuzz explores each target for FUZZTIME; go test runs their seeds every time.
 FUZZTIME ?= 60s

@@ -3,7 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 
 	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/errorhandling"
@@ -11,6 +14,9 @@ import (
 
 	"github.com/podman-worker/podman-worker/rpc"
 )
+
+// quoted finds the name Podman quotes in its messages.
+var quoted = regexp.MustCompile(`"([^"]+)"`)
 
 // fromPodman classifies an error from the bindings. Podman's own errors
 // carry the HTTP status of its API (errorhandling.ErrorModel), which says
@@ -29,8 +35,16 @@ func (p *Podman) fromPodman(err error) error {
 		// Podman answers some well-known failures with a 500 whose
 		// machine-readable cause is one of libpod's error values.
 		switch model.Because {
-		case storagetypes.ErrImageUnknown.Error(), define.ErrNoSuchCtr.Error():
+		case define.ErrNoSuchCtr.Error():
+			// Podman 4 says "no container with name or ID", 5 "with ID or
+			// name": callers get one text whichever answered.
+			if m := quoted.FindStringSubmatch(msg); m != nil {
+				msg = fmt.Sprintf("no such container: %s", m[1])
+			}
 			return rpc.Wrap(rpc.KindNotFound, err, "%s", msg)
+		case storagetypes.ErrImageUnknown.Error():
+			// Podman 5 prefixes "no such image: "; 4 does not.
+			return rpc.Wrap(rpc.KindNotFound, err, "%s", strings.TrimPrefix(msg, "no such image: "))
 		case define.ErrCtrStateInvalid.Error(), define.ErrCtrExists.Error(), storagetypes.ErrDuplicateName.Error():
 			return rpc.Wrap(rpc.KindConflict, err, "%s", msg)
 		}

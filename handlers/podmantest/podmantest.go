@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,6 +278,13 @@ func (s *Service) Stop() error {
 		}
 	}
 	if s.external {
+		// A shared service outlives each test: leave only the base image,
+		// so the next test lists what it made itself.
+		if err := removeImagesBut(s.URI, BusyboxImage); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.external {
 		s.stopped = true
 		return errors.Join(errs...)
 	}
@@ -447,6 +455,30 @@ func removeAllContainers(uri string) error {
 			if r.Err != nil {
 				errs = append(errs, fmt.Errorf("removing container %s: %w", r.Id, r.Err))
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeImagesBut removes every image except keep.
+func removeImagesBut(uri, keep string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	conn, err := bindings.NewConnection(ctx, uri)
+	if err != nil {
+		return fmt.Errorf("connecting to remove images: %w", err)
+	}
+	list, err := images.List(conn, new(images.ListOptions).WithAll(true))
+	if err != nil {
+		return fmt.Errorf("listing images: %w", err)
+	}
+	var errs []error
+	for _, img := range list {
+		if slices.Contains(img.RepoTags, keep) {
+			continue
+		}
+		if _, rerrs := images.Remove(conn, []string{img.ID}, new(images.RemoveOptions).WithForce(true).WithIgnore(true)); len(rerrs) > 0 {
+			errs = append(errs, fmt.Errorf("removing image %s: %w", img.ID, errors.Join(rerrs...)))
 		}
 	}
 	return errors.Join(errs...)
