@@ -415,7 +415,7 @@ func containerMissing(ctx context.Context, name string) error {
 		return err
 	}
 	if !ok {
-		return rpc.Errorf(rpc.KindNotFound, "no container with name or ID %q found", name).With("container", name)
+		return rpc.Errorf(rpc.KindNotFound, "no such container: %s", name).With("container", name)
 	}
 	return nil
 }
