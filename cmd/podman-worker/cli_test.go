@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/podman-worker/podman-worker/handlers/podmantest"
 )
@@ -31,16 +29,7 @@ func TestCLIGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			ar := parseTxtar(data)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			svc, err := podmantest.Start(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer svc.Stop()
-			if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
-				t.Fatal(err)
-			}
+			svc := privateService(t)
 			vars := strings.NewReplacer("$BUSYBOX", podmantest.BusyboxImage, "$TESTDATA", filepath.Join(repoRoot, "testdata"))
 			norm := newNormalizer(parseSettings(ar.comment), svc.URI)
 			var out strings.Builder

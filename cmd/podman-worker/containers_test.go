@@ -380,13 +380,7 @@ func TestShutdownMethodIsGraceful(t *testing.T) {
 		!strings.Contains(got["late"], "-32003") {
 		t.Errorf("replies: %v; want the shutdown acknowledged, the run finished within the grace period and the late call refused", got)
 	}
-	if code := w.closeAndWait(30 * time.Second); code != 0 {
-		t.Errorf("exit %d", code)
-	}
-	w2 := startWorker(t, "--socket", podman.URI)
-	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "finishing") {
-		t.Errorf("container left after shutdown: %v", r["result"])
-	}
+	exitsLeavingNothing(t, w, podman.URI, "finishing")
 }
 
 // A call without a timeout of its own is bounded by --request-timeout.
@@ -463,13 +457,7 @@ func TestSIGTERMDuringShortRunAnswersIt(t *testing.T) {
 	if !strings.Contains(line, `"id":"three"`) || !strings.Contains(line, `"stdout":"finished\n"`) {
 		t.Errorf("the run in flight at SIGTERM answered %s; want it finished within the grace period", line)
 	}
-	if code := w.closeAndWait(30 * time.Second); code != 0 {
-		t.Errorf("exit %d", code)
-	}
-	w2 := startWorker(t, "--socket", podman.URI)
-	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "three-seconds") {
-		t.Errorf("container left: %v", r["result"])
-	}
+	exitsLeavingNothing(t, w, podman.URI, "three-seconds")
 }
 
 // The input ends while calls are in flight: every one is answered, then exit 0.

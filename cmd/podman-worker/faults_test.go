@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/podman-worker/podman-worker/handlers/podmantest"
 )
 
 // Load and faults, end to end with the built binary.
@@ -40,7 +38,10 @@ func peakRSS(t *testing.T, pid int) int {
 // A client sends 100 MiB on one line: that line gets an error, the next
 // is served, and the worker never holds the line in memory.
 func TestHundredMiBLine(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startBinary(t, plainBin, "--socket", podman.URI)
+	if line, _ := w.next(time.Minute); !strings.Contains(line, "worker.ready") {
+		t.Fatalf("first line %q", line)
+	}
 	chunk := strings.Repeat("x", 1<<20)
 	if _, err := io.WriteString(w.stdin, `{"jsonrpc":"2.0","id":1,"method":"exists","params":{"image":"`); err != nil {
 		t.Fatal(err)
@@ -129,14 +130,7 @@ func TestSIGTERMMidBuild(t *testing.T) {
 func TestPodmanKilledMidCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	svc, err := podmantest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
-	if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
-		t.Fatal(err)
-	}
+	svc := privateService(t)
 	w := startWorker(t, "--socket", svc.URI)
 	w.send(`{"jsonrpc":"2.0","id":"run","method":"run","params":` + runParams(`"timeout":30`, "sleep", "20") + `}`)
 	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"build","method":"build","params":{"context":%q,"tag":"killed-build","no_cache":true}}`,
@@ -188,7 +182,7 @@ func TestSlowReaderDuringHeavyBuild(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf(
 		"FROM localhost/busybox:latest\nRUN i=0; while [ $i -lt %d ]; do echo \"line $i of heavy output, padded to make it a bit longer than it needs to be\"; i=$((i+1)); done\n", lines)), 0o644)
 
-	cmd := exec.Command(workerBin, "--socket", podman.URI)
+	cmd := exec.Command(plainBin, "--socket", podman.URI) // memory is measured: no race detector
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/podman-worker/podman-worker/handlers/podmantest"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of the golden files under testdata/golden")
@@ -69,15 +66,7 @@ func runGolden(t *testing.T, file string) {
 	// (images, containers) does not depend on what other tests left.
 	svc := podman
 	if settings["socket"] != "none" {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if svc, err = podmantest.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer svc.Stop()
-		if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
-			t.Fatal(err)
-		}
+		svc = privateService(t)
 	}
 	socket := svc.URI
 	if settings["socket"] == "none" {

@@ -25,7 +25,8 @@ import (
 const buildTags = "remote exclude_graphdriver_btrfs btrfs_noversion containers_image_openpgp exclude_graphdriver_devicemapper"
 
 var (
-	workerBin string              // the built worker
+	workerBin string              // the built worker (with -race when the tests run with it)
+	plainBin  string              // the worker without -race, for measuring its memory
 	podman    *podmantest.Service // the private service
 	repoRoot  string
 )
@@ -56,6 +57,18 @@ func testMain(m *testing.M) int {
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the worker: %v\n", err)
 		return 1
+	}
+	plainBin = workerBin
+	if raceEnabled {
+		// The race detector multiplies memory use: memory bounds are
+		// checked on a plain build.
+		plainBin = workerBin + "-plain"
+		build := exec.Command("go", "build", "-tags", buildTags, "-o", plainBin, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building the worker without -race: %v\n", err)
+			return 1
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -100,7 +113,12 @@ func startWorker(t testing.TB, args ...string) *worker {
 // startWorkerRaw starts the worker and leaves all of its output to the test.
 func startWorkerRaw(t testing.TB, args ...string) *worker {
 	t.Helper()
-	cmd := exec.Command(workerBin, args...)
+	return startBinary(t, workerBin, args...)
+}
+
+func startBinary(t testing.TB, bin string, args ...string) *worker {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -214,4 +232,35 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// privateService starts a fresh private Podman service with the busybox
+// image, stopped when the test ends: for tests that change the service's
+// state (kill it, list what it holds).
+func privateService(t testing.TB) *podmantest.Service {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	svc, err := podmantest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// exitsLeavingNothing ends w's input, expects exit 0, and checks through a
+// new worker that no container named name is left.
+func exitsLeavingNothing(t *testing.T, w *worker, socket, name string) {
+	t.Helper()
+	if code := w.closeAndWait(30 * time.Second); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	w2 := startWorker(t, "--socket", socket)
+	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), name) {
+		t.Errorf("container %s left behind: %v", name, r["result"])
+	}
 }
