@@ -46,8 +46,12 @@ test: deps vet
 	$(GO) test -race -tags "$(TAGS)" -count=1 -timeout 20m $(PKGS)
 
 bench: deps
-	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Ping -benchtime 2000x -count 1 ./cmd/podman-worker
-	$(GO) test -tags "$(TAGS)" -run '^$$' -bench Run -benchtime 40x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Ping$$' -benchtime 2000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Run$$' -benchtime 40x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingConcurrent' -benchtime 2000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PodmanVersionPerCall' -benchtime 40x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunThroughput' -benchtime 40x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Startup' -benchtime 10x -count 1 ./cmd/podman-worker
 
 # test-compat runs the golden suites (protocol and CLI) against Podman 5
 # (Debian 13's, in a chroot that .ci/podman5.sh builds and starts), so the

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +159,153 @@ func percentile(d []time.Duration, p int) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := (len(s)*p + 99) / 100
 	return s[max(i-1, 0)]
+}
+
+// BenchmarkPingConcurrent measures throughput with 8 and 64 calls in
+// flight, through the worker against the same number of concurrent
+// keep-alive connections to the socket, and the per-call alternative: one
+// `podman --url ... version` process per call.
+func BenchmarkPingConcurrent(b *testing.B) {
+	for _, inFlight := range []int{8, 64} {
+		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
+			w := startWorker(b, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
+			w.call("0", "ping", "")
+			n := b.N
+			start := time.Now()
+			sent, got := 0, 0
+			for sent < inFlight && sent < n {
+				w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, sent+1))
+				sent++
+			}
+			for got < n {
+				if _, ok := w.next(time.Minute); !ok {
+					b.Fatal("output closed")
+				}
+				got++
+				if sent < n {
+					w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, sent+1))
+					sent++
+				}
+			}
+			worker := time.Since(start)
+
+			client := &http.Client{Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, "unix", podman.Socket)
+				},
+				MaxIdleConnsPerHost: inFlight,
+			}}
+			jobs := make(chan struct{})
+			done := make(chan struct{})
+			start = time.Now()
+			for i := 0; i < inFlight; i++ {
+				go func() {
+					for range jobs {
+						resp, err := client.Get("http://d/v5.0.0/libpod/_ping")
+						if err == nil {
+							io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+						done <- struct{}{}
+					}
+				}()
+			}
+			go func() {
+				for i := 0; i < n; i++ {
+					jobs <- struct{}{}
+				}
+				close(jobs)
+			}()
+			for i := 0; i < n; i++ {
+				<-done
+			}
+			floor := time.Since(start)
+			b.ReportMetric(float64(n)/worker.Seconds(), "worker-calls/s")
+			b.ReportMetric(float64(n)/floor.Seconds(), "socket-calls/s")
+			b.ReportMetric(worker.Seconds()/floor.Seconds(), "worker/socket")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkPodmanVersionPerCall is what users do instead of a warm worker:
+// one `podman --url ... version` process per call.
+func BenchmarkPodmanVersionPerCall(b *testing.B) {
+	func(b *testing.B) {
+		var d []time.Duration
+		for i := 0; i < b.N; i++ {
+			d = append(d, timed(func() {
+				if out, err := exec.Command("podman", "--url", podman.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+					b.Fatalf("%v: %s", err, out)
+				}
+			}))
+		}
+		b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(d, 99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(0, "ns/op")
+	}(b)
+}
+
+// BenchmarkRunThroughput measures runs per second with 1, 2, 4 and 8 in flight.
+func BenchmarkRunThroughput(b *testing.B) {
+	const params = `{"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"}`
+	for _, inFlight := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
+			w := startWorker(b, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
+			w.call("0", "run", params)
+			start := time.Now()
+			sent, got := 0, 0
+			send := func() {
+				w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"run","params":%s}`, sent+1, params))
+				sent++
+			}
+			for sent < inFlight && sent < b.N {
+				send()
+			}
+			for got < b.N {
+				line, ok := w.next(2 * time.Minute)
+				if !ok || !strings.Contains(line, `"result"`) {
+					b.Fatalf("run failed: %.300s", line)
+				}
+				got++
+				if sent < b.N {
+					send()
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+			b.ReportMetric(float64(rssKiB(w.cmd.Process.Pid)), "rss-KiB")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkStartup measures the time from exec to the worker.ready line,
+// and the worker's resident memory when idle.
+func BenchmarkStartup(b *testing.B) {
+	var d []time.Duration
+	var rss int
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		w := startBinary(b, plainBin, "--socket", podman.URI)
+		if line, _ := w.next(time.Minute); !strings.Contains(line, "worker.ready") {
+			b.Fatalf("first line %q", line)
+		}
+		d = append(d, time.Since(start))
+		rss = rssKiB(w.cmd.Process.Pid)
+		w.closeAndWait(time.Minute)
+	}
+	b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, "ready-p50-ms")
+	b.ReportMetric(float64(rss), "idle-rss-KiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+func rssKiB(pid int) int {
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return -1
 }
