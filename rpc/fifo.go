@@ -13,11 +13,12 @@ import (
 // own goroutine.
 type fifo struct {
 	mu      sync.Mutex
+	size    int
 	free    int
 	waiters list.List // of chan struct{}, oldest first
 }
 
-func newFIFO(n int) *fifo { return &fifo{free: n} }
+func newFIFO(n int) *fifo { return &fifo{size: n, free: n} }
 
 type ticket struct {
 	granted chan struct{} // receives once the slot is the ticket's
@@ -67,8 +68,8 @@ func (f *fifo) releaseLocked() {
 }
 
 // counts reports slots in use and tickets waiting.
-func (f *fifo) counts(max int) (busy, queued int) {
+func (f *fifo) counts() (busy, queued int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return max - f.free, f.waiters.Len()
+	return f.size - f.free, f.waiters.Len()
 }

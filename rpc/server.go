@@ -146,7 +146,7 @@ type Stats struct {
 
 // Stats reports how many calls run and wait right now.
 func (s *Server) Stats() Stats {
-	busy, queued := s.workers.counts(s.opts.MaxWorkers)
+	busy, queued := s.workers.counts()
 	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: int64(busy), Queued: int64(queued)}
 }
 

@@ -197,14 +197,8 @@ func TestConcurrentRuns(t *testing.T) {
 		}
 		seen[r.ID] = true
 	}
-	if code := w.closeAndWait(time.Minute); code != 0 {
-		t.Errorf("exit %d", code)
-	}
 	// The worker waits for its background removals before it exits.
-	w2 := startWorker(t, "--socket", podman.URI)
-	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "pw-") {
-		t.Errorf("containers left after the worker exited: %v", r["result"])
-	}
+	exitsLeavingNothing(t, w, podman.URI, "pw-")
 }
 
 func TestRunOutputIsCapped(t *testing.T) {
@@ -342,15 +336,9 @@ func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
 	if !strings.Contains(line, `"id":"long"`) || !strings.Contains(line, "-32800") {
 		t.Errorf("the run in flight at SIGTERM answered %s", line)
 	}
-	if code := w.closeAndWait(30 * time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0", code)
-	}
+	exitsLeavingNothing(t, w, podman.URI, "interrupted")
 	if log := w.stderr.String(); !strings.Contains(log, `"signal":"terminated signal received"`) {
 		t.Errorf("the log does not say which signal arrived:\n%s", log)
-	}
-	w2 := startWorker(t, "--socket", podman.URI)
-	if r, _ := w2.call("1", "ps", `{"all":true}`); strings.Contains(fmt.Sprint(r["result"]), "interrupted") {
-		t.Errorf("container left after SIGTERM: %v", r["result"])
 	}
 }
 

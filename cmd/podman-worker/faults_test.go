@@ -274,24 +274,16 @@ func TestFiveHundredRuns(t *testing.T) {
 // id is answered once, with its own answer.
 func loadTest(t *testing.T, w *worker, n, inFlight int, call func(int) (string, string), ok func(int, map[string]any) bool) {
 	t.Helper()
-	sent, answered := 0, map[int]bool{}
-	send := func() {
-		method, params := call(sent)
-		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q`, sent, method)
+	answered := map[int]bool{}
+	request := func(i int) string {
+		method, params := call(i)
+		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q`, i, method)
 		if params != "" {
 			req += `,"params":` + params
 		}
-		w.send(req + "}")
-		sent++
+		return req + "}"
 	}
-	for sent < inFlight && sent < n {
-		send()
-	}
-	for len(answered) < n {
-		line, more := w.next(2 * time.Minute)
-		if !more {
-			t.Fatalf("output closed after %d answers", len(answered))
-		}
+	pipeline(t, w, n, inFlight, request, func(line string) {
 		var r map[string]any
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("not JSON: %q", line)
@@ -307,8 +299,5 @@ func loadTest(t *testing.T, w *worker, n, inFlight int, call func(int) (string, 
 		if !ok(int(id), r) {
 			t.Fatalf("id %d got a wrong answer: %s", int(id), line)
 		}
-		if sent < n {
-			send()
-		}
-	}
+	})
 }

@@ -264,3 +264,24 @@ func exitsLeavingNothing(t *testing.T, w *worker, socket, name string) {
 		t.Errorf("container %s left behind: %v", name, r["result"])
 	}
 }
+
+// pipeline sends n requests, keeping inFlight of them outstanding, and
+// calls reply for each line that comes back until n lines have.
+func pipeline(tb testing.TB, w *worker, n, inFlight int, request func(i int) string, reply func(line string)) {
+	tb.Helper()
+	sent := 0
+	for ; sent < inFlight && sent < n; sent++ {
+		w.send(request(sent))
+	}
+	for got := 0; got < n; got++ {
+		line, ok := w.next(2 * time.Minute)
+		if !ok {
+			tb.Fatalf("output closed after %d of %d replies", got, n)
+		}
+		reply(line)
+		if sent < n {
+			w.send(request(sent))
+			sent++
+		}
+	}
+}
