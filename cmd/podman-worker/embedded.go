@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,10 +40,11 @@ func answers(path string) bool {
 // because no socket was configured and none answered: the default that
 // lets `make run` work on a machine with podman installed and nothing else.
 type embeddedService struct {
-	socket string
-	cmd    *exec.Cmd
-	done   chan error
-	log    zerolog.Logger
+	socket  string
+	scratch string // the service's TMPDIR, removed when it stops
+	cmd     *exec.Cmd
+	done    chan error
+	log     zerolog.Logger
 }
 
 // startEmbedded starts podman's service with its storage under root and,
@@ -58,7 +61,16 @@ func startEmbedded(ctx context.Context, root, conf string, log zerolog.Logger) (
 	socket := filepath.Join(root, fmt.Sprintf("podman-%d.sock", os.Getpid()))
 	cmd := exec.Command(podman, "--root", filepath.Join(root, "storage"), "--runroot", filepath.Join(root, "run"),
 		"--tmpdir", filepath.Join(root, "tmp"), "system", "service", "--time=0", "unix://"+socket)
-	cmd.Env = os.Environ()
+	// Buildah keeps build bundles in $TMPDIR (else /var/tmp) and leaves one
+	// behind for every cancelled build. A folder per worker, removed when
+	// the service stops, keeps that from piling up; the folders of workers
+	// that died without stopping theirs are removed here.
+	removeStaleScratch(root)
+	scratch := filepath.Join(root, fmt.Sprintf("scratch-%d", os.Getpid()))
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return nil, fmt.Errorf("--podman-root: %w", err)
+	}
+	cmd.Env = append(os.Environ(), "TMPDIR="+scratch)
 	if conf != "" {
 		abs, err := filepath.Abs(conf)
 		if err != nil {
@@ -82,7 +94,7 @@ func startEmbedded(ctx context.Context, root, conf string, log zerolog.Logger) (
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting podman system service: %w", err)
 	}
-	s := &embeddedService{socket: socket, cmd: cmd, done: make(chan error, 1), log: log}
+	s := &embeddedService{socket: socket, scratch: scratch, cmd: cmd, done: make(chan error, 1), log: log}
 	go func() { s.done <- cmd.Wait() }()
 
 	deadline := time.Now().Add(30 * time.Second)
@@ -114,5 +126,21 @@ func (s *embeddedService) stop() {
 		<-s.done
 	}
 	os.Remove(s.socket)
+	if err := os.RemoveAll(s.scratch); err != nil {
+		s.log.Warn().Err(err).Msg("removing the embedded service's scratch folder")
+	}
 	s.log.Info().Msg("stopped the embedded podman service")
+}
+
+// removeStaleScratch removes the scratch folders under root whose worker
+// is gone (two workers may share a root; a live one keeps its folder).
+func removeStaleScratch(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, "scratch-*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "scratch-"))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		_ = os.RemoveAll(dir)
+	}
 }

@@ -349,6 +349,12 @@ func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(root)
+	// The scratch folder of a worker that died without stopping its service
+	// (no process can have a pid above the kernel's maximum, 2^22).
+	stale := filepath.Join(root, "scratch-4194305")
+	if err := os.MkdirAll(filepath.Join(stale, "buildah123"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(workerBin, "--podman-root", root, "--podman-conf", filepath.Join(repoRoot, "testdata", "containers.conf"))
 	cmd.Env = append(withoutEnv("PODMAN_SOCKET_PATH", "CONTAINER_HOST"), "XDG_RUNTIME_DIR="+t.TempDir())
 	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"version"}` + "\n")
@@ -367,6 +373,9 @@ func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
 	}
 	if pids := processesMentioning(root); len(pids) > 0 {
 		t.Errorf("processes still running for %s: %v", root, pids)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "scratch-*")); len(left) > 0 {
+		t.Errorf("scratch folders left (the stale one and this worker's must be gone): %v", left)
 	}
 }
 

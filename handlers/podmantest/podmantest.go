@@ -201,7 +201,14 @@ func (s *Service) startLocked(ctx context.Context) error {
 	// exec.Command, not CommandContext: the service must outlive ctx.
 	cmd := exec.Command(s.podman, append(s.PodmanArgs(),
 		"system", "service", "--time=0", s.URI)...)
-	cmd.Env = s.Env()
+	// Buildah puts its build bundles in $TMPDIR (else /var/tmp) and leaves
+	// one behind when a build is cancelled: keep them in the service's
+	// folder, which Stop removes.
+	scratch := filepath.Join(s.Dir, "scratch")
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return fmt.Errorf("podmantest: %w", err)
+	}
+	cmd.Env = append(s.Env(), "TMPDIR="+scratch)
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf
