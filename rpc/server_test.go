@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,9 @@ func fakeMethods() map[string]Method {
 			return nil, Errorf(KindNotFound, "no such image: x")
 		},
 		"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("plain go error") },
+		"indented": func(context.Context, json.RawMessage) (any, error) {
+			return json.RawMessage("{\n  \"a\": [1,\n 2]\n}"), nil
+		},
 		"unencodable": func(context.Context, json.RawMessage) (any, error) {
 			return map[string]any{"f": func() {}}, nil
 		},
@@ -216,6 +220,7 @@ func TestProtocol(t *testing.T) {
 		{"typed error", `{"jsonrpc":"2.0","id":1,"method":"notfound"}`, []string{"1!-32004"}},
 		{"plain Go error is internal, never code 0", `{"jsonrpc":"2.0","id":1,"method":"plain"}`, []string{"1!-32603"}},
 		{"unencodable result", `{"jsonrpc":"2.0","id":1,"method":"unencodable"}`, []string{"1!-32603"}},
+		{"raw JSON result with newlines is sent on one line", `{"jsonrpc":"2.0","id":1,"method":"indented"}`, []string{`1={"a":[1,2]}`}},
 
 		// Cancellation of a call not in flight is harmless; as a call it gets null.
 		{"cancel of nothing", `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":99}}`, nil},
@@ -588,5 +593,15 @@ func TestShutdownBeforeServe(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve after Shutdown did not return")
+	}
+}
+
+func TestMillisMatchesTheFloatItReplaced(t *testing.T) {
+	for _, us := range []int64{0, 1, 10, 81, 100, 999, 1000, 1284, 2000, 88510, 88501, 123456789, -1500} {
+		d := time.Duration(us) * time.Microsecond
+		want := strconv.FormatFloat(float64(us)/1000, 'f', -1, 64)
+		if got := string(millis(d)); got != want {
+			t.Errorf("millis(%v) = %s, want %s", d, got, want)
+		}
 	}
 }

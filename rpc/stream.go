@@ -95,6 +95,31 @@ func (s *stream) WriteObject(obj any) error {
 	return s.deliver(encodeResponse(c.id, head.Result, head.Error), c.batch)
 }
 
+// reply answers the call with internal id internal: with e when it is
+// set, else with result. An encodeError leaves the call unanswered, so that
+// an error reply can follow.
+func (s *stream) reply(internal uint64, result any, e *Error) error {
+	var res, wireErr []byte
+	var err error
+	if e != nil {
+		wireErr, err = json.Marshal(e.wire())
+	} else {
+		res, err = json.Marshal(result) // compacts: a reply is one line whatever a handler returns
+	}
+	if err != nil {
+		return &encodeError{err}
+	}
+	c := s.calls.finish(internal)
+	if c == nil {
+		return fmt.Errorf("rpc: second reply to call %d", internal)
+	}
+	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
+}
+
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return "encoding a reply: " + e.err.Error() }
+
 // Close implements jsonrpc2.ObjectStream. The input and output belong to the
 // caller of Serve, so there is nothing to close.
 func (s *stream) Close() error { return nil }
