@@ -66,6 +66,7 @@ type metricsResult struct {
 	// Process figures, for leak checks: after a burst of calls they
 	// return to their idle level.
 	Goroutines      int `json:"goroutines"`
+	Procs           int `json:"procs"` // GOMAXPROCS: 1 unless the environment set it
 	OpenFDs         int `json:"open_fds"`
 	OwnedContainers int `json:"owned_containers"`
 }
@@ -74,7 +75,7 @@ func (s *Service) metrics(_ context.Context, raw json.RawMessage) (any, error) {
 	if err := rpc.DecodeParams(raw, &noParams{}); err != nil {
 		return nil, err
 	}
-	res := metricsResult{UptimeS: s.uptime(), Goroutines: runtime.NumGoroutine(), OpenFDs: openFDs(), OwnedContainers: s.owned.count()}
+	res := metricsResult{UptimeS: s.uptime(), Goroutines: runtime.NumGoroutine(), Procs: runtime.GOMAXPROCS(0), OpenFDs: openFDs(), OwnedContainers: s.owned.count()}
 	if s.calls != nil {
 		res.Snapshot = s.calls.Snapshot()
 	}

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/podman-worker/podman-worker/handlers/podmantest"
 )
@@ -283,6 +286,49 @@ func TestReadyComesFirst(t *testing.T) {
 		res := result(t, r)
 		if want := map[bool]string{true: "ok", false: "degraded"}[tt.connected]; res["status"] != want {
 			t.Errorf("socket %s: health %v, want %s", tt.socket, res, want)
+		}
+	}
+}
+
+// The worker reads a pipe on stdin in non-blocking mode, a flag of the open
+// file that its parent shares, so it puts the blocking mode back at exit.
+func TestStdinBlockingModeRestoredAtExit(t *testing.T) {
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(workerBin, "--socket", podman.URI)
+	cmd.Stdin = r // exec hands over the descriptor in blocking mode
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(wr, `{"jsonrpc":"2.0","id":1,"method":"ping"}`+"\n")
+	wr.Close()
+	if err := cmd.Wait(); err != nil || !strings.Contains(stdout.String(), `"result":"Pong"`) {
+		t.Fatalf("exit %v, stdout %s", err, stdout.String())
+	}
+	raw, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	raw.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+	if flags&unix.O_NONBLOCK != 0 {
+		t.Errorf("the worker left its stdin pipe in non-blocking mode (flags %#o)", flags)
+	}
+}
+
+// The worker runs on one processor unless GOMAXPROCS says otherwise.
+func TestProcsDefaultToOneUnlessGOMAXPROCSIsSet(t *testing.T) {
+	for _, tt := range []struct{ env, want string }{{"", "1"}, {"3", "3"}} {
+		t.Setenv("GOMAXPROCS", tt.env) // inherited by the worker; "" counts as unset
+		w := startWorker(t, "--socket", podman.URI)
+		r, _ := w.call("1", "metrics", "")
+		if got := fmt.Sprint(result(t, r)["procs"]); got != tt.want {
+			t.Errorf("GOMAXPROCS=%q: metrics procs %s, want %s", tt.env, got, tt.want)
 		}
 	}
 }
