@@ -32,6 +32,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if socket := os.Getenv(relayEnv); socket != "" {
+		os.Exit(relayLines(socket)) // a child of BenchmarkPing
+	}
 	os.Exit(testMain(m))
 }
 
@@ -265,9 +268,15 @@ func exitsLeavingNothing(t *testing.T, w *worker, socket, name string) {
 	}
 }
 
+// lineConn is a worker's stdio seen line by line (*worker, *leanWorker).
+type lineConn interface {
+	send(line string)
+	next(timeout time.Duration) (string, bool)
+}
+
 // pipeline sends n requests, keeping inFlight of them outstanding, and
 // calls reply for each line that comes back until n lines have.
-func pipeline(tb testing.TB, w *worker, n, inFlight int, request func(i int) string, reply func(line string)) {
+func pipeline(tb testing.TB, w lineConn, n, inFlight int, request func(i int) string, reply func(line string)) {
 	tb.Helper()
 	sent := 0
 	for ; sent < inFlight && sent < n; sent++ {
