@@ -52,10 +52,10 @@ test: deps vet
 	else echo "test-compat skipped: it needs root (debootstrap, mounts); run: sudo make test-compat"; fi
 
 bench: deps
-	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Ping$$' -benchtime 2000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Ping$$' -benchtime 5000x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Run$$' -benchtime 40x -count 1 ./cmd/podman-worker
-	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingConcurrent' -benchtime 2000x -count 1 ./cmd/podman-worker
-	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PodmanVersionPerCall' -benchtime 40x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingConcurrent' -benchtime 5000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PodmanVersionPerCall' -benchtime 64x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunThroughput' -benchtime 40x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Startup' -benchtime 10x -count 1 ./cmd/podman-worker
 

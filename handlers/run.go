@@ -77,7 +77,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if err := s.owned.awaitRemoval(ctx, name); err != nil {
 		return nil, err
 	}
+	begun := time.Now()
 	created, err := containers.CreateWithSpec(ctx, g, nil)
+	createdAt := time.Since(begun)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +101,11 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	// Attaching makes Podman create the container's process (runc
 	// create), so a command that cannot run fails here, or else at start.
 	ended, err := s.attach(deadline, id, stdout, stderr)
+	attachedAt := time.Since(begun)
 	if err == nil {
 		err = containers.Start(ctx, id, nil)
 	}
+	startedAt := time.Since(begun)
 	if err != nil {
 		if code, ok := unstartable(err); ok {
 			// As `podman run` does: 127 for a command that does not
@@ -112,6 +116,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 	state, err := s.awaitExit(deadline, id, ended)
+	// Where a run's time goes, for --debug: Podman's steps or the wait.
+	s.log.Debug().Str("container", id).Dur("create_ms", createdAt).Dur("attach_ms", attachedAt-createdAt).
+		Dur("start_ms", startedAt-attachedAt).Dur("exit_ms", time.Since(begun)-startedAt).Msg("run steps")
 	if err != nil {
 		// Kill first, so the function stops now even though removal
 		// happens later.

@@ -244,21 +244,40 @@ func BenchmarkPingConcurrent(b *testing.B) {
 }
 
 // BenchmarkPodmanVersionPerCall is what users do instead of a warm worker:
-// one `podman --url ... version` process per call.
+// one `podman --url ... version` process per call, one at a time and with
+// 8 and 64 in flight.
 func BenchmarkPodmanVersionPerCall(b *testing.B) {
-	func(b *testing.B) {
-		var d []time.Duration
-		for i := 0; i < b.N; i++ {
-			d = append(d, timed(func() {
-				if out, err := exec.Command("podman", "--url", podman.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-					b.Fatalf("%v: %s", err, out)
-				}
-			}))
-		}
-		b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(percentile(d, 99).Microseconds())/1000, "p99-ms")
-		b.ReportMetric(0, "ns/op")
-	}(b)
+	for _, inFlight := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
+			d := make([]time.Duration, b.N)
+			slots := make(chan struct{}, inFlight)
+			errs := make(chan error, b.N)
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				slots <- struct{}{}
+				go func() {
+					defer func() { <-slots }()
+					d[i] = timed(func() {
+						if out, err := exec.Command("podman", "--url", podman.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+							errs <- fmt.Errorf("%v: %s", err, out)
+						}
+					})
+				}()
+			}
+			for i := 0; i < inFlight; i++ {
+				slots <- struct{}{}
+			}
+			elapsed := time.Since(start)
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+			b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(percentile(d, 99).Microseconds())/1000, "p99-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
 
 // BenchmarkRunThroughput measures runs per second with 1, 2, 4 and 8 in flight.

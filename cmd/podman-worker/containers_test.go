@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -422,6 +423,9 @@ func TestSecretsNeverLogged(t *testing.T) {
 	log := w.stderr.String()
 	if !strings.Contains(log, `"params":`) {
 		t.Fatalf("debug logging carries no params:\n%s", log)
+	}
+	if !regexp.MustCompile(`"create_ms":[0-9.]+,"attach_ms":[0-9.]+,"start_ms":[0-9.]+,"exit_ms":[0-9.]+,"time":"[^"]+","message":"run steps"`).MatchString(log) {
+		t.Errorf("debug logging does not time the run's steps:\n%s", log)
 	}
 	if strings.Contains(log, "SECRET") {
 		for _, l := range strings.Split(log, "\n") {
