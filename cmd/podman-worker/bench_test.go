@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -115,72 +116,83 @@ func sum(d []time.Duration) (total time.Duration) {
 // defaults, in this warm process; and as one `podman run --rm` process per
 // call. It reports p50 and p99 of each and the ratios to the worker.
 func BenchmarkRun(b *testing.B) {
-	w := startWorker(b, "--socket", podman.URI)
-	const params = `{"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"}`
-	w.call("0", "run", params) // warm up
-
+	w := startLean(b, workerBin, "--socket", podman.URI)
+	viaWorker := func() {
+		if r := w.roundTrip(runRequest(1)); !bytes.Contains(r, []byte(`"result"`)) {
+			b.Fatalf("run: %s", r)
+		}
+	}
 	ctx, err := bindings.NewConnection(context.Background(), podman.URI)
 	if err != nil {
 		b.Fatal(err)
 	}
-	plain := func() {
-		g := specgen.NewSpecGenerator(podmantest.BusyboxImage, false)
-		g.Command = []string{"echo", `{"statusCode":200}`}
-		mem, quota, period := int64(20<<20), int64(50000), uint64(100000)
-		g.ResourceLimits = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem, Swap: &mem}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
-		g.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
-		r, err := containers.CreateWithSpec(ctx, g, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := containers.Start(ctx, r.ID, nil); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := containers.Wait(ctx, r.ID, nil); err != nil {
-			b.Fatal(err)
-		}
-		out := make(chan string, 16)
-		if err := containers.Logs(ctx, r.ID, new(containers.LogOptions).WithStdout(true), out, out); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := containers.Remove(ctx, r.ID, new(containers.RemoveOptions).WithForce(true)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cli := func() {
-		cmd := exec.Command("podman", "--url", podman.URI, "run", "--rm", "--network", "none", "--memory", "20m",
-			"--memory-swap", "20m", "--cpus", "0.5", podmantest.BusyboxImage, "echo", `{"statusCode":200}`)
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "statusCode") {
-			b.Fatalf("podman run: %v: %s", err, out)
-		}
-	}
-	viaWorker := func(i int) func() {
+	must := func(f func() error) func() {
 		return func() {
-			r, _ := w.call(fmt.Sprint(i+1), "run", params)
-			if r["error"] != nil {
-				b.Fatalf("run: %v", r)
+			if err := f(); err != nil {
+				b.Fatal(err)
 			}
 		}
 	}
+	plain, cli := must(func() error { return plainRun(ctx) }), must(cliRun)
+	viaWorker() // warm up
+	plain()
 
 	b.ResetTimer()
 	var tw, tp, tc []time.Duration
 	for i := 0; i < b.N; i++ {
-		tw = append(tw, timed(viaWorker(i)))
+		tw = append(tw, timed(viaWorker))
 		tp = append(tp, timed(plain))
 		tc = append(tc, timed(cli))
 	}
 	b.StopTimer()
-	report := func(name string, d []time.Duration) (p50 time.Duration) {
-		p50, p99 := percentile(d, 50), percentile(d, 99)
-		b.ReportMetric(float64(p50.Microseconds())/1000, name+"-p50-ms")
-		b.ReportMetric(float64(p99.Microseconds())/1000, name+"-p99-ms")
-		return p50
-	}
-	pw, pp, pc := report("worker", tw), report("bindings", tp), report("podman-run", tc)
-	b.ReportMetric(pp.Seconds()/pw.Seconds(), "bindings/worker")
-	b.ReportMetric(pc.Seconds()/pw.Seconds(), "podman-run/worker")
+	reportLatency(b, "worker", tw)
+	reportLatency(b, "bindings", tp)
+	reportLatency(b, "podman-run", tc)
+	pw := percentile(tw, 50)
+	b.ReportMetric(percentile(tp, 50).Seconds()/pw.Seconds(), "bindings/worker")
+	b.ReportMetric(percentile(tc, 50).Seconds()/pw.Seconds(), "podman-run/worker")
 	b.ReportMetric(0, "ns/op")
+}
+
+// runRequest is the benchmarks' function invocation as a run call.
+func runRequest(id int) []byte {
+	return fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"run","params":{"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"}}`+"\n", id)
+}
+
+// plainRun is the same invocation as the plain create-start-wait-logs-remove
+// sequence through the bindings with their defaults.
+func plainRun(ctx context.Context) error {
+	g := specgen.NewSpecGenerator(podmantest.BusyboxImage, false)
+	g.Command = []string{"echo", `{"statusCode":200}`}
+	mem, quota, period := int64(20<<20), int64(50000), uint64(100000)
+	g.ResourceLimits = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem, Swap: &mem}, CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
+	g.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
+	r, err := containers.CreateWithSpec(ctx, g, nil)
+	if err != nil {
+		return err
+	}
+	if err := containers.Start(ctx, r.ID, nil); err != nil {
+		return err
+	}
+	if _, err := containers.Wait(ctx, r.ID, nil); err != nil {
+		return err
+	}
+	out := make(chan string, 16)
+	if err := containers.Logs(ctx, r.ID, new(containers.LogOptions).WithStdout(true), out, out); err != nil {
+		return err
+	}
+	_, err = containers.Remove(ctx, r.ID, new(containers.RemoveOptions).WithForce(true))
+	return err
+}
+
+// cliRun is the same invocation as one `podman run --rm` process.
+func cliRun() error {
+	cmd := exec.Command("podman", "--url", podman.URI, "run", "--rm", "--network", "none", "--memory", "20m",
+		"--memory-swap", "20m", "--cpus", "0.5", podmantest.BusyboxImage, "echo", `{"statusCode":200}`)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "statusCode") {
+		return fmt.Errorf("podman run: %v: %s", err, out)
+	}
+	return nil
 }
 
 func timed(f func()) time.Duration {
@@ -206,35 +218,24 @@ func BenchmarkPingConcurrent(b *testing.B) {
 			w := startLean(b, workerBin, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
 			w.roundTrip([]byte(`{"jsonrpc":"2.0","id":0,"method":"ping"}` + "\n"))
 			n := b.N
+			sent := make([]time.Time, n)
+			tw := make([]time.Duration, 0, n)
 			start := time.Now()
-			// Replies are not parsed: the socket baseline does not parse either.
 			pipeline(b, w, n, inFlight, func(i int) string {
-				return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i+1)
-			}, func(string) {})
+				sent[i] = time.Now()
+				return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i)
+			}, func(line string) {
+				// Only the id is read: the socket baseline parses nothing either.
+				_, rest, _ := strings.Cut(line, `"id":`)
+				id, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				tw = append(tw, time.Since(sent[id]))
+			})
 			worker := time.Since(start)
 
 			get := socketClient(inFlight)
-			jobs := make(chan struct{})
-			done := make(chan struct{})
-			start = time.Now()
-			for i := 0; i < inFlight; i++ {
-				go func() {
-					for range jobs {
-						get("/_ping")
-						done <- struct{}{}
-					}
-				}()
-			}
-			go func() {
-				for i := 0; i < n; i++ {
-					jobs <- struct{}{}
-				}
-				close(jobs)
-			}()
-			for i := 0; i < n; i++ {
-				<-done
-			}
-			floor := time.Since(start)
+			floor, ts := concurrently(b, n, inFlight, func() error { get("/_ping"); return nil })
+			reportLatency(b, "worker", tw)
+			reportLatency(b, "socket", ts)
 			b.ReportMetric(float64(n)/worker.Seconds(), "worker-calls/s")
 			b.ReportMetric(float64(n)/floor.Seconds(), "socket-calls/s")
 			b.ReportMetric(worker.Seconds()/floor.Seconds(), "worker/socket")
@@ -243,60 +244,102 @@ func BenchmarkPingConcurrent(b *testing.B) {
 	}
 }
 
+// concurrently runs f n times with inFlight at once, and returns the time
+// it all took and each call's.
+func concurrently(b *testing.B, n, inFlight int, f func() error) (time.Duration, []time.Duration) {
+	each := make([]time.Duration, n)
+	slots := make(chan struct{}, inFlight)
+	errs := make(chan error, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots }()
+			t := time.Now()
+			if err := f(); err != nil {
+				errs <- err
+			}
+			each[i] = time.Since(t)
+		}()
+	}
+	for i := 0; i < inFlight; i++ {
+		slots <- struct{}{}
+	}
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	return elapsed, each
+}
+
+func reportLatency(b *testing.B, name string, d []time.Duration) {
+	b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, name+"-p50-ms")
+	b.ReportMetric(float64(percentile(d, 99).Microseconds())/1000, name+"-p99-ms")
+}
+
 // BenchmarkPodmanVersionPerCall is what users do instead of a warm worker:
 // one `podman --url ... version` process per call, one at a time and with
 // 8 and 64 in flight.
 func BenchmarkPodmanVersionPerCall(b *testing.B) {
 	for _, inFlight := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
-			d := make([]time.Duration, b.N)
-			slots := make(chan struct{}, inFlight)
-			errs := make(chan error, b.N)
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				slots <- struct{}{}
-				go func() {
-					defer func() { <-slots }()
-					d[i] = timed(func() {
-						if out, err := exec.Command("podman", "--url", podman.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
-							errs <- fmt.Errorf("%v: %s", err, out)
-						}
-					})
-				}()
-			}
-			for i := 0; i < inFlight; i++ {
-				slots <- struct{}{}
-			}
-			elapsed := time.Since(start)
-			close(errs)
-			if err := <-errs; err != nil {
-				b.Fatal(err)
-			}
+			elapsed, d := concurrently(b, b.N, inFlight, podmanVersion)
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
-			b.ReportMetric(float64(percentile(d, 50).Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(percentile(d, 99).Microseconds())/1000, "p99-ms")
+			reportLatency(b, "cli", d)
 			b.ReportMetric(0, "ns/op")
 		})
 	}
 }
 
-// BenchmarkRunThroughput measures runs per second with 1, 2, 4 and 8 in flight.
+func podmanVersion() error {
+	if out, err := exec.Command("podman", "--url", podman.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+// BenchmarkRunThroughput measures runs per second with 1, 2, 4 and 8 in
+// flight: through the worker, as the bindings' sequence in this process,
+// and as `podman run --rm` processes.
 func BenchmarkRunThroughput(b *testing.B) {
-	const params = `{"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"}`
+	ctx, err := bindings.NewConnection(context.Background(), podman.URI)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, inFlight := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
-			w := startWorker(b, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
-			w.call("0", "run", params)
+			w := startLean(b, workerBin, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
+			w.roundTrip(runRequest(0))
+			idle := goroutines(b, w.roundTrip([]byte(`{"jsonrpc":"2.0","id":"idle","method":"metrics"}`+"\n")))
+			var loaded, rss, got int
 			start := time.Now()
 			pipeline(b, w, b.N, inFlight, func(i int) string {
-				return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"run","params":%s}`, i+1, params)
+				return strings.TrimSuffix(string(runRequest(i+1)), "\n")
 			}, func(line string) {
-				if !strings.Contains(line, `"result"`) {
+				switch got++; {
+				case strings.Contains(line, `"id":"load"`):
+					loaded = goroutines(b, []byte(line))
+				case !strings.Contains(line, `"result"`):
 					b.Fatalf("run failed: %.300s", line)
+				case got == max(b.N/2, 1):
+					// Halfway, with inFlight runs going: the worker's size under load.
+					rss = rssKiB(w.cmd.Process.Pid)
+					w.send(`{"jsonrpc":"2.0","id":"load","method":"metrics"}`)
 				}
 			})
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
-			b.ReportMetric(float64(rssKiB(w.cmd.Process.Pid)), "rss-KiB")
+			// pipeline stopped after b.N lines of the b.N+1 sent back.
+			if last, _ := w.next(0); loaded == 0 {
+				loaded = goroutines(b, []byte(last))
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "worker-runs/s")
+			b.ReportMetric(float64(rss), "worker-rss-KiB")
+			b.ReportMetric(float64(idle), "idle-goroutines")
+			b.ReportMetric(float64(loaded), "load-goroutines")
+			plain, _ := concurrently(b, b.N, inFlight, func() error { return plainRun(ctx) })
+			b.ReportMetric(float64(b.N)/plain.Seconds(), "bindings-runs/s")
+			cli, _ := concurrently(b, b.N, inFlight, cliRun)
+			b.ReportMetric(float64(b.N)/cli.Seconds(), "podman-run-runs/s")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -322,6 +365,17 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// goroutines reads the goroutine count from a metrics reply.
+func goroutines(b *testing.B, reply []byte) int {
+	var r struct {
+		Result struct{ Goroutines int } `json:"result"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil || r.Result.Goroutines == 0 {
+		b.Fatalf("metrics: %v: %s", err, reply)
+	}
+	return r.Result.Goroutines
+}
+
 func rssKiB(pid int) int {
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(status), "\n") {
@@ -339,6 +393,7 @@ func rssKiB(pid int) int {
 // so that none of the test harness's goroutines sit between the processes.
 type leanWorker struct {
 	tb  testing.TB
+	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Reader
 }
@@ -372,7 +427,7 @@ func startLean(tb testing.TB, bin string, args ...string) *leanWorker {
 		}
 		logs.Close()
 	})
-	w := &leanWorker{tb: tb, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+	w := &leanWorker{tb: tb, cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}
 	if bin == workerBin {
 		if line, _ := w.next(0); !strings.Contains(line, "worker.ready") {
 			tb.Fatalf("the first line is not worker.ready: %q", line)
