@@ -282,15 +282,37 @@ func (s *Service) removeLater(id, name string) {
 	}()
 }
 
+// remove deletes a container, and forgets it once Podman no longer has it.
+// Podman refuses while the container is between states, for example while
+// the cleanup process conmon starts after the exit still holds it
+// ("container state improper"). That passes within moments, so such a
+// refusal is tried again until the deadline. Only Podman's "no such
+// container" counts as already removed (kill's text matching would take
+// "container state improper" for gone and forget a container still there).
 func (s *Service) remove(id string) {
 	ctx, cancel := context.WithTimeout(s.podman.background(), 30*time.Second)
 	defer cancel()
-	_, err := containers.Remove(ctx, id, new(containers.RemoveOptions).WithForce(true).WithVolumes(true).WithTimeout(0))
-	if err != nil && !isGone(err) {
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, err := containers.Remove(ctx, id, new(containers.RemoveOptions).WithForce(true).WithVolumes(true).WithTimeout(0))
+		if err == nil {
+			s.owned.forget(id)
+			return
+		}
+		switch rpc.AsError(s.podman.fromPodman(err)).Kind {
+		case rpc.KindNotFound:
+			s.owned.forget(id)
+			return
+		case rpc.KindConflict:
+			s.log.Debug().Err(err).Str("container", id).Dur("retry_in", wait).Msg("Podman refused the removal for now")
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+			}
+		}
 		s.log.Warn().Err(err).Str("container", id).Msg("could not remove a container; it stays listed as owned")
 		return
 	}
-	s.owned.forget(id)
 }
 
 // Close kills and removes every auto-remove container the worker started
@@ -304,6 +326,7 @@ func (s *Service) Close() {
 	s.removals.Wait()
 }
 
+// isGone says whether a kill failed because there was nothing to kill.
 func isGone(err error) bool {
 	var e *rpc.Error
 	if errors.As(err, &e) {
