@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +55,11 @@ func testMain(m *testing.M) int {
 	args := []string{"build", "-tags", buildTags, "-o", workerBin}
 	if raceEnabled {
 		args = append(args, "-race") // the child is checked for races too
+		// A race-enabled binary sleeps 1 s on exit by default, and the
+		// tests end several dozen workers.
+		if os.Getenv("GORACE") == "" {
+			os.Setenv("GORACE", "atexit_sleep_ms=0")
+		}
 	}
 	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -135,6 +141,7 @@ func startBinary(t testing.TB, bin string, args ...string) *worker {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
@@ -143,9 +150,31 @@ func startBinary(t testing.TB, bin string, args ...string) *worker {
 		}
 		close(w.lines)
 		w.done <- cmd.Wait()
+		close(exited)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		// End it as a backend would, so that it removes its containers on
+		// the way out and leaves none to the tests after this one: end of
+		// input, then SIGTERM if calls are still running, then SIGKILL.
+		go func() {
+			for range w.lines { // nobody reads them any more
+			}
+		}()
+		stdin.Close()
+		for _, step := range []struct {
+			wait time.Duration
+			sig  os.Signal
+		}{{5 * time.Second, syscall.SIGTERM}, {20 * time.Second, os.Kill}, {time.Minute, nil}} {
+			select {
+			case <-exited:
+			case <-time.After(step.wait):
+				if step.sig != nil {
+					_ = cmd.Process.Signal(step.sig)
+				}
+				continue
+			}
+			break
+		}
 		if t.Failed() {
 			t.Logf("worker stderr:\n%s", w.stderr.String())
 		}
