@@ -349,12 +349,10 @@ func (s *Server) finish(req *jsonrpc2.Request, start time.Time, result any, err 
 	}
 }
 
-// reply sends a call's one reply straight to the stream. Going through
-// the library's Conn.Reply would encode the reply and then parse it again
-// to swap the id back (twice the JSON work for every result).
 // millis writes d in milliseconds with microsecond precision and no
-// trailing zeros (88.51, 2, 0.081): what Float64 printed, at a tenth of the
-// cost of formatting a float, which showed in the per-call profile.
+// trailing zeros (88.51, 2, 0.081), as Float64 printed it, without the
+// shortest-float formatting that took 9% of the in-process round trip
+// in its CPU profile.
 func millis(d time.Duration) []byte {
 	us := d.Microseconds()
 	b := make([]byte, 0, 24)
@@ -372,6 +370,9 @@ func millis(d time.Duration) []byte {
 	return b
 }
 
+// reply sends a call's one reply straight to the stream. Going through
+// the library's Conn.Reply would encode the reply and then parse it again
+// to swap the id back (twice the JSON work for every result).
 func (s *Server) reply(req *jsonrpc2.Request, result any, rerr *Error) {
 	err := s.stream.reply(req.ID.Num, result, rerr)
 	var enc *encodeError

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sourcegraph/jsonrpc2"
 )
 
 // fakeMethods are stand-ins for handlers: these tests pin the framing and
@@ -603,5 +604,24 @@ func TestMillisMatchesTheFloatItReplaced(t *testing.T) {
 		if got := string(millis(d)); got != want {
 			t.Errorf("millis(%v) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+// The server replies through stream.reply; a reply the library itself
+// writes through WriteObject must come out the same way: with the caller's
+// id restored, once.
+func TestWriteObjectRestoresTheCallersID(t *testing.T) {
+	var out bytes.Buffer
+	st := &stream{w: &lineWriter{w: &out}, calls: newRegistry()}
+	internal, _ := st.calls.add(json.RawMessage(`"caller-7"`), nil)
+	result := json.RawMessage(`"Pong"`)
+	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), `{"jsonrpc":"2.0","id":"caller-7","result":"Pong"}`+"\n"; got != want {
+		t.Errorf("wrote %q, want %q", got, want)
+	}
+	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err == nil {
+		t.Error("a second reply to the same call was written")
 	}
 }

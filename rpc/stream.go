@@ -65,8 +65,10 @@ func (s *stream) ReadObject(v any) error {
 	return json.Unmarshal(msg, v)
 }
 
-// WriteObject implements jsonrpc2.ObjectStream. Replies get the caller's id
-// back and join their batch; notifications pass through as they are.
+// WriteObject implements jsonrpc2.ObjectStream, for whatever the library
+// sends itself: the server replies through reply and notifies through
+// Server.Notify. A reply written here still gets the caller's id back and
+// joins its batch; anything else passes through as it is.
 func (s *stream) WriteObject(obj any) error {
 	data, err := json.Marshal(obj)
 	if err != nil {
