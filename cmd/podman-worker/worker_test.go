@@ -163,11 +163,15 @@ func TestRecoversWhenPodmanComesBack(t *testing.T) {
 	}
 }
 
+// stdoutHelperEnv makes the test binary the misbehaving child of
+// TestStdoutCarriesOnlyTheProtocol; TestMain then builds and starts nothing.
+const stdoutHelperEnv = "PODMAN_WORKER_STDOUT_HELPER"
+
 // Anything a dependency prints to os.Stdout or descriptor 1 must land on
 // stderr: the protocol has a descriptor of its own. The test re-runs this
 // test binary as a child that calls reserveStdout and then misbehaves.
 func TestStdoutCarriesOnlyTheProtocol(t *testing.T) {
-	if os.Getenv("PODMAN_WORKER_STDOUT_HELPER") == "1" {
+	if os.Getenv(stdoutHelperEnv) == "1" {
 		protocol, err := reserveStdout()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -182,7 +186,7 @@ func TestStdoutCarriesOnlyTheProtocol(t *testing.T) {
 		os.Exit(0)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestStdoutCarriesOnlyTheProtocol$")
-	cmd.Env = append(os.Environ(), "PODMAN_WORKER_STDOUT_HELPER=1")
+	cmd.Env = append(os.Environ(), stdoutHelperEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -394,7 +398,11 @@ func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(root)
+	defer func() {
+		if err := podmantest.RemoveDir(root); err != nil {
+			t.Errorf("removing the embedded service's root: %v", err)
+		}
+	}()
 	// The scratch folder of a worker that died without stopping its service
 	// (no process can have a pid above the kernel's maximum, 2^22).
 	stale := filepath.Join(root, "scratch-4194305")

@@ -555,6 +555,16 @@ func tail(path string, max int64) string {
 	return string(b)
 }
 
+// RemoveDir removes dir after detaching every mount below it: a Podman
+// store keeps its overlay folder mounted on itself after the service
+// stops, and os.RemoveAll alone then fails with "device or resource busy".
+func RemoveDir(dir string) error {
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
 // unmountUnder detaches every mount point at or below dir, deepest first, as
 // read from /proc/self/mountinfo. Podman normally unmounts its overlay and
 // shm mounts on shutdown, but not after SIGKILL or a failed start, and
