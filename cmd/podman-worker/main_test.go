@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
-func testMain(m *testing.M) int {
+func testMain(m *testing.M) (code int) {
 	var err error
 	if repoRoot, err = podmantest.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -93,7 +93,12 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting the private podman service: %v\n", err)
 		return 1
 	}
-	defer podman.Stop()
+	defer func() {
+		if err := podman.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}()
 	if err := podmantest.EnsureBusybox(ctx, podman.URI); err != nil {
 		fmt.Fprintf(os.Stderr, "making the busybox image: %v\n", err)
 		return 1
@@ -283,7 +288,11 @@ func privateService(t testing.TB) *podmantest.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { svc.Stop() })
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Error(err) // a folder or mount left in /tmp
+		}
+	})
 	if err := podmantest.EnsureBusybox(ctx, svc.URI); err != nil {
 		t.Fatal(err)
 	}

@@ -131,11 +131,7 @@ func TestConcurrentCallsAreEachAnsweredOnce(t *testing.T) {
 func TestRecoversWhenPodmanComesBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	svc, err := podmantest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
+	svc := privateService(t)
 	w := startWorker(t, "--socket", svc.URI)
 
 	if r, _ := w.call("1", "ping", ""); r["result"] != "Pong" {
@@ -425,7 +421,7 @@ func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
 	if !strings.Contains(stderr.String(), "stopped the embedded podman service") {
 		t.Errorf("the embedded service was not stopped:\n%s", stderr.String())
 	}
-	if pids := processesMentioning(root); len(pids) > 0 {
+	if pids := podmantest.ProcessesMentioning(root); len(pids) > 0 {
 		t.Errorf("processes still running for %s: %v", root, pids)
 	}
 	if left, _ := filepath.Glob(filepath.Join(root, "scratch-*")); len(left) > 0 {
@@ -492,17 +488,4 @@ func TestPodmanRootIsMadeAbsolute(t *testing.T) {
 	if err != nil || !filepath.IsAbs(cfg.podmanRoot) || !strings.HasSuffix(cfg.podmanRoot, "/rel/root") {
 		t.Errorf("got %q, %v", cfg.podmanRoot, err)
 	}
-}
-
-// processesMentioning lists the pids whose command line contains s.
-func processesMentioning(s string) []string {
-	var pids []string
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), s) {
-			pids = append(pids, d.Name())
-		}
-	}
-	return pids
 }

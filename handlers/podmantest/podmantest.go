@@ -299,6 +299,10 @@ func (s *Service) Stop() error {
 	if err := s.terminateLocked(); err != nil {
 		errs = append(errs, err)
 	}
+	// conmon, and the `podman container cleanup` it starts, can outlive
+	// the containers. One that runs after Dir is gone creates the store
+	// again, overlay mount included, and leaves it in /tmp.
+	endProcesses(s.Dir, 2*time.Second)
 	if err := unmountUnder(s.Dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -553,6 +557,45 @@ func tail(path string, max int64) string {
 		return "(empty)"
 	}
 	return string(b)
+}
+
+// ProcessesMentioning returns the pids of the processes whose command line
+// contains s, such as a service's folder.
+func ProcessesMentioning(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// endProcesses gives the processes that mention dir a moment to finish
+// (a `podman container cleanup` at work), then kills the rest: on Podman
+// before 4.8 the conmon of every exec session waits 300 s (--exit-delay)
+// after the command ends before it cleans up, and its container is gone.
+func endProcesses(dir string, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for len(ProcessesMentioning(dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 0; i < 50; i++ {
+		pids := ProcessesMentioning(dir)
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // RemoveDir removes dir after detaching every mount below it: a Podman
