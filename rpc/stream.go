@@ -90,11 +90,7 @@ func (s *stream) WriteObject(obj any) error {
 	if err != nil {
 		return fmt.Errorf("rpc: reply with an id the worker did not issue: %s", head.ID)
 	}
-	c := s.calls.finish(internal)
-	if c == nil {
-		return fmt.Errorf("rpc: second reply to call %d", internal)
-	}
-	return s.deliver(encodeResponse(c.id, head.Result, head.Error), c.batch)
+	return s.answer(internal, head.Result, head.Error)
 }
 
 // reply answers the call with internal id internal: with e when it is
@@ -111,11 +107,16 @@ func (s *stream) reply(internal uint64, result any, e *Error) error {
 	if err != nil {
 		return &encodeError{err}
 	}
+	return s.answer(internal, res, wireErr)
+}
+
+// answer sends the one reply of call internal, under the caller's id.
+func (s *stream) answer(internal uint64, result, wireErr json.RawMessage) error {
 	c := s.calls.finish(internal)
 	if c == nil {
 		return fmt.Errorf("rpc: second reply to call %d", internal)
 	}
-	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
+	return s.deliver(encodeResponse(c.id, result, wireErr), c.batch)
 }
 
 type encodeError struct{ err error }
