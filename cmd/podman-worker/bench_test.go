@@ -35,7 +35,7 @@ import (
 func BenchmarkPing(b *testing.B) {
 	w := startLean(b, workerBin, "--socket", podman.URI)
 	relay := startLean(b, os.Args[0]) // the test binary as a minimal relay
-	get := socketClient(1)
+	get := socketClient(podman.Socket, 1)
 	ping := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n")
 	viaWorker := func() {
 		if r := w.roundTrip(ping); !bytes.Contains(r, []byte(`"result":"Pong"`)) {
@@ -80,12 +80,13 @@ func BenchmarkPing(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // the figures above replace it
 }
 
-// socketClient returns a GET on up to conns keep-alive connections to the
-// private service's socket: the floor the worker is measured against.
-func socketClient(conns int) func(path string) {
+// socketClient returns a GET on up to conns keep-alive connections to a
+// Podman socket: the floor the worker is measured against, and the minimal
+// relay's one call. It panics on a failure (the relay is a child process).
+func socketClient(socket string, conns int) func(path string) {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", podman.Socket)
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		},
 		MaxIdleConnsPerHost: conns,
 	}}
@@ -232,7 +233,7 @@ func BenchmarkPingConcurrent(b *testing.B) {
 			})
 			worker := time.Since(start)
 
-			get := socketClient(inFlight)
+			get := socketClient(podman.Socket, inFlight)
 			floor, ts := concurrently(b, n, inFlight, func() error { get("/_ping"); return nil })
 			reportLatency(b, "worker", tw)
 			reportLatency(b, "socket", ts)
@@ -466,22 +467,13 @@ func (w *leanWorker) roundTrip(line []byte) []byte {
 const relayEnv = "PODMAN_WORKER_BENCH_RELAY"
 
 func relayLines(socket string) int {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-	}}
+	get := socketClient(socket, 1)
 	in := bufio.NewReader(os.Stdin)
 	for {
 		if _, err := in.ReadSlice('\n'); err != nil {
 			return 0
 		}
-		resp, err := client.Get("http://d/v5.0.0/libpod/_ping")
-		if err != nil {
-			return 1
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		get("/_ping")
 		os.Stdout.WriteString(`{"jsonrpc":"2.0","id":1,"result":"Pong"}` + "\n")
 	}
 }
