@@ -4,13 +4,17 @@ go 1.26
 
 require (
 	github.com/containers/podman/v5 v5.8.1
+	github.com/go-crypt/crypt v0.14.15
+	github.com/google/go-cmp v0.7.0
+	github.com/moby/sys/user v0.4.0
 	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/rs/zerolog v1.35.1
 	github.com/sirupsen/logrus v1.9.4
 	github.com/sourcegraph/jsonrpc2 v0.2.3
 	go.podman.io/common v0.67.0
 	go.podman.io/storage v1.62.0
-	golang.org/x/sys v0.40.0
+	golang.org/x/sys v0.45.0
+	golang.org/x/tools v0.41.0
 )
 
 require (
@@ -43,6 +47,7 @@ require (
 	github.com/docker/go-units v0.5.0 // indirect
 	github.com/felixge/httpsnoop v1.0.4 // indirect
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
+	github.com/go-crypt/x v0.4.16 // indirect
 	github.com/go-jose/go-jose/v4 v4.0.5 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -72,7 +77,6 @@ require (
 	github.com/moby/docker-image-spec v1.3.1 // indirect
 	github.com/moby/sys/capability v0.4.0 // indirect
 	github.com/moby/sys/mountinfo v0.7.2 // indirect
-	github.com/moby/sys/user v0.4.0 // indirect
 	github.com/moby/sys/userns v0.1.0 // indirect
 	github.com/moby/term v0.5.2 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect

@@ -2,13 +2,13 @@ package handlers
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"go.podman.io/common/pkg/signal"
 
 	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -43,7 +43,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if _, err := checkName("name", p.Name); err != nil {
 		return nil, err
 	}
-	if err := s.owned.awaitRemoval(ctx, p.Name); err != nil {
+	if err := s.podman.Owned.AwaitRemoval(ctx, p.Name); err != nil {
 		return nil, err
 	}
 	g, err := s.specFor(containerConfig{
@@ -60,10 +60,10 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if err := containers.Start(ctx, created.ID, nil); err != nil {
 		// A container that cannot start is no use to the caller: do not
 		// leave it behind under a name they may retry with.
-		s.remove(created.ID)
+		s.podman.Owned.Remove(created.ID)
 		return nil, err
 	}
-	return containerState{ID: created.ID, Name: p.Name, Status: s.status(ctx, created.ID)}, nil
+	return containerState{ID: created.ID, Name: p.Name, Status: s.podman.State(ctx, created.ID)}, nil
 }
 
 type nameParams struct {
@@ -79,7 +79,7 @@ func (s *Service) start(ctx context.Context, p nameParams) (any, error) {
 	if err := containers.Start(ctx, p.Name, nil); err != nil {
 		return nil, err
 	}
-	return nameState{Name: p.Name, Status: s.status(ctx, p.Name)}, nil
+	return nameState{Name: p.Name, Status: s.podman.State(ctx, p.Name)}, nil
 }
 
 type stopParams struct {
@@ -96,7 +96,7 @@ func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
 	if err := containers.Stop(ctx, p.Name, opts); err != nil {
 		return nil, err
 	}
-	return nameState{Name: p.Name, Status: s.status(ctx, p.Name)}, nil
+	return nameState{Name: p.Name, Status: s.podman.State(ctx, p.Name)}, nil
 }
 
 type logsParams struct {
@@ -120,11 +120,12 @@ func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
 		}
 		tail = *p.Tail
 	}
-	out, err := s.readLogs(ctx, p.Name, tail)
+	out, err := s.podman.Logs(ctx, p.Name, tail, s.maxOutput)
 	if err != nil {
 		return nil, err
 	}
-	return logsResult{Logs: out.stdout + out.stderr, Stdout: out.stdout, Stderr: out.stderr, Truncated: out.truncated}, nil
+	stdout, stderr := out.Stdout.String(), out.Stderr.String()
+	return logsResult{Logs: stdout + stderr, Stdout: stdout, Stderr: stderr, Truncated: out.Truncated()}, nil
 }
 
 type psParams struct {
@@ -153,7 +154,7 @@ func (s *Service) ps(ctx context.Context, p psParams) (any, error) {
 			name = c.Names[0]
 		}
 		out = append(out, psEntry{
-			ID: c.ID, Name: name, Status: publicState(c.State), Image: []string{c.Image},
+			ID: c.ID, Name: name, Status: podman.PublicState(c.State), Image: []string{c.Image},
 			Created: c.Created.UTC().Format(time.RFC3339), ExitCode: c.ExitCode,
 		})
 	}
@@ -170,7 +171,7 @@ type messageResult struct {
 	Message     string `json:"message"`
 }
 
-func (s *Service) killMethod(ctx context.Context, p killParams) (any, error) {
+func (s *Service) kill(ctx context.Context, p killParams) (any, error) {
 	sig := p.Signal
 	if sig == "" {
 		sig = "SIGKILL"
@@ -179,7 +180,7 @@ func (s *Service) killMethod(ctx context.Context, p killParams) (any, error) {
 		return nil, err
 	}
 	if err := containers.Kill(ctx, p.Container, new(containers.KillOptions).WithSignal(sig)); err != nil {
-		if e := s.podman.fromPodman(err); rpc.AsError(e).Kind == rpc.KindConflict {
+		if s.podman.KindOf(err) == rpc.KindConflict {
 			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
 		}
 		return nil, err
@@ -221,39 +222,16 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		s.owned.forget(r.Id)
+		s.podman.Owned.Forget(r.Id)
 	}
 	return rmResult{ContainerID: target, Name: target, Message: "Container deleted successfully", Removed: true}, nil
 }
 
-// status reads a container's state for a result; "unknown" if it vanished.
-func (s *Service) status(ctx context.Context, nameOrID string) string {
-	data, err := containers.Inspect(ctx, nameOrID, nil)
-	if err != nil || data.State == nil {
-		return "unknown"
-	}
-	return publicState(data.State.Status)
-}
-
-// publicState hides a race callers cannot act on: Podman says "stopped"
-// once the process is gone and "exited" once its cleanup process has run,
-// tens of milliseconds later. Both mean the container's process ended.
-func publicState(s string) string {
-	if s == "stopped" {
-		return "exited"
-	}
-	return s
-}
-
+// checkSignal accepts what podman kill accepts: a name with or without
+// SIG, or a number from 1 to 64, through Podman's own signal table.
 func checkSignal(sig string) error {
-	name := strings.TrimPrefix(strings.ToUpper(sig), "SIG")
-	switch name {
-	case "KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT", "ALRM":
-		return nil
+	if n, err := signal.ParseSignal(sig); err != nil || n < 1 || n > 64 {
+		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"signal\": %q is not a signal such as SIGKILL, SIGTERM or 9", sig).With("field", "signal")
 	}
-	var n int
-	if _, err := fmt.Sscanf(sig, "%d", &n); err == nil && n > 0 && n < 65 && fmt.Sprint(n) == sig {
-		return nil
-	}
-	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"signal\": %q is not a signal such as SIGKILL, SIGTERM or 9", sig).With("field", "signal")
+	return nil
 }

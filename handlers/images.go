@@ -95,7 +95,8 @@ func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
 		if report == nil {
 			return nil, err
 		}
-		// `podman rmi` exit codes: 1 no such image, 2 the image is in use.
+		// `podman rmi` reports its outcome as an exit code (1: no such
+		// image, 2: in use), the same for Podman 4 and 5.
 		switch report.ExitCode {
 		case 1:
 			return nil, rpc.Wrap(rpc.KindNotFound, err, "%s", err.Error())

@@ -44,3 +44,43 @@ func (kv *keyValues) UnmarshalJSON(data []byte) error {
 	*kv = out
 	return nil
 }
+
+// commandLine is a command as callers send it: a string runs under
+// /bin/sh -c (shell features wanted), an array of strings is the argv itself
+// (no shell, so nothing in it is ever interpreted).
+type commandLine []string
+
+func (c *commandLine) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	switch {
+	case bytes.Equal(data, []byte("null")):
+		return nil // left empty: `rpc:"required"` reports it
+	case len(data) > 0 && data[0] == '"':
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		if strings.TrimSpace(s) == "" {
+			return rpc.Errorf(rpc.KindInvalidParams, "the command string is empty")
+		}
+		*c = commandLine{"/bin/sh", "-c", s}
+	case len(data) > 0 && data[0] == '[':
+		var argv []string
+		if err := json.Unmarshal(data, &argv); err != nil {
+			return rpc.Errorf(rpc.KindInvalidParams, "an array of strings is expected")
+		}
+		if len(argv) == 0 || argv[0] == "" {
+			return rpc.Errorf(rpc.KindInvalidParams, "the argv array needs a non-empty program name first")
+		}
+		*c = argv
+	default:
+		return rpc.Errorf(rpc.KindInvalidParams, "a string (run by /bin/sh -c) or an array of strings (argv) is expected")
+	}
+	for _, arg := range *c {
+		// The kernel's argv is NUL-terminated: such an argument cannot be passed.
+		if strings.ContainsRune(arg, 0) {
+			return rpc.Errorf(rpc.KindInvalidParams, "the command contains a NUL byte")
+		}
+	}
+	return nil
+}

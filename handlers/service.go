@@ -1,6 +1,8 @@
-// Package handlers implements the worker's methods: one file per command
-// group, each handler decoding its params, calling Podman through the
-// bindings and shaping the seed's result.
+// Package handlers implements the worker's methods that act on Podman: one
+// file per method group, each handler decoding its params, applying the
+// policy, calling the Podman layer (package podman) and shaping the seed's
+// result. The worker's own methods (health, metrics, shutdown) live with
+// the worker in cmd/podman-worker.
 package handlers
 
 import (
@@ -9,12 +11,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"sync"
+	"reflect"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -25,38 +28,25 @@ type Options struct {
 	Policy limits.Policy
 	// MaxOutputBytes bounds each output stream a call returns (default 1 MiB).
 	MaxOutputBytes int
-	// Calls and Load feed the metrics method: per-method figures, and the
-	// dispatcher's running and waiting calls.
-	Calls *rpc.Metrics
-	Load  func() rpc.Stats
 	// RequestTimeout bounds every call that has no timeout of its own
 	// (default 30 s, the seed REST API's REQUEST_TIMEOUT).
 	RequestTimeout time.Duration
-	// Shutdown, when set, is what the shutdown method starts.
-	Shutdown func()
 }
 
-// Service holds what handlers share: the warm Podman connection, the
-// policy, and the containers this worker owns.
+// Service holds what handlers share: the warm Podman connection and the
+// policy.
 type Service struct {
-	podman    *Podman
+	podman    *podman.Client
 	log       zerolog.Logger
 	policy    limits.Policy
 	maxOutput int
-	calls     *rpc.Metrics
-	load      func() rpc.Stats
-	started   time.Time
 	timeout   time.Duration
-	shutdown  func()
 	// instance labels this worker's containers (LabelInstance).
 	instance string
-
-	owned    ownedSet
-	removals sync.WaitGroup
 }
 
 // New returns the handlers for a Podman connection.
-func New(p *Podman, log zerolog.Logger, opts Options) *Service {
+func New(p *podman.Client, log zerolog.Logger, opts Options) *Service {
 	if opts.Policy.MaxMemory == 0 {
 		opts.Policy = limits.DefaultPolicy()
 	}
@@ -70,55 +60,82 @@ func New(p *Podman, log zerolog.Logger, opts Options) *Service {
 	_, _ = rand.Read(b)
 	return &Service{
 		podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes,
-		calls: opts.Calls, load: opts.Load, started: time.Now(), instance: hex.EncodeToString(b),
-		timeout: opts.RequestTimeout, shutdown: opts.Shutdown,
+		instance: hex.EncodeToString(b), timeout: opts.RequestTimeout,
 	}
 }
 
-// Methods lists every method the worker answers, in one place.
-func (s *Service) Methods() map[string]rpc.Method {
-	return map[string]rpc.Method{
-		// health.go: answer even when Podman does not
-		"health":   s.health,
-		"metrics":  s.metrics,
-		"shutdown": s.shutdownMethod,
+// method is one entry of the registry: the handler and its params type.
+type method struct {
+	call   rpc.Method
+	params any // a pointer to the zero params struct
+}
+
+// registry lists every method that acts on Podman, in one place.
+func (s *Service) registry() map[string]method {
+	return map[string]method{
 		// system.go
-		"ping":    podmanMethod(s, s.ping),
-		"version": podmanMethod(s, s.version),
-		"info":    podmanMethod(s, s.info),
+		"ping":    adapt(s, s.ping),
+		"version": adapt(s, s.version),
+		"info":    adapt(s, s.info),
 		// images.go, build.go
-		"build":   podmanMethod(s, s.build),
-		"images":  podmanMethod(s, s.images),
-		"exists":  podmanMethod(s, s.exists),
-		"inspect": podmanMethod(s, s.inspect),
-		"rmi":     podmanMethod(s, s.rmi),
-		"prune":   podmanMethod(s, s.prune),
+		"build":   adapt(s, s.build),
+		"images":  adapt(s, s.images),
+		"exists":  adapt(s, s.exists),
+		"inspect": adapt(s, s.inspect),
+		"rmi":     adapt(s, s.rmi),
+		"prune":   adapt(s, s.prune),
 		// run.go, containers.go
-		"run":    podmanMethod(s, s.run),
-		"create": podmanMethod(s, s.create),
-		"start":  podmanMethod(s, s.start),
-		"stop":   podmanMethod(s, s.stop),
-		"logs":   podmanMethod(s, s.logs),
-		"ps":     podmanMethod(s, s.ps),
-		"kill":   podmanMethod(s, s.killMethod),
-		"rm":     podmanMethod(s, s.rm),
-		// host.go, passwd.go
-		"exec":     podmanMethod(s, s.exec),
-		"add_file": podmanMethod(s, s.addFile),
-		"add_user": podmanMethod(s, s.addUser),
+		"run":    adapt(s, s.run),
+		"create": adapt(s, s.create),
+		"start":  adapt(s, s.start),
+		"stop":   adapt(s, s.stop),
+		"logs":   adapt(s, s.logs),
+		"ps":     adapt(s, s.ps),
+		"kill":   adapt(s, s.kill),
+		"rm":     adapt(s, s.rm),
+		// exec.go, files.go, users.go
+		"exec":     adapt(s, s.exec),
+		"add_file": adapt(s, s.addFile),
+		"add_user": adapt(s, s.addUser),
 	}
 }
 
-// podmanMethod adapts a typed handler: it decodes params into P (refusing
-// unknown and missing fields), hands the handler a context that carries the
-// Podman connection, and classifies what Podman answered.
-func podmanMethod[P any](s *Service, fn func(ctx context.Context, p P) (any, error)) rpc.Method {
-	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+// Methods maps each method name to its handler.
+func (s *Service) Methods() map[string]rpc.Method {
+	out := map[string]rpc.Method{}
+	for name, m := range s.registry() {
+		out[name] = m.call
+	}
+	return out
+}
+
+// Params maps each method name to a pointer to its zero params struct, so
+// documentation and tests can list the params every method accepts.
+func (s *Service) Params() map[string]any {
+	out := map[string]any{}
+	for name, m := range s.registry() {
+		out[name] = m.params
+	}
+	return out
+}
+
+// adapt turns a typed handler into an rpc.Method: it decodes params into P
+// (refusing unknown and missing fields; methods without params skip the
+// decoding of absent params), bounds calls that have no timeout of their
+// own by the request timeout, hands the handler a context that carries
+// the Podman connection, and classifies what Podman answered.
+func adapt[P any](s *Service, fn func(ctx context.Context, p P) (any, error)) method {
+	var zero P
+	noParams := reflect.TypeOf(zero).NumField() == 0
+	_, ownTimeout := any(&zero).(bindsItself)
+	call := func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p P
-		if err := rpc.DecodeParams(raw, &p); err != nil {
-			return nil, err
+		if !noParams || len(raw) > 0 {
+			if err := rpc.DecodeParams(raw, &p); err != nil {
+				return nil, err
+			}
 		}
-		if _, own := any(&p).(ownTimeout); !own {
+		if !ownTimeout {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeoutCause(ctx, s.timeout, errRequestTimeout)
 			defer cancel()
@@ -131,18 +148,19 @@ func podmanMethod[P any](s *Service, fn func(ctx context.Context, p P) (any, err
 		if err != nil && errors.Is(context.Cause(ctx), errRequestTimeout) {
 			return nil, rpc.Wrap(rpc.KindTimeout, err, "the call did not finish within the request timeout of %s (--request-timeout / REQUEST_TIMEOUT)", s.timeout)
 		}
-		return res, s.podman.fromPodman(err)
+		return res, s.podman.Classify(err)
 	}
+	return method{call: call, params: &zero}
 }
 
 var errRequestTimeout = errors.New("request timeout")
 
-// ownTimeout marks params of methods that bound themselves (run's timeout)
+// bindsItself marks params of methods that bound themselves (run's timeout)
 // or may legitimately run long (build); the request timeout skips them.
-type ownTimeout interface{ ownTimeout() }
+type bindsItself interface{ bindsItself() }
 
-func (*runParams) ownTimeout()   {}
-func (*buildParams) ownTimeout() {}
+func (*runParams) bindsItself()   {}
+func (*buildParams) bindsItself() {}
 
-// noParams is the params of methods that take none; anything sent is refused.
-type noParams struct{}
+// NoParams is the params of methods that take none; anything sent is refused.
+type NoParams struct{}

@@ -23,7 +23,7 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/podman-worker/podman-worker/handlers/podmantest"
+	"github.com/podman-worker/podman-worker/podman/podmantest"
 )
 
 // BenchmarkPing measures a warm ping through the worker's stdio against the
@@ -33,9 +33,9 @@ import (
 // reply. The three alternate in blocks, so that drift hits them alike. The ratios
 // are what matter; absolute times differ between machines. make bench runs it.
 func BenchmarkPing(b *testing.B) {
-	w := startLean(b, workerBin, "--socket", podman.URI)
+	w := startLean(b, workerBin, "--socket", service.URI)
 	relay := startLean(b, os.Args[0]) // the test binary as a minimal relay
-	get := socketClient(podman.Socket, 1)
+	get := socketClient(service.Socket, 1)
 	ping := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n")
 	viaWorker := func() {
 		if r := w.roundTrip(ping); !bytes.Contains(r, []byte(`"result":"Pong"`)) {
@@ -117,13 +117,13 @@ func sum(d []time.Duration) (total time.Duration) {
 // defaults, in this warm process; and as one `podman run --rm` process per
 // call. It reports p50 and p99 of each and the ratios to the worker.
 func BenchmarkRun(b *testing.B) {
-	w := startLean(b, workerBin, "--socket", podman.URI)
+	w := startLean(b, workerBin, "--socket", service.URI)
 	viaWorker := func() {
 		if r := w.roundTrip(runRequest(1)); !bytes.Contains(r, []byte(`"result"`)) {
 			b.Fatalf("run: %s", r)
 		}
 	}
-	ctx, err := bindings.NewConnection(context.Background(), podman.URI)
+	ctx, err := bindings.NewConnection(context.Background(), service.URI)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func plainRun(ctx context.Context) error {
 
 // cliRun is the same invocation as one `podman run --rm` process.
 func cliRun() error {
-	cmd := exec.Command("podman", "--url", podman.URI, "run", "--rm", "--network", "none", "--memory", "20m",
+	cmd := exec.Command("podman", "--url", service.URI, "run", "--rm", "--network", "none", "--memory", "20m",
 		"--memory-swap", "20m", "--cpus", "0.5", podmantest.BusyboxImage, "echo", `{"statusCode":200}`)
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "statusCode") {
 		return fmt.Errorf("podman run: %v: %s", err, out)
@@ -216,7 +216,7 @@ func percentile(d []time.Duration, p int) time.Duration {
 func BenchmarkPingConcurrent(b *testing.B) {
 	for _, inFlight := range []int{8, 64} {
 		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
-			w := startLean(b, workerBin, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
+			w := startLean(b, workerBin, "--socket", service.URI, "--max-workers", fmt.Sprint(inFlight))
 			w.roundTrip([]byte(`{"jsonrpc":"2.0","id":0,"method":"ping"}` + "\n"))
 			n := b.N
 			sent := make([]time.Time, n)
@@ -233,7 +233,7 @@ func BenchmarkPingConcurrent(b *testing.B) {
 			})
 			worker := time.Since(start)
 
-			get := socketClient(podman.Socket, inFlight)
+			get := socketClient(service.Socket, inFlight)
 			floor, ts := concurrently(b, n, inFlight, func() error { get("/_ping"); return nil })
 			reportLatency(b, "worker", tw)
 			reportLatency(b, "socket", ts)
@@ -294,7 +294,7 @@ func BenchmarkPodmanVersionPerCall(b *testing.B) {
 }
 
 func podmanVersion() error {
-	if out, err := exec.Command("podman", "--url", podman.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
+	if out, err := exec.Command("podman", "--url", service.URI, "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
 		return fmt.Errorf("%v: %s", err, out)
 	}
 	return nil
@@ -304,13 +304,13 @@ func podmanVersion() error {
 // flight: through the worker, as the bindings' sequence in this process,
 // and as `podman run --rm` processes.
 func BenchmarkRunThroughput(b *testing.B) {
-	ctx, err := bindings.NewConnection(context.Background(), podman.URI)
+	ctx, err := bindings.NewConnection(context.Background(), service.URI)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, inFlight := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
-			w := startLean(b, workerBin, "--socket", podman.URI, "--max-workers", fmt.Sprint(inFlight))
+			w := startLean(b, workerBin, "--socket", service.URI, "--max-workers", fmt.Sprint(inFlight))
 			w.roundTrip(runRequest(0))
 			idle := goroutines(b, w.roundTrip([]byte(`{"jsonrpc":"2.0","id":"idle","method":"metrics"}`+"\n")))
 			var loaded, rss, got int
@@ -353,7 +353,7 @@ func BenchmarkStartup(b *testing.B) {
 	var rss int
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		w := startBinary(b, plainBin, "--socket", podman.URI)
+		w := startBinary(b, plainBin, "--socket", service.URI)
 		if line, _ := w.next(time.Minute); !strings.Contains(line, "worker.ready") {
 			b.Fatalf("first line %q", line)
 		}
@@ -403,7 +403,7 @@ func startLean(tb testing.TB, bin string, args ...string) *leanWorker {
 	tb.Helper()
 	cmd := exec.Command(bin, args...)
 	if bin == os.Args[0] {
-		cmd.Env = append(os.Environ(), relayEnv+"="+podman.Socket, "GOMAXPROCS=1") // see TestMain
+		cmd.Env = append(os.Environ(), relayEnv+"="+service.Socket, "GOMAXPROCS=1") // see TestMain
 	}
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/handlers/podmantest"
+	"github.com/podman-worker/podman-worker/podman/podmantest"
+	"golang.org/x/tools/txtar"
 )
 
 // TestCLIGolden runs every command of the seed's per-call CLI through the
@@ -28,12 +29,13 @@ func TestCLIGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ar := parseTxtar(data)
+			ar := txtar.Parse(data)
 			svc := privateService(t)
 			vars := strings.NewReplacer("$BUSYBOX", podmantest.BusyboxImage, "$TESTDATA", filepath.Join(repoRoot, "testdata"))
-			norm := newNormalizer(parseSettings(ar.comment), svc.URI)
+			norm := newNormalizer(parseSettings(ar.Comment), svc.URI)
 			var out strings.Builder
-			for _, line := range strings.Split(string(ar.files["commands"]), "\n") {
+			commands, _ := section(ar, "commands")
+			for _, line := range strings.Split(string(commands), "\n") {
 				if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 					continue
 				}
@@ -52,17 +54,14 @@ func TestCLIGolden(t *testing.T) {
 				}
 			}
 			if *update {
-				ar.files["out"] = []byte(out.String())
-				if !contains(ar.names, "out") {
-					ar.names = append(ar.names, "out")
-				}
-				if err := os.WriteFile(file, ar.format(), 0o644); err != nil {
+				setSection(ar, "out", []byte(out.String()))
+				if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			if want := string(ar.files["out"]); out.String() != want {
-				t.Errorf("%s differs (-update rewrites it after review)\n%s", filepath.Base(file), lineDiff(want, out.String()))
+			if want, _ := section(ar, "out"); out.String() != string(want) {
+				t.Errorf("%s differs (-update rewrites it after review)\n%s", filepath.Base(file), diffLines(string(want), out.String()))
 			}
 		})
 	}

@@ -46,7 +46,7 @@ func errorData(t *testing.T, r map[string]any) (msg string, data map[string]any)
 // What the function sees from inside: the limits are real cgroup limits,
 // the network is only lo, and env, workdir, user and mounts arrive.
 func TestRunLimitsSeenFromInside(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "request.json"), []byte(`{"n":41}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ echo '{"statusCode":200}' > /data/result.json`
 }
 
 func TestRunResultShape(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	r, _ := w.call("1", "run", runParams(`"name":"shape-test"`, "/bin/sh", "-c", `echo '{"statusCode":200,"body":{"result":"success"}}'; echo oops >&2`))
 	res := result(t, r)
 	body, _ := json.Marshal(res["stdout"])
@@ -102,7 +102,7 @@ func TestRunResultShape(t *testing.T) {
 }
 
 func TestRunFailures(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 
 	r, _ := w.call("1", "run", runParams(`"name":"fails"`, "/bin/sh", "-c", "echo partial; echo broken >&2; exit 3"))
 	msg, data := errorData(t, r)
@@ -138,7 +138,7 @@ func TestRunFailures(t *testing.T) {
 
 // A timeout kills within a second of its deadline and leaves nothing behind.
 func TestRunTimeout(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	start := time.Now()
 	r, _ := w.call("1", "run", runParams(`"name":"sleeper","timeout":1`, "sleep", "30"))
 	took := time.Since(start)
@@ -154,7 +154,7 @@ func TestRunTimeout(t *testing.T) {
 
 // $/cancelRequest on a run kills and removes its container.
 func TestRunCancel(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	w.send(`{"jsonrpc":"2.0","id":"long","method":"run","params":` + runParams(`"name":"cancelled","timeout":60`, "sleep", "60") + `}`)
 	waitRunning(t, w, "cancelled")
 	start := time.Now()
@@ -171,7 +171,7 @@ func TestRunCancel(t *testing.T) {
 
 // 20 runs at once with 10 workers: every call gets its own output.
 func TestConcurrentRuns(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--max-workers", "10")
+	w := startWorker(t, "--socket", service.URI, "--max-workers", "10")
 	const n = 20
 	for i := 0; i < n; i++ {
 		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"run","params":%s}`, i, runParams("", "/bin/sh", "-c", fmt.Sprintf(`echo '{"n":%d}'; echo err%d >&2`, i, i))))
@@ -199,11 +199,11 @@ func TestConcurrentRuns(t *testing.T) {
 		seen[r.ID] = true
 	}
 	// The worker waits for its background removals before it exits.
-	exitsLeavingNothing(t, w, podman.URI, "pw-")
+	exitsLeavingNothing(t, w, service.URI, "pw-")
 }
 
 func TestRunOutputIsCapped(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--max-output-bytes", "1k")
+	w := startWorker(t, "--socket", service.URI, "--max-output-bytes", "1k")
 	r, _ := w.call("1", "run", runParams("", "/bin/sh", "-c", `head -c 5000 /dev/zero | tr '\0' x; head -c 10 /dev/zero | tr '\0' y >&2`))
 	res := result(t, r)
 	if s := fmt.Sprint(res["stdout"]); len(s) != 1024 {
@@ -216,7 +216,7 @@ func TestRunOutputIsCapped(t *testing.T) {
 
 // Every bad input gets its error naming the field, and the worker goes on.
 func TestRunBadParams(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	tests := []struct {
 		params, kind, field string
 	}{
@@ -284,7 +284,7 @@ func waitListed(t *testing.T, w *worker, name, psParams string, want bool) {
 }
 
 func TestRunEntrypointAndVolumes(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from the host"), 0o644); err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestRunEntrypointAndVolumes(t *testing.T) {
 
 // ports publish a container port on the host (bridge network only).
 func TestCreateWithPublishedPort(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	r, _ := w.call("1", "create", `{"image":"localhost/busybox:latest","name":"web","network_mode":"bridge","ports":["127.0.0.1:18088:8080"],`+
 		`"command":["/bin/sh","-c","mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"]}`)
 	result(t, r)
@@ -327,7 +327,7 @@ func TestCreateWithPublishedPort(t *testing.T) {
 // SIGTERM while a run is in flight: the call is answered (cancelled), the
 // worker exits 0, and no container is left.
 func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--shutdown-grace", "1s")
+	w := startWorker(t, "--socket", service.URI, "--shutdown-grace", "1s")
 	w.send(`{"jsonrpc":"2.0","id":"long","method":"run","params":` + runParams(`"name":"interrupted","timeout":60`, "sleep", "60") + `}`)
 	waitRunning(t, w, "interrupted")
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -337,7 +337,7 @@ func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
 	if !strings.Contains(line, `"id":"long"`) || !strings.Contains(line, "-32800") {
 		t.Errorf("the run in flight at SIGTERM answered %s", line)
 	}
-	exitsLeavingNothing(t, w, podman.URI, "interrupted")
+	exitsLeavingNothing(t, w, service.URI, "interrupted")
 	if log := w.stderr.String(); !strings.Contains(log, `"signal":"terminated signal received"`) {
 		t.Errorf("the log does not say which signal arrived:\n%s", log)
 	}
@@ -346,7 +346,7 @@ func TestSIGTERMDuringRunLeavesNothing(t *testing.T) {
 // The shutdown method: calls in flight finish within the grace period and
 // are answered, later calls are refused, containers are removed, exit 0.
 func TestShutdownMethodIsGraceful(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--shutdown-grace", "20s")
+	w := startWorker(t, "--socket", service.URI, "--shutdown-grace", "20s")
 	w.send(`{"jsonrpc":"2.0","id":"run","method":"run","params":` + runParams(`"name":"finishing","timeout":30`, "/bin/sh", "-c", "sleep 2; echo done") + `}`)
 	waitRunning(t, w, "finishing")
 	w.send(`{"jsonrpc":"2.0","id":"bye","method":"shutdown"}`)
@@ -369,12 +369,12 @@ func TestShutdownMethodIsGraceful(t *testing.T) {
 		!strings.Contains(got["late"], "-32003") {
 		t.Errorf("replies: %v; want the shutdown acknowledged, the run finished within the grace period and the late call refused", got)
 	}
-	exitsLeavingNothing(t, w, podman.URI, "finishing")
+	exitsLeavingNothing(t, w, service.URI, "finishing")
 }
 
 // A call without a timeout of its own is bounded by --request-timeout.
 func TestRequestTimeout(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--request-timeout", "1s")
+	w := startWorker(t, "--socket", service.URI, "--request-timeout", "1s")
 	result(t, mustCall(w, "1", "create", `{"image":"localhost/busybox:latest","name":"slowexec","command":["sleep","300"]}`))
 	defer w.call("9", "rm", `{"container":"slowexec","force":true}`)
 	start := time.Now()
@@ -400,7 +400,7 @@ func mustCall(w *worker, id, method, params string) map[string]any {
 
 // Removal runs after the reply; reusing the name at once must still work.
 func TestRunNameReusedAtOnce(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	for i := 0; i < 5; i++ {
 		r, _ := w.call(fmt.Sprint(i), "run", runParams(`"name":"same-name"`, "echo", fmt.Sprint(i)))
 		if got := result(t, r)["stdout"]; got != fmt.Sprintf("%d\n", i) {
@@ -412,7 +412,7 @@ func TestRunNameReusedAtOnce(t *testing.T) {
 // At debug level each call's log line carries its params, with every
 // secret replaced: nothing secret is logged at any level.
 func TestSecretsNeverLogged(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--debug")
+	w := startWorker(t, "--socket", service.URI, "--debug")
 	result(t, mustCall(w, "1", "create", `{"image":"localhost/busybox:latest","name":"secrets","command":["sleep","300"],"environment":{"TOKEN":"SECRET-env-create"}}`))
 	result(t, mustCall(w, "2", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password"}`))
 	mustCall(w, "3", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password-again"}`) // fails: exists
@@ -439,7 +439,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 // SIGTERM during a 3-second run, default grace (10 s): the run finishes
 // and is answered, nothing is left, exit 0.
 func TestSIGTERMDuringShortRunAnswersIt(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	w.send(`{"jsonrpc":"2.0","id":"three","method":"run","params":` + runParams(`"name":"three-seconds","timeout":30`, "/bin/sh", "-c", "sleep 3; echo finished") + `}`)
 	waitRunning(t, w, "three-seconds")
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -449,12 +449,12 @@ func TestSIGTERMDuringShortRunAnswersIt(t *testing.T) {
 	if !strings.Contains(line, `"id":"three"`) || !strings.Contains(line, `"stdout":"finished\n"`) {
 		t.Errorf("the run in flight at SIGTERM answered %s; want it finished within the grace period", line)
 	}
-	exitsLeavingNothing(t, w, podman.URI, "three-seconds")
+	exitsLeavingNothing(t, w, service.URI, "three-seconds")
 }
 
 // The input ends while calls are in flight: every one is answered, then exit 0.
 func TestEOFWithCallsInFlight(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	for i := 0; i < 3; i++ {
 		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"run","params":%s}`, i, runParams("", "/bin/sh", "-c", fmt.Sprintf("sleep 1; echo %d", i))))
 	}

@@ -38,7 +38,7 @@ func peakRSS(t *testing.T, pid int) int {
 // A client sends 100 MiB on one line: that line gets an error, the next
 // is served, and the worker never holds the line in memory.
 func TestHundredMiBLine(t *testing.T) {
-	w := startBinary(t, plainBin, "--socket", podman.URI)
+	w := startBinary(t, plainBin, "--socket", service.URI)
 	if line, _ := w.next(time.Minute); !strings.Contains(line, "worker.ready") {
 		t.Fatalf("first line %q", line)
 	}
@@ -67,7 +67,7 @@ func TestHundredMiBLine(t *testing.T) {
 // The input ends in the middle of a batch line: the fragment is answered
 // as a parse error, calls already read are answered, and the worker exits 0.
 func TestStdinClosedMidBatch(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	w.send(`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"version"}]`)
 	io.WriteString(w.stdin, `[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","id":4,"meth`)
 	w.stdin.Close()
@@ -93,7 +93,7 @@ func TestStdinClosedMidBatch(t *testing.T) {
 // SIGTERM while a build runs: with a short grace period the build is
 // cancelled and answered, its tag never appears, and the worker exits 0.
 func TestSIGTERMMidBuild(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--shutdown-grace", "500ms")
+	w := startWorker(t, "--socket", service.URI, "--shutdown-grace", "500ms")
 	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"b","method":"build","params":{"context":%q,"tag":"sigterm-build","no_cache":true}}`,
 		filepath.Join(repoRoot, "testdata", "build", "slow")))
 	for {
@@ -119,7 +119,7 @@ func TestSIGTERMMidBuild(t *testing.T) {
 	if err := <-w.done; err != nil {
 		t.Errorf("exit: %v", err)
 	}
-	w2 := startWorker(t, "--socket", podman.URI)
+	w2 := startWorker(t, "--socket", service.URI)
 	if r, _ := w2.call("1", "exists", `{"image":"sigterm-build"}`); r["result"] != false {
 		t.Errorf("the cancelled build's tag exists: %v", r)
 	}
@@ -182,7 +182,7 @@ func TestSlowReaderDuringHeavyBuild(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf(
 		"FROM localhost/busybox:latest\nRUN i=0; while [ $i -lt %d ]; do echo \"line $i of heavy output, padded to make it a bit longer than it needs to be\"; i=$((i+1)); done\n", lines)), 0o644)
 
-	cmd := exec.Command(plainBin, "--socket", podman.URI) // memory is measured: no race detector
+	cmd := exec.Command(plainBin, "--socket", service.URI) // memory is measured: no race detector
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
@@ -226,7 +226,7 @@ func TestSlowReaderDuringHeavyBuild(t *testing.T) {
 
 // 10,000 pings with 64 in flight: every id answered exactly once, none mixed up.
 func TestTenThousandPings(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	loadTest(t, w, 10000, 64, func(i int) (string, string) {
 		if i%2 == 0 {
 			return "ping", ""
@@ -243,7 +243,7 @@ func TestTenThousandPings(t *testing.T) {
 // 500 runs with 8 in flight: each gets its own output; afterwards nothing
 // is left and the worker's goroutines and descriptors are back to idle.
 func TestFiveHundredRuns(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--max-workers", "8")
+	w := startWorker(t, "--socket", service.URI, "--max-workers", "8")
 	before := result(t, mustCall(w, `"m0"`, "metrics", ""))
 	loadTest(t, w, 500, 8, func(i int) (string, string) {
 		return "run", runParams("", "echo", fmt.Sprintf(`{"n":%d}`, i))

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/tools/txtar"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of the golden files under testdata/golden")
@@ -55,16 +58,16 @@ func runGolden(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar := parseTxtar(data)
-	settings := parseSettings(ar.comment)
-	in, ok := ar.files["in.jsonl"]
+	ar := txtar.Parse(data)
+	settings := parseSettings(ar.Comment)
+	in, ok := section(ar, "in.jsonl")
 	if !ok {
 		t.Fatalf("%s has no in.jsonl section", file)
 	}
 
 	// Each session gets a fresh private service, so that what it lists
 	// (images, containers) does not depend on what other tests left.
-	svc := podman
+	svc := service
 	if settings["socket"] != "none" {
 		svc = privateService(t)
 	}
@@ -135,16 +138,17 @@ func runGolden(t *testing.T, file string) {
 	}
 	gotText := strings.Join(out, "\n") + "\n"
 	if *update {
-		ar.files["out.jsonl"] = []byte(gotText)
-		if err := os.WriteFile(file, ar.format(), 0o644); err != nil {
+		setSection(ar, "out.jsonl", []byte(gotText))
+		if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	want := string(ar.files["out.jsonl"])
+	wantText, _ := section(ar, "out.jsonl")
+	want := string(wantText)
 	if gotText != want {
 		t.Errorf("%s: output differs (go test ./cmd/podman-worker -run 'TestGolden/%s' -update rewrites it after review)\n%s",
-			filepath.Base(file), strings.TrimSuffix(filepath.Base(file), ".txtar"), lineDiff(want, gotText))
+			filepath.Base(file), strings.TrimSuffix(filepath.Base(file), ".txtar"), diffLines(want, gotText))
 	}
 }
 
@@ -296,75 +300,29 @@ func parseSettings(comment []byte) map[string]string {
 	return out
 }
 
-// txtar is the archive format of golang.org/x/tools/txtar: a comment, then
-// sections that each start with a "-- name --" line.
-type txtar struct {
-	comment []byte
-	names   []string
-	files   map[string][]byte
+// section returns the content of the archive's file name, if any.
+func section(ar *txtar.Archive, name string) ([]byte, bool) {
+	for _, f := range ar.Files {
+		if f.Name == name {
+			return f.Data, true
+		}
+	}
+	return nil, false
 }
 
-func parseTxtar(data []byte) *txtar {
-	a := &txtar{files: map[string][]byte{}}
-	var comment bytes.Buffer
-	cur := &comment
-	sections := map[string]*bytes.Buffer{}
-	for _, line := range strings.SplitAfter(string(data), "\n") {
-		trimmed := strings.TrimRight(line, "\n")
-		if strings.HasPrefix(trimmed, "-- ") && strings.HasSuffix(trimmed, " --") && len(trimmed) > 6 {
-			name := trimmed[3 : len(trimmed)-3]
-			a.names = append(a.names, name)
-			cur = &bytes.Buffer{}
-			sections[name] = cur
-			continue
+// setSection replaces the content of file name, or appends the file.
+func setSection(ar *txtar.Archive, name string, data []byte) {
+	for i := range ar.Files {
+		if ar.Files[i].Name == name {
+			ar.Files[i].Data = data
+			return
 		}
-		cur.WriteString(line)
 	}
-	a.comment = comment.Bytes()
-	for name, b := range sections {
-		a.files[name] = b.Bytes()
-	}
-	return a
+	ar.Files = append(ar.Files, txtar.File{Name: name, Data: data})
 }
 
-func (a *txtar) format() []byte {
-	var b bytes.Buffer
-	b.Write(a.comment)
-	names := a.names
-	if _, ok := a.files["out.jsonl"]; ok && !contains(names, "out.jsonl") {
-		names = append(names, "out.jsonl")
-	}
-	for _, name := range names {
-		fmt.Fprintf(&b, "-- %s --\n", name)
-		b.Write(a.files[name])
-	}
-	return b.Bytes()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// lineDiff shows expected and actual lines side by side where they differ.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			fmt.Fprintf(&b, "line %d\n  want: %s\n   got: %s\n", i+1, wl, gl)
-		}
-	}
-	return b.String()
+// diffLines shows what changed from want to got, line by line, aligned so
+// that an inserted line does not flag every line after it.
+func diffLines(want, got string) string {
+	return cmp.Diff(strings.Split(want, "\n"), strings.Split(got, "\n"))
 }

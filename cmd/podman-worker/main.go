@@ -38,7 +38,7 @@ func main() {
 		stop()
 	}()
 	stdin, restore := pollableStdin()
-	code := run(ctx, os.Args[1:], stdin, protocol, os.Stderr)
+	code := run(ctx, process{args: os.Args[1:], getenv: os.Getenv, pid: os.Getpid(), stdin: stdin, stdout: protocol, stderr: os.Stderr})
 	restore()
 	os.Exit(code)
 }

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podman-worker/podman-worker/handlers/podmantest"
+	"github.com/podman-worker/podman-worker/podman/podmantest"
 )
 
 // These tests run the built binary as a real child process, the way the
@@ -28,7 +28,7 @@ const buildTags = "remote exclude_graphdriver_btrfs btrfs_noversion containers_i
 var (
 	workerBin string              // the built worker (with -race when the tests run with it)
 	plainBin  string              // the worker without -race, for measuring its memory
-	podman    *podmantest.Service // the private service
+	service   *podmantest.Service // the private service
 	repoRoot  string
 )
 
@@ -88,18 +88,18 @@ func testMain(m *testing.M) (code int) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	podman, err = podmantest.Start(ctx)
+	service, err = podmantest.Start(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the private podman service: %v\n", err)
 		return 1
 	}
 	defer func() {
-		if err := podman.Stop(); err != nil {
+		if err := service.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}()
-	if err := podmantest.EnsureBusybox(ctx, podman.URI); err != nil {
+	if err := podmantest.EnsureBusybox(ctx, service.URI); err != nil {
 		fmt.Fprintf(os.Stderr, "making the busybox image: %v\n", err)
 		return 1
 	}

@@ -6,32 +6,45 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/sirupsen/logrus"
 
 	"github.com/podman-worker/podman-worker/handlers"
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
-// run is the whole program behind main, so tests can drive it in-process.
-// stdout carries the protocol and nothing else; logs go to stderr.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, os.Getenv, stderr)
+// process is what the program takes from the operating system. main
+// fills it from the real process; tests run the whole program in-process
+// with their own.
+type process struct {
+	args   []string
+	getenv func(string) string
+	pid    int
+	stdin  io.Reader
+	// stdout carries the protocol and nothing else; logs go to stderr.
+	stdout, stderr io.Writer
+}
+
+// run is the whole program behind main.
+func run(ctx context.Context, p process) int {
+	cfg, err := parseConfig(p.args, p.getenv, p.stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "podman-worker: %v\n", err)
+		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
 		return 2
 	}
 	if cfg.showVersion {
-		fmt.Fprintf(stdout, "podman-worker %s\n", version)
+		fmt.Fprintf(p.stdout, "podman-worker %s\n", version)
 		return 0
 	}
 
-	log := zerolog.New(stderr).Level(cfg.logLevel).With().Timestamp().Logger()
+	log := zerolog.New(p.stderr).Level(cfg.logLevel).With().Timestamp().Logger()
 	if len(cfg.cliArgs) > 0 && cfg.logLevel > zerolog.DebugLevel {
 		// The per-call CLI's callers parse stderr as its error envelope.
 		log = zerolog.Nop()
@@ -41,68 +54,61 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	socket := cfg.socket
 	if !cfg.socketSet {
 		socket = ""
-		for _, candidate := range defaultSockets(os.Getenv) {
+		for _, candidate := range defaultSockets(p.getenv) {
 			if answers(candidate) {
 				socket = candidate
 				break
 			}
 		}
 		if socket == "" {
-			embedded, err := startEmbedded(ctx, cfg.podmanRoot, cfg.podmanConf, log)
+			embedded, err := startEmbedded(ctx, cfg.podmanRoot, cfg.podmanConf, p.pid, log)
 			if err != nil {
 				// Serve anyway: calls answer Unavailable naming the socket.
 				log.Error().Err(err).Msg("no podman service: calls that need it will fail")
 				socket = DefaultSocket
 			} else {
 				socket = "unix://" + embedded.socket
-				defer embedded.stop() // after svc.Close below has removed its containers
+				defer embedded.stop() // after the containers are removed below
 			}
 		}
 	}
-	podman, err := handlers.NewPodman(socket, cfg.maxWorkers, log)
+	client, err := podman.New(socket, cfg.maxWorkers, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "podman-worker: --socket: %v\n", err)
+		fmt.Fprintf(p.stderr, "podman-worker: --socket: %v\n", err)
 		return 2
 	}
-	if err := podman.Connect(ctx); err != nil {
+	if err := client.Connect(ctx); err != nil {
 		log.Warn().Err(err).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
 	}
+	defer client.Owned.Close()
 
-	calls := rpc.NewMetrics()
-	var server *rpc.Server
-	svc := handlers.New(podman, log, handlers.Options{
-		Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes),
-		Calls: calls, Load: func() rpc.Stats { return server.Stats() },
-		RequestTimeout: cfg.requestTimeout,
-		Shutdown: func() {
-			log.Info().Dur("grace", cfg.shutdownGrace).Msg("shutdown requested by a call")
-			server.Shutdown(cfg.shutdownGrace)
-		},
-	})
-	defer svc.Close()
-	server = rpc.NewServer(svc.Methods(), rpc.Options{
+	a := &app{
+		podman: client, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
+		svc: handlers.New(client, log, handlers.Options{
+			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
+		}),
+	}
+	a.server = rpc.NewServer(a.methods(), rpc.Options{
 		MaxWorkers:   cfg.maxWorkers,
 		MaxLineBytes: int(cfg.maxLineBytes),
 		Logger:       log,
-		Observe:      calls.Observe,
+		Observe:      a.calls.Observe,
 		Redact:       handlers.Redact,
-		Ready: func() (string, any) {
-			return "worker.ready", readyParams{Version: version, PID: os.Getpid(), Podman: svc.PodmanStatus(ctx)}
-		},
+		Ready:        a.ready(ctx),
 	})
-	log.Info().Str("version", version).Str("socket", podman.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
+	log.Info().Str("version", version).Str("socket", client.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if len(cfg.cliArgs) > 0 {
-		return runCLI(ctx, svc.Methods(), cfg.cliArgs, stdout, stderr)
+		return runCLI(ctx, a.methods(), cfg.cliArgs, p.stdout, p.stderr)
 	}
 	go func() {
 		<-ctx.Done()
 		// NotifyContext's cause names the signal: "terminated signal received".
 		log.Info().Str("signal", context.Cause(ctx).Error()).Dur("grace", cfg.shutdownGrace).Msg("shutting down")
-		server.Shutdown(cfg.shutdownGrace)
+		a.server.Shutdown(cfg.shutdownGrace)
 	}()
 	// Serve's own context is not the signal's: a signal shuts down
 	// gracefully through Shutdown instead of cancelling every call at once.
-	if err := server.Serve(context.WithoutCancel(ctx), stdin, stdout); err != nil {
+	if err := a.server.Serve(context.WithoutCancel(ctx), p.stdin, p.stdout); err != nil {
 		log.Error().Err(err).Msg("stopped")
 		return 1
 	}
@@ -110,23 +116,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
-// readyParams is the worker.ready notification: the first line the worker
-// writes, once it can serve.
-type readyParams struct {
-	Version string `json:"version"`
-	PID     int    `json:"pid"`
-	Podman  any    `json:"podman"`
-}
+// logrusMu guards the bindings' global logrus logger, which routeLogrus
+// points at the current run's logger (tests run the program more than once
+// in one process).
+var logrusMu sync.Mutex
 
 // routeLogrus sends the bindings' logrus output into the worker's zerolog
-// stream, so stderr holds JSON lines only.
+// stream, so stderr holds JSON lines only. It replaces the hooks rather than
+// adding one per run.
 func routeLogrus(log zerolog.Logger) {
+	logrusMu.Lock()
+	defer logrusMu.Unlock()
 	logrus.SetOutput(io.Discard)
 	logrus.SetLevel(logrus.WarnLevel)
 	if log.GetLevel() <= zerolog.DebugLevel {
 		logrus.SetLevel(logrus.DebugLevel)
 	}
-	logrus.AddHook(logrusHook{log.With().Str("component", "podman-bindings").Logger()})
+	hooks := logrus.LevelHooks{}
+	hooks.Add(logrusHook{log.With().Str("component", "podman-bindings").Logger()})
+	logrus.StandardLogger().ReplaceHooks(hooks)
 }
 
 type logrusHook struct{ log zerolog.Logger }

@@ -15,12 +15,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/podman-worker/podman-worker/handlers/podmantest"
+	"github.com/podman-worker/podman-worker/podman/podmantest"
 )
 
 // The first thing a backend engineer does: pipe one ping in.
 func TestPingThroughAPipeExitsZero(t *testing.T) {
-	cmd := exec.Command(workerBin, "--socket", podman.Socket)
+	cmd := exec.Command(workerBin, "--socket", service.Socket)
 	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -42,7 +42,7 @@ func TestPingThroughAPipeExitsZero(t *testing.T) {
 // Build output must reach the client as it happens, not with the reply: a
 // step that sleeps 2 s separates the first line from the response.
 func TestBuildProgressStreamsAsItHappens(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI)
+	w := startWorker(t, "--socket", service.URI)
 	params := fmt.Sprintf(`{"context":%q,"tag":"progress-timing","no_cache":true}`, filepath.Join(repoRoot, "testdata", "build", "slow"))
 	w.send(`{"jsonrpc":"2.0","id":"t1","method":"build","params":` + params + `}`)
 	var firstLine time.Time
@@ -87,7 +87,7 @@ func TestBuildProgressStreamsAsItHappens(t *testing.T) {
 
 // Many calls at once: each id is answered exactly once, with its own answer.
 func TestConcurrentCallsAreEachAnsweredOnce(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--max-workers", "4")
+	w := startWorker(t, "--socket", service.URI, "--max-workers", "4")
 	const n = 300
 	var in strings.Builder
 	for i := 0; i < n; i++ {
@@ -263,7 +263,7 @@ func TestReadyComesFirst(t *testing.T) {
 	for _, tt := range []struct {
 		socket    string
 		connected bool
-	}{{podman.URI, true}, {"unix:///nonexistent/podman.sock", false}} {
+	}{{service.URI, true}, {"unix:///nonexistent/podman.sock", false}} {
 		w := startWorker(t, "--socket", tt.socket)
 		line := w.ready
 		var n struct {
@@ -298,7 +298,7 @@ func TestStdinBlockingModeRestoredAtExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := exec.Command(workerBin, "--socket", podman.URI)
+	cmd := exec.Command(workerBin, "--socket", service.URI)
 	cmd.Stdin = r // exec hands over the descriptor in blocking mode
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -325,7 +325,7 @@ func TestStdinBlockingModeRestoredAtExit(t *testing.T) {
 func TestProcsDefaultToOneUnlessGOMAXPROCSIsSet(t *testing.T) {
 	for _, tt := range []struct{ env, want string }{{"", "1"}, {"3", "3"}} {
 		t.Setenv("GOMAXPROCS", tt.env) // inherited by the worker; "" counts as unset
-		w := startWorker(t, "--socket", podman.URI)
+		w := startWorker(t, "--socket", service.URI)
 		r, _ := w.call("1", "metrics", "")
 		if got := fmt.Sprint(result(t, r)["procs"]); got != tt.want {
 			t.Errorf("GOMAXPROCS=%q: metrics procs %s, want %s", tt.env, got, tt.want)
@@ -336,7 +336,7 @@ func TestProcsDefaultToOneUnlessGOMAXPROCSIsSet(t *testing.T) {
 // After 1,000 mixed calls the worker's goroutines and descriptors return
 // to their idle level: nothing leaks per call.
 func TestNoLeaksAfterManyCalls(t *testing.T) {
-	w := startWorker(t, "--socket", podman.URI, "--max-workers", "8")
+	w := startWorker(t, "--socket", service.URI, "--max-workers", "8")
 	idle := func(id string) (goroutines, fds float64) {
 		r, _ := w.call(id, "metrics", "")
 		m := result(t, r)

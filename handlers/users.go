@@ -4,9 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha512"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"regexp"
@@ -15,8 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/go-crypt/crypt/algorithm/shacrypt"
 
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -84,16 +82,15 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 			return nil, rpc.Errorf(rpc.KindInvalidParams,
 				"Invalid params: \"password\" must not be empty; omit it for an account without a password").With("field", "password")
 		}
-		salt, err := newSalt()
-		if err != nil {
+		var err error
+		if hash, err = hashPassword(*p.Password); err != nil {
 			return nil, err
 		}
-		hash = sha512Crypt([]byte(*p.Password), "$6$"+salt)
 	}
 
 	accountsMu.Lock()
 	defer accountsMu.Unlock()
-	passwd, group, shadow, err := readAccounts(ctx, p.Name)
+	passwd, group, shadow, err := s.readAccounts(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -144,22 +141,22 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	// One upload to "/" carries the files and the home directory, so they
 	// change together.
 	now := time.Now()
-	var entries []archiveEntry
+	var entries []podman.ArchiveEntry
 	for _, f := range []*accountFile{passwd, group, shadow} {
 		if f.write {
-			entries = append(entries, archiveEntry{hdr: &tar.Header{
+			entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
 				Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.path, "/"),
 				Mode: f.mode & 0o7777, Uid: f.uid, Gid: f.gid, ModTime: now,
-			}, data: f.data})
+			}, Data: f.data})
 		}
 	}
-	if st, err := containers.Stat(ctx, p.Name, "/home"); err != nil || st == nil || !st.IsDir {
-		entries = append(entries, archiveEntry{hdr: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}})
+	if isDir, err := s.podman.Stat(ctx, p.Name, "/home"); err != nil || !isDir {
+		entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}})
 	}
-	entries = append(entries, archiveEntry{hdr: &tar.Header{
+	entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
 		Typeflag: tar.TypeDir, Name: "home/" + p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now,
 	}})
-	if err := putArchive(ctx, p.Name, "/", entries); err != nil {
+	if err := s.podman.PutArchive(ctx, p.Name, "/", entries); err != nil {
 		return nil, err
 	}
 	return addUserResult{Username: p.Username, Created: true}, nil
@@ -167,12 +164,12 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 
 // readAccounts reads /etc/passwd, /etc/group and /etc/shadow of a
 // container. A missing file reads as empty, owned by root, 0644.
-func readAccounts(ctx context.Context, name string) (passwd, group, shadow *accountFile, err error) {
+func (s *Service) readAccounts(ctx context.Context, name string) (passwd, group, shadow *accountFile, err error) {
 	var files []*accountFile
 	var hdrs []*tar.Header
 	for _, path := range []string{"/etc/passwd", "/etc/group", "/etc/shadow"} {
-		hdr, data, err := readFile(ctx, name, path)
-		if err != nil && !errors.Is(err, errNoFile) {
+		hdr, data, err := s.podman.ReadFile(ctx, name, path, maxAccountFile)
+		if err != nil && !errors.Is(err, podman.ErrNoFile) {
 			return nil, nil, nil, err
 		}
 		f := &accountFile{path: path, data: data, mode: 0o644}
@@ -242,156 +239,22 @@ func appendLine(data []byte, line string) []byte {
 	return append(append(out, line...), '\n')
 }
 
-// cryptAlphabet is crypt(3)'s base-64 alphabet, for salts and the hash.
-const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+// maxAccountFile bounds an account database read back from a container:
+// they are small; this only guards memory against a surprise.
+const maxAccountFile = 16 << 20
 
-// newSalt returns 16 random crypt characters, SHA-crypt's longest salt.
-// 256 is a multiple of 64, so b&63 picks each character uniformly.
-func newSalt() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+// hashPassword hashes a password as glibc's crypt(3) does for "$6$"
+// (SHA-512 crypt, 5,000 rounds, the rounds glibc uses when the setting
+// names none, with a 16-character random salt): every libc's and busybox's
+// login checks it, and the rounds stay implied in the stored hash.
+func hashPassword(password string) (string, error) {
+	h, err := shacrypt.New(shacrypt.WithSHA512(), shacrypt.WithIterations(shacrypt.IterationsDefaultOmitted), shacrypt.WithSaltLength(shacrypt.SaltLengthMax))
+	if err != nil {
 		return "", err
 	}
-	for i := range b {
-		b[i] = cryptAlphabet[b[i]&63]
+	d, err := h.Hash(password)
+	if err != nil {
+		return "", err
 	}
-	return string(b), nil
-}
-
-// SHA-crypt's round limits and default (Drepper, "Unix crypt using SHA-256
-// and SHA-512", the algorithm glibc's crypt(3) implements as "$6$").
-const (
-	roundsDefault = 5000
-	roundsMin     = 1000
-	roundsMax     = 999999999
-)
-
-// sha512Crypt hashes key as glibc's crypt(3) does for a "$6$" setting:
-// "$6$salt" or "$6$rounds=N$salt", optionally followed by "$hash" (ignored,
-// so a stored hash can serve as the setting to verify against). The salt is
-// cut at 16 characters; rounds are clamped to the specification's limits.
-func sha512Crypt(key []byte, setting string) string {
-	rest := strings.TrimPrefix(setting, "$6$")
-	rounds, custom := roundsDefault, false
-	if r, ok := strings.CutPrefix(rest, "rounds="); ok {
-		if n, after, found := strings.Cut(r, "$"); found {
-			if v, err := strconv.ParseUint(n, 10, 64); err == nil {
-				rounds, custom, rest = int(min(max(v, roundsMin), roundsMax)), true, after
-			}
-		}
-	}
-	salt, _, _ := strings.Cut(rest, "$")
-	if len(salt) > 16 {
-		salt = salt[:16]
-	}
-	s := []byte(salt)
-
-	// Digest B: key, salt, key.
-	h := sha512.New()
-	h.Write(key)
-	h.Write(s)
-	h.Write(key)
-	b := h.Sum(nil)
-
-	// Digest A: key, salt, B stretched to len(key), then B or key for each
-	// bit of len(key).
-	h.Reset()
-	h.Write(key)
-	h.Write(s)
-	h.Write(repeatTo(b, len(key)))
-	for n := len(key); n > 0; n >>= 1 {
-		if n&1 != 0 {
-			h.Write(b)
-		} else {
-			h.Write(key)
-		}
-	}
-	a := h.Sum(nil)
-
-	// P: the digest of key repeated len(key) times, stretched to len(key).
-	h.Reset()
-	for range len(key) {
-		h.Write(key)
-	}
-	p := repeatTo(h.Sum(nil), len(key))
-
-	// S: the digest of salt repeated 16+A[0] times, stretched to len(salt).
-	h.Reset()
-	for range 16 + int(a[0]) {
-		h.Write(s)
-	}
-	ss := repeatTo(h.Sum(nil), len(s))
-
-	// The rounds that make the hash slow.
-	c := a
-	for i := range rounds {
-		h.Reset()
-		if i&1 != 0 {
-			h.Write(p)
-		} else {
-			h.Write(c)
-		}
-		if i%3 != 0 {
-			h.Write(ss)
-		}
-		if i%7 != 0 {
-			h.Write(p)
-		}
-		if i&1 != 0 {
-			h.Write(c)
-		} else {
-			h.Write(p)
-		}
-		c = h.Sum(c[:0])
-	}
-
-	var out strings.Builder
-	out.WriteString("$6$")
-	if custom {
-		fmt.Fprintf(&out, "rounds=%d$", rounds)
-	}
-	out.WriteString(salt)
-	out.WriteByte('$')
-	// The specification's byte order: 21 groups of bytes i, i+21, i+42,
-	// rotated by one more place each group, then the last byte alone.
-	for i := range 21 {
-		x, y, z := c[i], c[i+21], c[i+42]
-		switch i % 3 {
-		case 1:
-			x, y, z = y, z, x
-		case 2:
-			x, y, z = z, x, y
-		}
-		encode24(&out, x, y, z, 4)
-	}
-	encode24(&out, 0, 0, c[63], 2)
-	return out.String()
-}
-
-// encode24 writes n crypt characters of the 24-bit value b2 b1 b0, least
-// significant six bits first.
-func encode24(out *strings.Builder, b2, b1, b0 byte, n int) {
-	w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)
-	for range n {
-		out.WriteByte(cryptAlphabet[w&0x3f])
-		w >>= 6
-	}
-}
-
-// repeatTo returns digest repeated (and cut) to n bytes.
-func repeatTo(digest []byte, n int) []byte {
-	out := make([]byte, 0, n)
-	for len(out) < n {
-		out = append(out, digest[:min(len(digest), n-len(out))]...)
-	}
-	return out
-}
-
-// sha512CryptVerify reports whether key hashes to the stored "$6$" hash, in
-// constant time over the hash text.
-func sha512CryptVerify(key []byte, stored string) bool {
-	if !strings.HasPrefix(stored, "$6$") {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(sha512Crypt(key, stored)), []byte(stored)) == 1
+	return d.Encode(), nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/specgen"
+	"github.com/podman-worker/podman-worker/podman"
 )
 
 // requireRoot skips tests that need a real root Podman: the private service
@@ -382,10 +383,10 @@ func containsString(list []string, s string) bool {
 func (s *Service) pid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.proc.Pid()
 }
 
 // helperEnv switches the test binary into TestPdeathsigHelper's child mode.
@@ -470,3 +471,13 @@ func processAlive(pid int) bool {
 	i := bytes.LastIndexByte(b, ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
+
+// ping asks /_ping once, briefly.
+func ping(ctx context.Context, socket string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return podman.WaitPing(ctx, socket, closed)
+}
+
+// closed makes WaitPing give up after its first attempt.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

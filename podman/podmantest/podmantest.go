@@ -27,8 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +41,7 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/bindings/images"
+	"github.com/podman-worker/podman-worker/podman"
 )
 
 // BusyboxImage is the reference of the base image EnsureBusybox creates. It
@@ -97,9 +96,8 @@ type Service struct {
 	logPath  string // Dir/service.log: stdout+stderr of the service
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd     // the running service, nil when not running
-	done    chan struct{} // closed when cmd has been reaped
-	stopped bool          // Stop has completed: Dir is gone
+	proc    *podman.Process // the running service, nil when not running
+	stopped bool            // Stop has completed: Dir is gone
 }
 
 // Start starts a private Podman service in a new temp folder and waits until
@@ -178,7 +176,7 @@ func startExternal(ctx context.Context, sock string) (*Service, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	if err := waitPing(wctx, s.Socket, nil); err != nil {
+	if err := podman.WaitPing(wctx, s.Socket, nil); err != nil {
 		return nil, fmt.Errorf("podmantest: external service %s=%s does not answer /_ping: %w", SocketEnv, sock, err)
 	}
 	return s, nil
@@ -198,9 +196,6 @@ func (s *Service) startLocked(ctx context.Context) error {
 	defer logf.Close() // the child has its own copy of the descriptor
 	fmt.Fprintf(logf, "=== podmantest: starting service at %s ===\n", time.Now().Format(time.RFC3339Nano))
 
-	// exec.Command, not CommandContext: the service must outlive ctx.
-	cmd := exec.Command(s.podman, append(s.PodmanArgs(),
-		"system", "service", "--time=0", s.URI)...)
 	// Buildah puts its build bundles in $TMPDIR (else /var/tmp) and leaves
 	// one behind when a build is cancelled: keep them in the service's
 	// folder, which Stop removes.
@@ -208,48 +203,22 @@ func (s *Service) startLocked(ctx context.Context) error {
 	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return fmt.Errorf("podmantest: %w", err)
 	}
-	cmd.Env = append(s.Env(), "TMPDIR="+scratch)
-	cmd.Stdin = nil
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	// conmon (Podman 4.3 on cgroup v1) writes its OOM marker to a
-	// relative path "oom" in the service's working directory: keep it in
-	// the service's own folder rather than wherever the tests run.
-	cmd.Dir = s.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Own process group: a Ctrl-C on the terminal running `go test`
-		// reaches the test binary, which then stops the service properly,
-		// instead of killing the service under it.
-		Setpgid: true,
+	// The service outlives ctx: ctx only bounds the wait for it.
+	proc, err := podman.StartService(ctx, podman.ServiceConfig{
+		Podman: s.podman, Root: filepath.Join(s.Dir, "root"), RunRoot: filepath.Join(s.Dir, "runroot"),
+		TmpDir: filepath.Join(s.Dir, "tmp"), Dir: s.Dir, Scratch: scratch, Conf: s.confPath,
+		Socket: s.Socket, Log: logf,
 		// If the test binary dies (panic, SIGKILL, timeout) the kernel kills
 		// the service, so no orphan keeps running on the private store.
 		// Caveat: the signal follows the OS thread that forked; the Go
 		// runtime only ends threads whose goroutine exits while locked with
 		// runtime.LockOSThread, which callers of Start do not do.
 		Pdeathsig: syscall.SIGKILL,
+	})
+	if err != nil {
+		return fmt.Errorf("podmantest: %w; %s says:\n%s", err, s.logPath, tail(s.logPath, 4096))
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("podmantest: starting %s: %w", s.podman, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	s.cmd, s.done = cmd, done
-
-	wctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	if err := waitPing(wctx, s.Socket, done); err != nil {
-		state := "still running"
-		select {
-		case <-done:
-			state = "exited: " + cmd.ProcessState.String()
-		default:
-		}
-		return fmt.Errorf("podmantest: podman service (pid %d, %s) did not answer /_ping on %s: %w; %s says:\n%s",
-			cmd.Process.Pid, state, s.Socket, err, s.logPath, tail(s.logPath, 4096))
-	}
+	s.proc = proc
 	return nil
 }
 
@@ -391,51 +360,28 @@ func (s *Service) PodmanArgs() []string {
 
 // runningLocked reports whether the service process is alive (not reaped).
 func (s *Service) runningLocked() bool {
-	if s.cmd == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
+	return s.proc != nil && s.proc.Exited() == ""
 }
 
 // killLocked SIGKILLs the service process (by its PID only, not its process
 // group: the conmon processes of containers must survive a Kill just as they
 // survive a crash of a real service) and waits until it is reaped.
 func (s *Service) killLocked() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-	s.cmd, s.done = nil, nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // terminateLocked SIGTERMs the service by its PID, waits up to termGrace and
 // then SIGKILLs it. It is a no-op when the service is not running.
 func (s *Service) terminateLocked() error {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return nil
 	}
-	defer func() { s.cmd, s.done = nil, nil }()
-	select {
-	case <-s.done:
-		return nil
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("SIGTERM pid %d: %w", s.cmd.Process.Pid, err)
-	}
-	select {
-	case <-s.done:
-		return nil
-	case <-time.After(termGrace):
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
+	s.proc.Stop(termGrace)
+	s.proc = nil
 	return nil
 }
 
@@ -493,53 +439,6 @@ func removeImagesBut(uri, keep string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// waitPing polls GET /_ping on the unix socket until it answers 200, ctx ends
-// or done (the service process exited) is closed. A plain HTTP client is used
-// rather than bindings.NewConnection so polling stays quiet and cheap.
-func waitPing(ctx context.Context, socket string, done <-chan struct{}) error {
-	var lastErr error
-	for {
-		if lastErr = ping(ctx, socket); lastErr == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), lastErr)
-		case <-done:
-			return fmt.Errorf("service exited (last attempt: %v)", lastErr)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// ping does one GET /_ping on the unix socket.
-func ping(ctx context.Context, socket string) error {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://d/_ping", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/_ping: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return nil
 }
 
 // tail returns the last max bytes of the file at path, for error messages.

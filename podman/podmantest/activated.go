@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/podman-worker/podman-worker/podman"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ type Activated struct {
 
 	starts atomic.Int32
 	mu     sync.Mutex
-	cmd    *exec.Cmd
+	proc   *podman.Process
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -76,7 +77,7 @@ func (a *Activated) Starts() int { return int(a.starts.Load()) }
 func (a *Activated) Running() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.cmd != nil
+	return a.proc != nil
 }
 
 // loop waits for a pending connection without accepting it, then runs a
@@ -97,29 +98,26 @@ func (a *Activated) loop() {
 		if n == 0 {
 			continue
 		}
-		// LISTEN_PID must be the service's own pid: sh sets it to $$ and
-		// execs podman, which keeps that pid.
-		cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=podman.sock exec "$0" "$@"`,
-			a.podman, "--root", filepath.Join(a.Dir, "root"), "--runroot", filepath.Join(a.Dir, "runroot"),
-			"--tmpdir", filepath.Join(a.Dir, "tmp"), "system", "service", "--time="+a.idle)
-		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+a.conf)
-		cmd.ExtraFiles = []*os.File{a.file} // fd 3
-		cmd.Dir = a.Dir
-		if log, err := os.OpenFile(filepath.Join(a.Dir, "service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
-			cmd.Stdout, cmd.Stderr = log, log
-			defer log.Close()
+		log, err := os.OpenFile(filepath.Join(a.Dir, "service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
+		proc, err := podman.StartService(context.Background(), podman.ServiceConfig{
+			Podman: a.podman, Root: filepath.Join(a.Dir, "root"), RunRoot: filepath.Join(a.Dir, "runroot"),
+			TmpDir: filepath.Join(a.Dir, "tmp"), Dir: a.Dir, Conf: a.conf, Socket: a.Socket,
+			Listener: a.file, Idle: a.idle, Log: log, Pdeathsig: syscall.SIGKILL,
+		})
+		log.Close() // the service has its own copy
+		if err != nil {
 			return
 		}
 		a.starts.Add(1)
 		a.mu.Lock()
-		a.cmd = cmd
+		a.proc = proc
 		a.mu.Unlock()
-		cmd.Wait()
+		<-proc.Done()
 		a.mu.Lock()
-		a.cmd = nil
+		a.proc = nil
 		a.mu.Unlock()
 	}
 }
@@ -132,16 +130,16 @@ func (a *Activated) Close() error {
 	}
 	close(a.stop)
 	a.mu.Lock()
-	if a.cmd != nil {
-		a.cmd.Process.Signal(syscall.SIGTERM)
+	if a.proc != nil {
+		a.proc.Stop(15 * time.Second)
 	}
 	a.mu.Unlock()
 	select {
 	case <-a.done:
 	case <-time.After(15 * time.Second):
 		a.mu.Lock()
-		if a.cmd != nil {
-			a.cmd.Process.Kill()
+		if a.proc != nil {
+			a.proc.Kill()
 		}
 		a.mu.Unlock()
 		<-a.done

@@ -1,0 +1,52 @@
+package handlers
+
+import (
+	"context"
+	"regexp"
+
+	"github.com/podman-worker/podman-worker/podman"
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// userPattern is what exec accepts as user: a name or id, optionally
+// ":group". Anything else (spaces, shell characters) is refused up front.
+var userPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$`)
+
+type execParams struct {
+	Name    string      `json:"name" rpc:"required"`
+	Command commandLine `json:"command" rpc:"required"`
+	User    string      `json:"user"`
+}
+
+type execResult struct {
+	ExitCode        int    `json:"exit_code"`
+	Output          string `json:"output"`
+	Success         bool   `json:"success"`
+	OutputTruncated bool   `json:"output_truncated,omitempty"`
+}
+
+// exec runs a command in a running container and answers its exit code and
+// output. A non-zero exit is a result, not an error: the caller asked to run
+// it and learns how it went.
+func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
+	if p.User != "" && !userPattern.MatchString(p.User) {
+		return nil, rpc.Errorf(rpc.KindInvalidParams,
+			"Invalid params: \"user\" must be a user name or id, optionally with :group (e.g. \"1000\", \"bob:bob\")").With("field", "user")
+	}
+	// One bounded writer for both streams keeps them interleaved as they
+	// arrive, and one chatty command from growing the worker or the reply.
+	out := podman.NewCapped(s.maxOutput)
+	code, err := s.podman.Exec(ctx, p.Name, p.Command, p.User, out)
+	if err != nil {
+		switch e := rpc.AsError(s.podman.Classify(err)); e.Kind {
+		case rpc.KindConflict:
+			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: start it before exec (%s)", p.Name, e.Message).With("container", p.Name)
+		case rpc.KindInvalidParams:
+			if p.User != "" {
+				return nil, rpc.Wrap(rpc.KindInvalidParams, err, "Invalid params: \"user\": %s", e.Message).With("field", "user")
+			}
+		}
+		return nil, err
+	}
+	return execResult{ExitCode: code, Output: out.String(), Success: code == 0, OutputTruncated: out.Cut()}, nil
+}

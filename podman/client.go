@@ -1,0 +1,324 @@
+// Package podman owns everything the worker says to Podman: the one warm
+// connection and its transport, attach and exec streams, archive upload and
+// download, container logs, the containers the worker owns (kill, remove,
+// retry), the one table that turns Podman's errors into the worker's error
+// kinds, and the launcher of `podman system service` that the embedded
+// service and the test harness share. Handlers call it; they never hold a
+// bindings connection or classify a Podman error themselves.
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/rs/zerolog"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// connectTimeout bounds one attempt to set up the bindings' connection
+// (which dials the service and asks its version). A service that accepts
+// connections and never answers costs each waiting call at most its own
+// deadline, never this: the attempt runs on its own, off every call's path.
+const connectTimeout = 10 * time.Second
+
+// Client is the one warm connection to a Podman service that every handler
+// shares. It connects at start when it can; when it cannot, the worker still
+// serves and each call that needs Podman fails fast with Unavailable until
+// the service answers again, after which the next call reconnects by itself.
+type Client struct {
+	uri  string // as configured, e.g. unix:///run/podman/podman.sock
+	path string // the socket path for unix URIs, "" otherwise
+	log  zerolog.Logger
+
+	maxConns int
+
+	// Owned is the set of containers this client created and has not
+	// removed yet.
+	Owned *Owned
+
+	mu sync.Mutex
+	// conn is the bindings' connection; nil while disconnected.
+	conn context.Context
+	// attempt is the connection attempt under way, if any. Callers wait
+	// for it without holding mu, each until its own deadline.
+	attempt *attempt
+
+	// down is set when a dial to the socket fails. While it is set, calls
+	// probe the socket first instead of entering the bindings, whose
+	// request loop retries a failed request three times with sleeps
+	// (600 ms) before it gives up.
+	down atomic.Bool
+}
+
+// attempt is one connection attempt; done closes when conn or err is set.
+type attempt struct {
+	done chan struct{}
+	conn context.Context
+	err  error
+}
+
+// New prepares a connection to uri (unix://PATH, a bare PATH, or
+// tcp://HOST:PORT) without dialling yet. maxConns sizes the idle connection
+// pool so that concurrent calls do not redial the socket each time.
+func New(uri string, maxConns int, log zerolog.Logger) (*Client, error) {
+	if strings.HasPrefix(uri, "/") {
+		uri = "unix://" + uri
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("podman socket %q is not a URL or a path: %w", uri, err)
+	}
+	c := &Client{uri: uri, log: log, maxConns: max(maxConns, 2)}
+	switch u.Scheme {
+	case "unix":
+		c.path = u.Path
+		if c.path == "" {
+			c.path = u.Host + u.Path
+		}
+	case "tcp":
+	default:
+		return nil, fmt.Errorf("podman socket %q: only unix:// paths and tcp:// addresses are supported", uri)
+	}
+	c.Owned = newOwned(c, log)
+	return c, nil
+}
+
+// URI is the socket the worker talks to, as it appears in messages.
+func (c *Client) URI() string { return c.uri }
+
+// Connect dials Podman now. An error is not fatal: calls retry later.
+func (c *Client) Connect(ctx context.Context) error {
+	_, err := c.Context(ctx)
+	return err
+}
+
+// Context returns ctx carrying the bindings' connection, connecting first
+// when needed. Cancelling ctx cancels the call; the connection stays. No
+// lock is held over network I/O: one attempt connects for everybody, and
+// each caller waits for it at most until its own ctx ends.
+func (c *Client) Context(ctx context.Context) (context.Context, error) {
+	c.mu.Lock()
+	conn := c.conn
+	if conn != nil && c.down.Load() {
+		// The service went away since the last call. When it is back,
+		// reconnect from scratch, so that what the bindings learnt about
+		// the old service (its API version) is not kept after an upgrade
+		// and restart.
+		conn, c.conn = nil, nil
+	}
+	if conn != nil {
+		c.mu.Unlock()
+		return mergedContext{Context: ctx, values: conn}, nil
+	}
+	a := c.attempt
+	if a == nil {
+		a = &attempt{done: make(chan struct{})}
+		c.attempt = a
+		go c.connect(a)
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		return nil, c.unavailable(fmt.Errorf("still connecting when the call ended: %w", context.Cause(ctx)))
+	}
+	if a.err != nil {
+		return nil, a.err
+	}
+	return mergedContext{Context: ctx, values: a.conn}, nil
+}
+
+// connect makes one connection attempt and publishes its outcome.
+func (c *Client) connect(a *attempt) {
+	conn, err := c.dial()
+	c.mu.Lock()
+	a.conn, a.err = conn, err
+	if err == nil {
+		c.conn = conn
+		c.down.Store(false)
+	} else {
+		c.down.Store(true)
+	}
+	c.attempt = nil
+	c.mu.Unlock()
+	close(a.done)
+	if err == nil {
+		c.log.Info().Str("socket", c.uri).Str("api_version", bindings.ServiceVersion(conn).String()).Msg("connected to podman")
+	}
+}
+
+func (c *Client) dial() (context.Context, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	if err := c.probe(ctx); err != nil {
+		return nil, c.unavailable(err)
+	}
+	// Only the connection's values are used afterwards, so its context
+	// ending here does not matter.
+	conn, err := bindings.NewConnection(ctx, c.uri)
+	if err != nil {
+		return nil, c.unavailable(err)
+	}
+	c.tune(conn)
+	return conn, nil
+}
+
+// Background is a context for clean-up work that must happen even when the
+// call that started it was cancelled (killing and removing containers).
+func (c *Client) Background(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	pctx, err := c.Context(ctx)
+	if err != nil {
+		return ctx, cancel
+	}
+	return pctx, cancel
+}
+
+// probe dials the socket once, so that a dead service is reported in
+// microseconds rather than after the bindings' retries.
+func (c *Client) probe(ctx context.Context) error {
+	if c.path == "" {
+		return nil
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// tune replaces the bindings' default transport, which keeps only two idle
+// connections (so ten concurrent calls would redial on nearly every call)
+// and never notices that the service went away.
+func (c *Client) tune(conn context.Context) {
+	client, err := bindings.GetClient(conn)
+	if err != nil || c.path == "" {
+		return
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	client.Client.Transport = &noBlindRetry{next: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, "unix", c.path)
+			if err != nil && ctx.Err() == nil {
+				c.down.Store(true)
+			}
+			return conn, err
+		},
+		DisableCompression:  true,
+		MaxIdleConns:        c.maxConns * 2,
+		MaxIdleConnsPerHost: c.maxConns * 2,
+		// A socket-activated service closes idle connections after twice
+		// its idle timeout (at least 1 s) and may exit. Dialing a unix
+		// socket costs microseconds, so idle connections are dropped
+		// before that rather than risk a request on one being closed.
+		IdleConnTimeout: time.Second,
+	}}
+}
+
+func (c *Client) unavailable(err error) *rpc.Error {
+	return rpc.Wrap(rpc.KindUnavailable, err,
+		"Podman is not reachable at %s: %s. Start it (podman system service --time=0 %s) or point the worker at a running one with --socket or PODMAN_SOCKET_PATH",
+		c.uri, rootCause(err), c.uri).With("socket", c.uri)
+}
+
+// Ping calls /_ping and returns its headers.
+func (c *Client) Ping(ctx context.Context) (http.Header, error) {
+	client, err := bindings.GetClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.DoRequest(ctx, nil, http.MethodGet, "/_ping", nil, nil)
+	if err != nil {
+		return nil, c.Classify(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if !resp.IsSuccess() {
+		return nil, fmt.Errorf("podman answered /_ping with %s", resp.Status)
+	}
+	return resp.Header, nil
+}
+
+// VersionFromHeaders reads the service's version from a /_ping answer.
+// /version costs ~220 ms on Podman 4.3 because the service asks conmon and
+// the runtime for their versions every time; /_ping costs ~0.1 ms and its
+// Server header ("Libpod/4.3.1 (linux)") names the same version.
+func VersionFromHeaders(h http.Header) (string, error) {
+	if v, ok := strings.CutPrefix(h.Get("Server"), "Libpod/"); ok {
+		v, _, _ = strings.Cut(v, " ")
+		if v != "" {
+			return v, nil
+		}
+	}
+	if v := h.Get("Libpod-Api-Version"); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("the service's /_ping answer names no Libpod version (Server: %q)", h.Get("Server"))
+}
+
+// Status is how the service answered one ping, for health and worker.ready.
+type Status struct {
+	Connected bool    `json:"connected"`
+	Socket    string  `json:"socket"`
+	Version   string  `json:"version,omitempty"`
+	LatencyMs float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// Status pings the service once, within ctx, and says how it went.
+func (c *Client) Status(ctx context.Context) Status {
+	st := Status{Socket: c.uri}
+	start := time.Now()
+	pctx, err := c.Context(ctx)
+	if err == nil {
+		var h http.Header
+		if h, err = c.Ping(pctx); err == nil {
+			st.Version, _ = VersionFromHeaders(h)
+		}
+	}
+	st.LatencyMs = float64(time.Since(start).Microseconds()) / 1000
+	if err != nil {
+		st.Error = c.Classify(err).Error()
+		return st
+	}
+	st.Connected = true
+	return st
+}
+
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// mergedContext takes cancellation and deadline from the call and values
+// from the connection: the bindings find their client in the context, and
+// the call's cancellation must reach the HTTP request.
+type mergedContext struct {
+	context.Context
+	values context.Context
+}
+
+func (c mergedContext) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
+}

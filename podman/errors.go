@@ -1,0 +1,158 @@
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/containers/podman/v5/libpod/define"
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/errorhandling"
+	"github.com/moby/sys/user"
+	storagetypes "go.podman.io/storage/types"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// rule is one row of the table below: a failure Podman reports, and what
+// it means for the worker's caller.
+type rule struct {
+	// cause is libpod's or storage's error value as Podman names it in an
+	// API error's "cause" (errorhandling.ErrorModel.Because): the
+	// innermost error, which says more than the message around it.
+	cause error
+	// status is the HTTP status of Podman's answer, for rows without a cause.
+	status int
+	kind   rpc.Kind
+	// exitCode, when set, is the exit code `podman run` reports for it.
+	exitCode int
+	why      string
+}
+
+// rules is the ONE table from Podman's errors to the worker's kinds. The
+// first matching row wins: causes first, then statuses. Errors of no row
+// are PodmanError (500), with Podman's own message.
+var rules = []rule{
+	{cause: define.ErrNoSuchCtr, kind: rpc.KindNotFound,
+		why: "the container does not exist (some endpoints answer 500 with this cause)"},
+	{cause: storagetypes.ErrImageUnknown, kind: rpc.KindNotFound,
+		why: "the image does not exist (some endpoints answer 500 with this cause)"},
+	{cause: define.ErrNoSuchExecSession, kind: rpc.KindNotFound,
+		why: "the exec session is gone (Podman removed it, or it never started)"},
+	{cause: define.ErrCtrStateInvalid, kind: rpc.KindConflict,
+		why: "the container is in the wrong state: not running for exec or kill, between states for removal (retried there)"},
+	{cause: define.ErrCtrStopped, kind: rpc.KindConflict,
+		why: "the container is not running"},
+	{cause: define.ErrCtrExists, kind: rpc.KindConflict,
+		why: "a container of that name exists"},
+	{cause: storagetypes.ErrDuplicateName, kind: rpc.KindConflict,
+		why: "the name is taken in Podman's storage"},
+	{cause: storagetypes.ErrImageUsedByContainer, kind: rpc.KindConflict,
+		why: "a container uses the image: removing it needs force"},
+	{cause: define.ErrOCIRuntimeNotFound, kind: rpc.KindExecutionFailed, exitCode: 127,
+		why: "the command does not exist in the image: podman run reports 127"},
+	{cause: define.ErrOCIRuntimePermissionDenied, kind: rpc.KindExecutionFailed, exitCode: 126,
+		why: "the command cannot be executed: podman run reports 126"},
+	{cause: user.ErrNoPasswdEntries, kind: rpc.KindInvalidParams,
+		why: "the user a caller named does not exist in the container"},
+	{cause: user.ErrNoGroupEntries, kind: rpc.KindInvalidParams,
+		why: "the group a caller named does not exist in the container"},
+	{status: http.StatusNotFound, kind: rpc.KindNotFound,
+		why: "Podman found nothing of that name"},
+	{status: http.StatusConflict, kind: rpc.KindConflict,
+		why: "Podman refused because of the object's state"},
+	{status: http.StatusBadRequest, kind: rpc.KindInvalidParams,
+		why: "Podman refused a value the worker passed on from the caller"},
+}
+
+// quoted finds the name Podman quotes in its messages.
+var quoted = regexp.MustCompile(`"([^"]+)"`)
+
+// Classify turns an error from the bindings into an *rpc.Error through the
+// table. Errors that are already classified, and a call's own cancellation
+// or deadline, pass through; a service that cannot be reached is
+// Unavailable (and the next call probes the socket before trying again).
+func (c *Client) Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rerr *rpc.Error
+	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if model, r := match(err); r != nil {
+		e := rpc.Wrap(r.kind, err, "%s", message(model, r))
+		if r.exitCode != 0 {
+			e.With("exit_code", r.exitCode)
+		}
+		return e
+	}
+	if unreachable(err) {
+		c.down.Store(true)
+		return c.unavailable(err)
+	}
+	var model *errorhandling.ErrorModel
+	if errors.As(err, &model) {
+		return rpc.Wrap(rpc.KindPodman, err, "%s", model.Error())
+	}
+	return rpc.Wrap(rpc.KindPodman, err, "%s", err.Error())
+}
+
+// KindOf is Classify's kind, for code that branches on it.
+func (c *Client) KindOf(err error) rpc.Kind {
+	return rpc.AsError(c.Classify(err)).Kind
+}
+
+// match finds err's row of the table.
+func match(err error) (*errorhandling.ErrorModel, *rule) {
+	var model *errorhandling.ErrorModel
+	if !errors.As(err, &model) {
+		return nil, nil
+	}
+	for i, r := range rules {
+		if r.cause != nil && model.Because == r.cause.Error() {
+			return model, &rules[i]
+		}
+	}
+	for i, r := range rules {
+		if r.cause == nil && model.Code() == r.status {
+			return model, &rules[i]
+		}
+	}
+	return model, nil
+}
+
+// message is Podman's message, in one form whichever version answered.
+func message(model *errorhandling.ErrorModel, r *rule) string {
+	msg := model.Error()
+	switch r.cause {
+	case define.ErrNoSuchCtr:
+		// Podman 4 says "no container with name or ID", 5 "with ID or
+		// name": callers get one text whichever answered.
+		if m := quoted.FindStringSubmatch(msg); m != nil {
+			return fmt.Sprintf("no such container: %s", m[1])
+		}
+	case storagetypes.ErrImageUnknown:
+		// Podman 5 prefixes "no such image: "; 4 does not.
+		return strings.TrimPrefix(msg, "no such image: ")
+	case define.ErrOCIRuntimeNotFound, define.ErrOCIRuntimePermissionDenied:
+		return "Container execution failed: " + model.Because
+	}
+	return msg
+}
+
+// unreachable says whether err means the service could not be reached or
+// went away in the middle of an answer.
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	var connErr bindings.ConnectError
+	return errors.As(err, &opErr) || errors.As(err, &connErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || // the bindings' "server probably quit"
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
