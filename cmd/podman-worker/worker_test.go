@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -487,5 +488,42 @@ func TestPodmanRootIsMadeAbsolute(t *testing.T) {
 	cfg, err := parseConfig([]string{"--podman-root", "rel/root"}, func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil || !filepath.IsAbs(cfg.podmanRoot) || !strings.HasSuffix(cfg.podmanRoot, "/rel/root") {
 		t.Errorf("got %q, %v", cfg.podmanRoot, err)
+	}
+}
+
+// run is the whole program and runs in-process: its environment, pid and
+// streams come from the caller, so two runs in one process do not share
+// settings, and nothing reaches the test binary's own stdout.
+func TestRunInProcess(t *testing.T) {
+	env := map[string]string{"MAX_WORKERS": "3"}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), process{
+		args:   []string{"--socket", service.URI},
+		getenv: func(k string) string { return env[k] },
+		pid:    4242,
+		stdin:  strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n" + `{"jsonrpc":"2.0","id":2,"method":"metrics"}` + "\n"),
+		stdout: &stdout, stderr: &stderr,
+	})
+	if code != 0 {
+		t.Fatalf("run answered %d; stderr:\n%s", code, stderr.String())
+	}
+	// Calls run concurrently: the two replies may come in either order.
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	slices.Sort(lines[1:])
+	if len(lines) != 3 || !strings.Contains(lines[0], `"pid":4242`) || lines[1] != `{"jsonrpc":"2.0","id":1,"result":"Pong"}` ||
+		!strings.Contains(lines[2], `"workers":{"max":3,`) {
+		t.Errorf("sent ping and metrics with MAX_WORKERS=3 and pid 4242; got:\n%s", stdout.String())
+	}
+
+	// A second run in the same process takes only its own settings.
+	stdout.Reset()
+	stderr.Reset()
+	code = run(context.Background(), process{
+		args:   []string{"--max-workers", "x"},
+		getenv: func(string) string { return "" },
+		stdin:  strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+	})
+	if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "--max-workers / MAX_WORKERS: \"x\"") {
+		t.Errorf("--max-workers x: exit %d, stdout %q, stderr %q; want 2 and the setting named on stderr", code, stdout.String(), stderr.String())
 	}
 }
