@@ -202,7 +202,7 @@ func checkProtocolDoc(doc string, served map[string][]string) []string {
 func parseMethodSections(doc string) []*docMethod {
 	var (
 		out     []*docMethod
-		cur     *section
+		cur     *rawSection
 		inFence bool
 	)
 	finish := func() {
@@ -232,7 +232,7 @@ func parseMethodSections(doc string) []*docMethod {
 		if level, title := heading(line); level > 0 && level <= 4 {
 			finish()
 			if level == 4 {
-				cur = &section{name: title}
+				cur = &rawSection{name: title}
 			}
 			continue
 		}
@@ -256,16 +256,16 @@ func heading(line string) (int, string) {
 	return level, strings.TrimSpace(line[level:])
 }
 
-// section is the raw text of one method section: its lines outside code
+// rawSection is the raw text of one method section: its lines outside code
 // blocks, and the lines of each code block.
-type section struct {
+type rawSection struct {
 	name   string
 	lines  []string
 	fences [][]string
 }
 
 // check reads the section's params table and reports what departs from the form.
-func (s *section) check() *docMethod {
+func (s *rawSection) check() *docMethod {
 	m := &docMethod{name: s.name}
 	bad := func(format string, args ...any) {
 		m.problems = append(m.problems, s.name+": "+fmt.Sprintf(format, args...)+" (fix protocol.md)")
@@ -326,7 +326,7 @@ func (s *section) check() *docMethod {
 // checkExample finds, in the section's one code block, a request line for
 // the section's method with an id, and a response line with the same id. It
 // notes in m the params the request sends.
-func (s *section) checkExample(m *docMethod) string {
+func (s *rawSection) checkExample(m *docMethod) string {
 	var id json.RawMessage
 	for _, line := range s.fences[0] {
 		var req struct {
