@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
@@ -17,6 +18,10 @@ import (
 
 // ProgressMethod is the notification that carries each build output line.
 const ProgressMethod = "build.progress"
+
+// maxProgressLine bounds one build.progress line: longer output without a
+// newline is sent in pieces of this size.
+const maxProgressLine = 64 << 10
 
 // maxBuildLogBytes bounds the `logs` kept in a build result. Every line is
 // streamed as a notification regardless; the result keeps the most recent.
@@ -176,12 +181,25 @@ func (p *progress) Write(b []byte) (int, error) {
 	defer p.mu.Unlock()
 	p.partial = append(p.partial, b...)
 	for {
-		i := bytes.IndexByte(p.partial, '\n')
-		if i < 0 {
+		if i := bytes.IndexByte(p.partial, '\n'); i >= 0 {
+			p.emit(string(bytes.TrimRight(p.partial[:i], "\r")), false)
+			p.partial = p.partial[i+1:]
+			continue
+		}
+		if len(p.partial) <= maxProgressLine {
 			break
 		}
-		p.emit(string(bytes.TrimRight(p.partial[:i], "\r")))
-		p.partial = p.partial[i+1:]
+		// A step that prints without newlines (a progress bar, a binary)
+		// would grow one line without bound: it goes out in pieces.
+		cut := maxProgressLine
+		for cut > maxProgressLine-utf8.UTFMax && !utf8.RuneStart(p.partial[cut]) {
+			cut--
+		}
+		p.emit(string(p.partial[:cut]), true)
+		p.partial = p.partial[cut:]
+	}
+	if len(p.partial) == 0 {
+		p.partial = nil // drop the backing array of a long line
 	}
 	return len(b), nil
 }
@@ -190,12 +208,13 @@ func (p *progress) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.partial) > 0 {
-		p.emit(string(p.partial))
+		p.emit(string(p.partial), false)
 		p.partial = nil
 	}
 }
 
-func (p *progress) emit(line string) {
+// emit sends one line; partial says the line goes on in the next one.
+func (p *progress) emit(line string, partial bool) {
 	p.kept = append(p.kept, line)
 	p.keptBytes += len(line)
 	for p.keptBytes > maxBuildLogBytes && len(p.kept) > 1 {
@@ -204,7 +223,7 @@ func (p *progress) emit(line string) {
 		p.truncated = true
 	}
 	if p.call != nil && p.call.ID != nil {
-		_ = p.call.Notify(ProgressMethod, progressParams{RequestID: p.call.ID, Line: line})
+		_ = p.call.Notify(ProgressMethod, progressParams{RequestID: p.call.ID, Line: line, Partial: partial})
 	}
 }
 
@@ -217,4 +236,7 @@ func (p *progress) lines() []string {
 type progressParams struct {
 	RequestID any    `json:"request_id"`
 	Line      string `json:"line"`
+	// Partial says the line was longer than maxProgressLine and goes on
+	// in the next notification.
+	Partial bool `json:"partial,omitempty"`
 }

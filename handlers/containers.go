@@ -48,7 +48,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	}
 	g, err := s.specFor(containerConfig{
 		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
-		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res,
+		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true,
 	})
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if err := containers.Start(ctx, created.ID, nil); err != nil {
 		// A container that cannot start is no use to the caller: do not
 		// leave it behind under a name they may retry with.
-		s.podman.Owned.Remove(created.ID)
+		s.podman.Owned.Remove(created.ID, false)
 		return nil, err
 	}
 	return containerState{ID: created.ID, Name: p.Name, Status: s.podman.State(ctx, created.ID)}, nil
@@ -76,10 +76,14 @@ type nameState struct {
 }
 
 func (s *Service) start(ctx context.Context, p nameParams) (any, error) {
-	if err := containers.Start(ctx, p.Name, nil); err != nil {
+	id, err := s.podman.Lookup(ctx, p.Name)
+	if err != nil {
 		return nil, err
 	}
-	return nameState{Name: p.Name, Status: s.podman.State(ctx, p.Name)}, nil
+	if err := containers.Start(ctx, id, nil); err != nil {
+		return nil, err
+	}
+	return nameState{Name: p.Name, Status: s.podman.State(ctx, id)}, nil
 }
 
 type stopParams struct {
@@ -89,14 +93,18 @@ type stopParams struct {
 }
 
 func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
+	id, err := s.podman.Lookup(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
 	opts := new(containers.StopOptions)
 	if p.Timeout != nil {
 		opts.WithTimeout(*p.Timeout)
 	}
-	if err := containers.Stop(ctx, p.Name, opts); err != nil {
+	if err := containers.Stop(ctx, id, opts); err != nil {
 		return nil, err
 	}
-	return nameState{Name: p.Name, Status: s.podman.State(ctx, p.Name)}, nil
+	return nameState{Name: p.Name, Status: s.podman.State(ctx, id)}, nil
 }
 
 type logsParams struct {
@@ -111,7 +119,8 @@ type logsResult struct {
 	Truncated []string `json:"truncated,omitempty"`
 }
 
-// logs answers the REST API's {logs} (both streams) plus each stream apart.
+// logs answers the REST API's {logs} (both streams, in the order they were
+// written) plus each stream apart.
 func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
 	tail := 100
 	if p.Tail != nil {
@@ -120,12 +129,19 @@ func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
 		}
 		tail = *p.Tail
 	}
-	out, err := s.podman.Logs(ctx, p.Name, tail, s.maxOutput)
+	id, err := s.podman.Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	stdout, stderr := out.Stdout.String(), out.Stderr.String()
-	return logsResult{Logs: stdout + stderr, Stdout: stdout, Stderr: stderr, Truncated: out.Truncated()}, nil
+	out, err := s.podman.Logs(ctx, id, tail, s.maxOutput)
+	if err != nil {
+		return nil, err
+	}
+	res := logsResult{Logs: out.Combined.String(), Stdout: out.Stdout.String(), Stderr: out.Stderr.String(), Truncated: out.Truncated()}
+	if out.Combined.Cut() {
+		res.Truncated = append(res.Truncated, "logs")
+	}
+	return res, nil
 }
 
 type psParams struct {
@@ -143,7 +159,7 @@ type psEntry struct {
 }
 
 func (s *Service) ps(ctx context.Context, p psParams) (any, error) {
-	list, err := containers.List(ctx, new(containers.ListOptions).WithAll(p.All))
+	list, err := s.podman.List(ctx, p.All)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +195,11 @@ func (s *Service) kill(ctx context.Context, p killParams) (any, error) {
 	if err := checkSignal(sig); err != nil {
 		return nil, err
 	}
-	if err := containers.Kill(ctx, p.Container, new(containers.KillOptions).WithSignal(sig)); err != nil {
+	id, err := s.podman.Lookup(ctx, p.Container)
+	if err != nil {
+		return nil, err
+	}
+	if err := containers.Kill(ctx, id, new(containers.KillOptions).WithSignal(sig)); err != nil {
 		if s.podman.KindOf(err) == rpc.KindConflict {
 			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
 		}
@@ -214,7 +234,11 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 	if p.Force {
 		opts.WithTimeout(0) // the seed's --force kills at once, not after a 10 s stop timeout
 	}
-	reports, err := containers.Remove(ctx, target, opts)
+	id, err := s.podman.Lookup(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	reports, err := containers.Remove(ctx, id, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -35,8 +35,12 @@ func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
 	}
 	// One bounded writer for both streams keeps them interleaved as they
 	// arrive, and one chatty command from growing the worker or the reply.
+	id, err := s.podman.Lookup(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
 	out := podman.NewCapped(s.maxOutput)
-	code, err := s.podman.Exec(ctx, p.Name, p.Command, p.User, out)
+	code, err := s.podman.Exec(ctx, id, p.Command, p.User, out)
 	if err != nil {
 		switch e := rpc.AsError(s.podman.Classify(err)); e.Kind {
 		case rpc.KindConflict:

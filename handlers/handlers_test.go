@@ -2,8 +2,11 @@ package handlers
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -85,5 +88,78 @@ func TestRedact(t *testing.T) {
 		if got := string(Redact("m", json.RawMessage(tt.in))); got != tt.want {
 			t.Errorf("Redact(%s) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// A format template comes from the caller: whatever it asks, rendering
+// ends quickly with a result or a BadRequest naming "format", and memory
+// stays bounded.
+func TestRenderIsBounded(t *testing.T) {
+	data := struct {
+		Big   int64
+		Name  string
+		Items []string
+	}{Big: 60_000_000_000, Name: "x", Items: make([]string, 1000)}
+	tests := []struct {
+		format string
+		want   string // "" means a BadRequest
+	}{
+		{`{{.Name}}`, "x"},
+		{`{{pad .Name 2 1}}`, "  x "},
+		{`{{printf "%5s|%-3d|%.2f" .Name 7 1.5}}`, "    x|7  |1.50"},
+		{`{{len .Items}} {{range $i, $e := .Items}}{{if eq $i 0}}first{{end}}{{end}}`, "1000 first"},
+		{`{{pad "x" 60000000000 0}}`, ""},
+		{`{{pad "x" .Big 0}}`, ""},
+		{`{{pad "x" -1 0}}`, ""},
+		{`{{truncate .Name -1}}`, ""},
+		{`{{printf "%0999999999d" 1}}`, ""},
+		{`{{printf "%.999999999f" 1.0}}`, ""},
+		{`{{printf "%*d" .Big 1}}`, "%!(BADWIDTH)1"}, // fmt takes only an int as width
+		{`{{printf "%*d" 60000000 1}}`, ""},
+		{`{{printf "%[2]*[1]d" 1 60000000}}`, ""},
+		{`{{range .Big}}{{end}}`, ""},
+		{`{{range 1000000000000}}{{end}}`, ""},
+		{`{{range .Items}}{{range $.Items}}{{range $.Items}}{{end}}{{end}}{{end}}`, ""},
+		{`{{define "a"}}{{template "a"}}{{end}}{{template "a"}}`, ""},
+		{`{{block "b" .}}x{{end}}`, ""},
+		{`{{range .Items}}{{range $.Items}}` + strings.Repeat("y", 100) + `{{end}}{{end}}`, ""}, // 100 MB of output
+		{strings.Repeat("{{.Name}}", 1000), ""},                                                 // 9 KB of template
+	}
+	for _, tt := range tests {
+		got, err := render(tt.format, data)
+		if tt.want != "" {
+			if err != nil || got != tt.want {
+				t.Errorf("format %.80q: got %q, %v; want %q", tt.format, got, err, tt.want)
+			}
+			continue
+		}
+		var rerr *rpc.Error
+		if !errors.As(err, &rerr) || rerr.Kind != rpc.KindInvalidParams || rerr.Fields["field"] != "format" {
+			t.Errorf("format %.80q: got %.80q, %v; want a BadRequest naming \"format\"", tt.format, got, err)
+		}
+	}
+}
+
+// Output without newlines goes out in pieces of at most maxProgressLine
+// bytes, cut between characters, each but the last marked partial.
+func TestProgressSplitsLongLines(t *testing.T) {
+	p := &progress{}
+	long := strings.Repeat("é", maxProgressLine) // 2 bytes each
+	for i := 0; i < len(long); i += 1000 {
+		p.Write([]byte(long[i:min(i+1000, len(long))]))
+	}
+	p.Write([]byte("\nnext\n"))
+	got := p.lines()
+	if strings.Join(got[:len(got)-1], "") != long || got[len(got)-1] != "next" {
+		t.Fatalf("the pieces do not join back to what was written")
+	}
+	for i, l := range got {
+		if len(l) > maxProgressLine || !utf8.ValidString(l) {
+			t.Errorf("piece %d: %d bytes, valid UTF-8 %v", i, len(l), utf8.ValidString(l))
+		}
+	}
+	// 128 KiB: one full piece, then the rest, which the newline ends.
+	if len(got) != 3 {
+		t.Errorf("got %d lines, want 2 pieces and the next line", len(got))
 	}
 }

@@ -89,6 +89,16 @@ type rmiResult struct {
 }
 
 func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
+	// A container whose run has answered is gone for this call too.
+	if err := s.podman.Owned.AwaitRemovals(ctx); err != nil {
+		return nil, err
+	}
+	if p.Force {
+		// force removes the image's containers with it: only this owner's.
+		if err := s.podman.RequireOnlyOwnedUse(ctx, p.Image); err != nil {
+			return nil, err
+		}
+	}
 	report, errs := images.Remove(ctx, []string{p.Image}, new(images.RemoveOptions).WithForce(p.Force))
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
@@ -131,6 +141,9 @@ type pruneResult struct {
 }
 
 func (s *Service) prune(ctx context.Context, p pruneParams) (any, error) {
+	if err := s.podman.Owned.AwaitRemovals(ctx); err != nil {
+		return nil, err
+	}
 	reports, err := images.Prune(ctx, new(images.PruneOptions).WithAll(p.All))
 	if err != nil {
 		return nil, err

@@ -68,7 +68,7 @@ func podmanTest(t *testing.T) *podmanEnv {
 		if envErr = podmantest.EnsureBusybox(ctx, svc.URI); envErr != nil {
 			return
 		}
-		client, err := podman.New(svc.URI, 4, zerolog.Nop())
+		client, err := podman.New(svc.URI, podman.Options{MaxConns: 4, PID: os.Getpid(), Log: zerolog.Nop()})
 		if err != nil {
 			envErr = err
 			return
@@ -92,6 +92,8 @@ func (e *podmanEnv) container(t *testing.T, start bool) string {
 	sg.Name = fmt.Sprintf("host-test-%d", containerSeq.Add(1))
 	sg.Command = []string{"sleep", "600"}
 	sg.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
+	// Labelled as the handlers' own: they act on nothing else.
+	sg.Labels = e.s.podman.Identity.Labels(true)
 	r, err := containers.CreateWithSpec(e.conn, sg, nil)
 	if err != nil {
 		t.Fatalf("creating a container: %v", err)

@@ -61,14 +61,15 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	autoRemove := p.AutoRemove == nil || *p.AutoRemove
 	g, err := s.specFor(containerConfig{
 		Image: p.Image, Name: name, Command: p.Command, Entrypoint: p.Entrypoint, Env: p.Env,
 		Ports: p.Ports, Volumes: p.Volumes, Mounts: p.Mounts, Workdir: p.Workdir, User: p.User, Resources: res,
+		Kept: !autoRemove,
 	})
 	if err != nil {
 		return nil, err
 	}
-	autoRemove := p.AutoRemove == nil || *p.AutoRemove
 	owned := s.podman.Owned
 
 	if err := owned.AwaitRemoval(ctx, name); err != nil {

@@ -7,8 +7,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -41,8 +39,6 @@ type Service struct {
 	policy    limits.Policy
 	maxOutput int
 	timeout   time.Duration
-	// instance labels this worker's containers (LabelInstance).
-	instance string
 }
 
 // New returns the handlers for a Podman connection.
@@ -56,12 +52,7 @@ func New(p *podman.Client, log zerolog.Logger, opts Options) *Service {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return &Service{
-		podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes,
-		instance: hex.EncodeToString(b), timeout: opts.RequestTimeout,
-	}
+	return &Service{podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout}
 }
 
 // method is one entry of the registry: the handler and its params type.

@@ -19,13 +19,6 @@ import (
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
-// Labels on every container the worker creates, so that its own containers
-// can be told apart from anything else on the same Podman.
-const (
-	LabelOwner    = "io.podman-worker"
-	LabelInstance = "io.podman-worker.instance"
-)
-
 // containerConfig is what run and create share: the container's process,
 // its files and its limits.
 type containerConfig struct {
@@ -40,6 +33,9 @@ type containerConfig struct {
 	Workdir    string
 	User       string
 	Resources  limits.Resources
+	// Kept says the container is handed over to the caller and outlives
+	// the call (create; run with auto_remove false).
+	Kept bool
 }
 
 // specFor builds a locked-down spec: no new privileges, never privileged,
@@ -54,7 +50,9 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 	g.Env = c.Env
 	g.WorkDir = c.Workdir
 	g.User = c.User
-	g.Labels = map[string]string{LabelOwner: "true", LabelInstance: s.instance}
+	// Which worker made it: scope, and the sweep of a dead worker's
+	// containers, read these (podman.Identity).
+	g.Labels = s.podman.Identity.Labels(c.Kept)
 	no, yes := false, true
 	g.Privileged = &no
 	g.NoNewPrivileges = &yes

@@ -88,9 +88,13 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 		}
 	}
 
+	ctr, err := s.podman.Lookup(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
 	accountsMu.Lock()
 	defer accountsMu.Unlock()
-	passwd, group, shadow, err := s.readAccounts(ctx, p.Name)
+	passwd, group, shadow, err := s.readAccounts(ctx, ctr)
 	if err != nil {
 		return nil, err
 	}
@@ -150,13 +154,13 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 			}, Data: f.data})
 		}
 	}
-	if isDir, err := s.podman.Stat(ctx, p.Name, "/home"); err != nil || !isDir {
+	if isDir, err := s.podman.Stat(ctx, ctr, "/home"); err != nil || !isDir {
 		entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}})
 	}
 	entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
 		Typeflag: tar.TypeDir, Name: "home/" + p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now,
 	}})
-	if err := s.podman.PutArchive(ctx, p.Name, "/", entries); err != nil {
+	if err := s.podman.PutArchive(ctx, ctr, "/", entries); err != nil {
 		return nil, err
 	}
 	return addUserResult{Username: p.Username, Created: true}, nil

@@ -43,9 +43,16 @@ type Client struct {
 
 	maxConns int
 
+	// Identity is the worker's, as labelled on every container it makes.
+	Identity Identity
 	// Owned is the set of containers this client created and has not
 	// removed yet.
 	Owned *Owned
+
+	// closed ends the watch for Podman's return (Close).
+	closed    chan struct{}
+	closeOnce sync.Once
+	watching  atomic.Bool
 
 	mu sync.Mutex
 	// conn is the bindings' connection; nil while disconnected.
@@ -68,10 +75,22 @@ type attempt struct {
 	err  error
 }
 
+// Options configure a Client; zero values take the defaults.
+type Options struct {
+	// MaxConns sizes the idle connection pool so that concurrent calls do
+	// not redial the socket each time (at least 2).
+	MaxConns int
+	// Owner scopes the containers this worker sees and acts on
+	// (DefaultOwner when empty).
+	Owner string
+	// PID is the worker's process id, as labelled on its containers.
+	PID int
+	Log zerolog.Logger
+}
+
 // New prepares a connection to uri (unix://PATH, a bare PATH, or
-// tcp://HOST:PORT) without dialling yet. maxConns sizes the idle connection
-// pool so that concurrent calls do not redial the socket each time.
-func New(uri string, maxConns int, log zerolog.Logger) (*Client, error) {
+// tcp://HOST:PORT) without dialling yet.
+func New(uri string, opts Options) (*Client, error) {
 	if strings.HasPrefix(uri, "/") {
 		uri = "unix://" + uri
 	}
@@ -79,7 +98,11 @@ func New(uri string, maxConns int, log zerolog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("podman socket %q is not a URL or a path: %w", uri, err)
 	}
-	c := &Client{uri: uri, log: log, maxConns: max(maxConns, 2)}
+	if opts.Owner == "" {
+		opts.Owner = DefaultOwner
+	}
+	log := opts.Log
+	c := &Client{uri: uri, log: log, maxConns: max(opts.MaxConns, 2), Identity: Self(opts.Owner, opts.PID), closed: make(chan struct{})}
 	switch u.Scheme {
 	case "unix":
 		c.path = u.Path
@@ -140,9 +163,15 @@ func (c *Client) Context(ctx context.Context) (context.Context, error) {
 	return mergedContext{Context: ctx, values: a.conn}, nil
 }
 
-// connect makes one connection attempt and publishes its outcome.
+// connect makes one connection attempt and publishes its outcome. Before
+// any call gets the new connection, it clears what workers of the same
+// owner left behind (sweep): leftovers never block a name or fill a disk
+// for longer than it takes Podman to answer again.
 func (c *Client) connect(a *attempt) {
 	conn, err := c.dial()
+	if err == nil {
+		c.sweep(conn)
+	}
 	c.mu.Lock()
 	a.conn, a.err = conn, err
 	if err == nil {
@@ -175,15 +204,46 @@ func (c *Client) dial() (context.Context, error) {
 	return conn, nil
 }
 
-// Background is a context for clean-up work that must happen even when the
-// call that started it was cancelled (killing and removing containers).
-func (c *Client) Background(timeout time.Duration) (context.Context, context.CancelFunc) {
+// Close stops the watch for Podman's return (see Owned); the connection
+// itself needs no closing.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() { close(c.closed) })
+}
+
+// watchReturn reconnects once Podman answers again, while the worker still
+// has containers to remove (Owned.remove failed with Unavailable): the
+// sweep on reconnection removes them, without waiting for the next call
+// or for the worker's exit.
+func (c *Client) watchReturn() {
+	if !c.watching.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.watching.Store(false)
+		for wait := 500 * time.Millisecond; c.Owned.unremoved() > 0; wait = min(2*wait, 5*time.Second) {
+			select {
+			case <-c.closed:
+				return
+			case <-time.After(wait):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+			_ = c.Connect(ctx)
+			cancel()
+		}
+	}()
+}
+
+// detached runs clean-up work (killing and removing containers) that must
+// happen even when the call that started it was cancelled, within its own
+// timeout.
+func (c *Client) detached(timeout time.Duration, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	pctx, err := c.Context(ctx)
 	if err != nil {
-		return ctx, cancel
+		return err
 	}
-	return pctx, cancel
+	return fn(pctx)
 }
 
 // probe dials the socket once, so that a dead service is reported in

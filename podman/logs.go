@@ -2,8 +2,14 @@ package podman
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strconv"
 
+	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 )
 
@@ -29,38 +35,61 @@ func NewOutput(max int) Output {
 	return Output{Stdout: NewCapped(max), Stderr: NewCapped(max)}
 }
 
-// Logs reads a container's logs, both streams apart, keeping at most max
-// bytes of each; tail > 0 keeps only the last lines.
-func (c *Client) Logs(ctx context.Context, id string, tail, max int) (Output, error) {
-	opts := new(containers.LogOptions).WithStdout(true).WithStderr(true)
-	if tail > 0 {
-		opts.WithTail(strconv.Itoa(tail))
+// Logs is a container's log: each stream apart, and both together in the
+// order the lines were written.
+type Logs struct {
+	Output
+	Combined *Capped
+}
+
+// Logs reads a container's logs, keeping at most max bytes of each stream
+// and of the combined text; tail > 0 keeps only the last lines. Podman
+// sends both streams on one connection in the order they were logged; the
+// bindings' Logs splits them into two channels, which loses that order, so
+// the frames are read here, one after the other.
+func (c *Client) Logs(ctx context.Context, id string, tail, max int) (Logs, error) {
+	out := Logs{Output: NewOutput(max), Combined: NewCapped(max)}
+	conn, err := bindings.GetClient(ctx)
+	if err != nil {
+		return out, err
 	}
-	stdoutCh, stderrCh := make(chan string, 64), make(chan string, 64)
-	done := make(chan error, 1)
-	go func() {
-		done <- containers.Logs(ctx, id, opts, stdoutCh, stderrCh)
-	}()
-	out := NewOutput(max)
+	params := url.Values{}
+	params.Set("stdout", "true")
+	params.Set("stderr", "true")
+	if tail > 0 {
+		params.Set("tail", strconv.Itoa(tail))
+	}
+	resp, err := conn.DoRequest(ctx, nil, http.MethodGet, "/containers/%s/logs", params, nil, id)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if !resp.IsSuccess() && !resp.IsInformational() {
+		return out, resp.Process(nil)
+	}
+	buf := make([]byte, 1024)
 	for {
-		select {
-		case l := <-stdoutCh:
-			out.Stdout.WriteString(l)
-		case l := <-stderrCh:
-			out.Stderr.WriteString(l)
-		case err := <-done:
-			// Frames sent before Logs returned are already buffered.
-			for drained := false; !drained; {
-				select {
-				case l := <-stdoutCh:
-					out.Stdout.WriteString(l)
-				case l := <-stderrCh:
-					out.Stderr.WriteString(l)
-				default:
-					drained = true
-				}
-			}
+		fd, n, err := containers.DemuxHeader(resp.Body, buf)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
 			return out, err
 		}
+		frame, err := containers.DemuxFrame(resp.Body, buf, n)
+		if err != nil {
+			return out, err
+		}
+		switch fd {
+		case 0, 1:
+			out.Stdout.Write(frame)
+		case 2:
+			out.Stderr.Write(frame)
+		case 3:
+			return out, errors.New("from service in stream: " + string(frame))
+		default:
+			return out, fmt.Errorf("unrecognized stream %d in the logs", fd)
+		}
+		out.Combined.Write(frame)
 	}
 }

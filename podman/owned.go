@@ -20,13 +20,16 @@ type Owned struct {
 
 	mu  sync.Mutex
 	ids map[string]bool // id -> auto-remove
+	// unremovedIDs are owned containers whose removal failed because
+	// Podman was away; the sweep on reconnection removes them.
+	unremovedIDs map[string]bool
 	// pending holds the names of containers being removed, closed once gone.
 	pending  map[string]chan struct{}
 	removals sync.WaitGroup
 }
 
 func newOwned(c *Client, log zerolog.Logger) *Owned {
-	return &Owned{client: c, log: log, ids: map[string]bool{}, pending: map[string]chan struct{}{}}
+	return &Owned{client: c, log: log, ids: map[string]bool{}, unremovedIDs: map[string]bool{}, pending: map[string]chan struct{}{}}
 }
 
 // Add records a container the worker created; autoRemove ones are removed
@@ -42,6 +45,19 @@ func (o *Owned) Forget(id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.ids, id)
+	delete(o.unremovedIDs, id)
+}
+
+func (o *Owned) isUnremoved(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.unremovedIDs[id]
+}
+
+func (o *Owned) unremoved() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.unremovedIDs)
 }
 
 // Count is how many containers the worker owns now.
@@ -51,11 +67,12 @@ func (o *Owned) Count() int {
 	return len(o.ids)
 }
 
-// AwaitRemoval waits until no container of this name is being removed, so
-// a caller who reuses a name at once does not get a name conflict.
-func (o *Owned) AwaitRemoval(ctx context.Context, name string) error {
+// AwaitRemoval waits until no container of this name or id is being
+// removed: once run has answered, its container is gone for every later
+// call, and a caller who reuses a name at once gets no name conflict.
+func (o *Owned) AwaitRemoval(ctx context.Context, ref string) error {
 	o.mu.Lock()
-	ch := o.pending[name]
+	ch := o.pending[ref]
 	o.mu.Unlock()
 	if ch == nil {
 		return nil
@@ -68,20 +85,46 @@ func (o *Owned) AwaitRemoval(ctx context.Context, name string) error {
 	}
 }
 
-// reserve keeps name reserved until the returned func is called.
-func (o *Owned) reserve(name string) func() {
-	if name == "" {
-		return func() {}
+// AwaitRemovals waits until every removal under way when it was called
+// has ended: calls that list or remove images and containers (ps, rmi,
+// prune) then never see a container whose run has answered.
+func (o *Owned) AwaitRemovals(ctx context.Context) error {
+	o.mu.Lock()
+	var chans []chan struct{}
+	for _, ch := range o.pending {
+		chans = append(chans, ch)
 	}
+	o.mu.Unlock()
+	for _, ch := range chans {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// reserve keeps the container's id and name reserved until the returned
+// func is called.
+func (o *Owned) reserve(id, name string) func() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	ch := make(chan struct{})
-	o.pending[name] = ch
+	keys := []string{id}
+	if name != "" {
+		keys = append(keys, name)
+	}
+	for _, k := range keys {
+		o.pending[k] = ch
+	}
 	return func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		if o.pending[name] == ch {
-			delete(o.pending, name)
+		for _, k := range keys {
+			if o.pending[k] == ch {
+				delete(o.pending, k)
+			}
 		}
 		close(ch)
 	}
@@ -90,9 +133,9 @@ func (o *Owned) reserve(name string) func() {
 // Kill sends SIGKILL regardless of the caller's context (it may be the
 // reason for the kill); a container that already exited is fine.
 func (o *Owned) Kill(id string) {
-	ctx, cancel := o.client.Background(10 * time.Second)
-	defer cancel()
-	err := containers.Kill(ctx, id, new(containers.KillOptions).WithSignal("SIGKILL"))
+	err := o.client.detached(10*time.Second, func(ctx context.Context) error {
+		return containers.Kill(ctx, id, new(containers.KillOptions).WithSignal("SIGKILL"))
+	})
 	switch o.client.KindOf(err) {
 	case rpc.KindNotFound, rpc.KindConflict: // gone, or not running any more
 	default:
@@ -106,43 +149,60 @@ func (o *Owned) Kill(id string) {
 // Until it is gone its name stays reserved (AwaitRemoval).
 func (o *Owned) RemoveLater(id, name string) {
 	o.removals.Add(1)
-	done := o.reserve(name)
+	done := o.reserve(id, name)
 	go func() {
 		defer o.removals.Done()
 		defer done()
-		o.Remove(id)
+		o.Remove(id, false)
 	}()
 }
 
-// Remove deletes a container, and forgets it once Podman no longer has it.
-// Podman refuses while the container is between states, for example while
-// the cleanup process conmon starts after the exit still holds it
-// ("container state improper"). That passes within moments, so such a
-// refusal is tried again until the deadline. Only Podman's "no such
-// container" counts as already removed.
-func (o *Owned) Remove(id string) {
-	ctx, cancel := o.client.Background(30 * time.Second)
-	defer cancel()
+// Remove kills (when running) and deletes a container, and forgets it
+// once Podman no longer has it. When Podman cannot be reached, the
+// container is removed as soon as it answers again (Client.sweep), not
+// at the worker's exit.
+func (o *Owned) Remove(id string, running bool) {
+	err := o.client.detached(30*time.Second, func(ctx context.Context) error {
+		return o.remove(ctx, id, running)
+	})
+	switch {
+	case err == nil:
+	case o.client.KindOf(err) == rpc.KindUnavailable:
+		o.mu.Lock()
+		o.unremovedIDs[id] = true
+		o.mu.Unlock()
+		o.log.Warn().Err(err).Str("container", id).Msg("Podman is away: the container is removed once it answers again")
+		o.client.watchReturn()
+	default:
+		o.log.Warn().Err(err).Str("container", id).Msg("could not remove a container; it stays listed as owned")
+	}
+}
+
+// remove deletes a container within ctx. Podman refuses while the
+// container is between states, for example while the cleanup process
+// conmon starts after the exit still holds it ("container state
+// improper"). That passes within moments, so such a refusal is tried
+// again until ctx ends. Only Podman's "no such container" counts as
+// already removed. Force with timeout 0 kills a running container at once.
+func (o *Owned) remove(ctx context.Context, id string, running bool) error {
+	if running {
+		_ = containers.Kill(ctx, id, new(containers.KillOptions).WithSignal("SIGKILL"))
+	}
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		_, err := containers.Remove(ctx, id, new(containers.RemoveOptions).WithForce(true).WithVolumes(true).WithTimeout(0))
-		if err == nil {
+		if err == nil || o.client.KindOf(err) == rpc.KindNotFound {
 			o.Forget(id)
-			return
+			return nil
 		}
-		switch o.client.KindOf(err) {
-		case rpc.KindNotFound:
-			o.Forget(id)
-			return
-		case rpc.KindConflict:
-			o.log.Debug().Err(err).Str("container", id).Dur("retry_in", wait).Msg("Podman refused the removal for now")
-			select {
-			case <-time.After(wait):
-				continue
-			case <-ctx.Done():
-			}
+		if o.client.KindOf(err) != rpc.KindConflict {
+			return err
 		}
-		o.log.Warn().Err(err).Str("container", id).Msg("could not remove a container; it stays listed as owned")
-		return
+		o.log.Debug().Err(err).Str("container", id).Dur("retry_in", wait).Msg("Podman refused the removal for now")
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
 	}
 }
 
@@ -159,8 +219,12 @@ func (o *Owned) Close() {
 	}
 	o.mu.Unlock()
 	for _, id := range ids {
-		o.Kill(id)
-		o.RemoveLater(id, "")
+		o.removals.Add(1)
+		go func() {
+			defer o.removals.Done()
+			o.Remove(id, true)
+		}()
 	}
 	o.removals.Wait()
+	o.client.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -29,6 +31,7 @@ type config struct {
 	socketSet      bool
 	podmanRoot     string
 	podmanConf     string
+	owner          string
 	maxWorkers     int
 	maxLineBytes   int64
 	maxOutputBytes int64
@@ -58,6 +61,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
 	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
 	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
+	owner := fs.String("owner", envOr("PODMAN_WORKER_OWNER", podman.DefaultOwner), "the label that scopes this worker's containers: it sees and acts only on containers of its owner, and removes those that dead workers of the same owner left (env PODMAN_WORKER_OWNER)")
 	requestTimeout := fs.String("request-timeout", envOr("REQUEST_TIMEOUT", "30s"), "bound on every call without a timeout of its own, e.g. 30s (env REQUEST_TIMEOUT; plain seconds accepted)")
 	shutdownGrace := fs.String("shutdown-grace", envOr("SHUTDOWN_GRACE", "10s"), "on SIGTERM, SIGINT or shutdown: how long calls in flight may finish before they are cancelled (env SHUTDOWN_GRACE)")
 	def := limits.DefaultPolicy()
@@ -88,6 +92,11 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	cfg.podmanRoot = root
 	cfg.podmanConf = *podmanConf
+
+	if !ownerPattern.MatchString(*owner) {
+		return nil, fmt.Errorf("--owner / PODMAN_WORKER_OWNER: %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", *owner)
+	}
+	cfg.owner = *owner
 
 	n, err := strconv.Atoi(*maxWorkers)
 	if err != nil || n < 1 || n > 1024 {
@@ -124,6 +133,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	return cfg, nil
 }
+
+var ownerPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 func firstNonEmpty(values ...string) string {
 	for _, v := range values {

@@ -44,7 +44,9 @@ func run(ctx context.Context, p process) int {
 		return 0
 	}
 
-	log := zerolog.New(p.stderr).Level(cfg.logLevel).With().Timestamp().Logger()
+	// One write per line, whatever the writer: a test's buffer is not safe for
+	// concurrent writers the way a file is.
+	log := zerolog.New(zerolog.SyncWriter(p.stderr)).Level(cfg.logLevel).With().Timestamp().Logger()
 	if len(cfg.cliArgs) > 0 && cfg.logLevel > zerolog.DebugLevel {
 		// The per-call CLI's callers parse stderr as its error envelope.
 		log = zerolog.Nop()
@@ -72,7 +74,7 @@ func run(ctx context.Context, p process) int {
 			}
 		}
 	}
-	client, err := podman.New(socket, cfg.maxWorkers, log)
+	client, err := podman.New(socket, podman.Options{MaxConns: cfg.maxWorkers, Owner: cfg.owner, PID: p.pid, Log: log})
 	if err != nil {
 		fmt.Fprintf(p.stderr, "podman-worker: --socket: %v\n", err)
 		return 2

@@ -1,0 +1,64 @@
+package podman
+
+import (
+	"context"
+
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/domain/entities/types"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// Lookup finds a container the way every container method must: by its
+// exact name or full id (Podman would also take any unique id prefix,
+// which lets a caller guess its way to other containers), among the
+// containers of this worker's owner only. Anything else is NotFound, with
+// the same message as a container that does not exist. A container whose
+// removal is under way is waited for, and then is gone. It answers the
+// container's full id, which the caller then acts on.
+func (c *Client) Lookup(ctx context.Context, ref string) (string, error) {
+	if err := c.Owned.AwaitRemoval(ctx, ref); err != nil {
+		return "", err
+	}
+	data, err := containers.Inspect(ctx, ref, nil)
+	if err != nil {
+		if c.KindOf(err) == rpc.KindNotFound {
+			return "", notFound(ref)
+		}
+		return "", err
+	}
+	if (data.Name != ref && data.ID != ref) || data.Config == nil || data.Config.Labels[LabelOwner] != c.Identity.Owner {
+		return "", notFound(ref)
+	}
+	return data.ID, nil
+}
+
+func notFound(ref string) error {
+	return rpc.Errorf(rpc.KindNotFound, "no such container: %s", ref).With("container", ref)
+}
+
+// List lists the containers of this worker's owner (all of them, or the
+// running ones), after the removals under way have ended.
+func (c *Client) List(ctx context.Context, all bool) ([]types.ListContainer, error) {
+	if err := c.Owned.AwaitRemovals(ctx); err != nil {
+		return nil, err
+	}
+	filter := map[string][]string{"label": {LabelOwner + "=" + c.Identity.Owner}}
+	return containers.List(ctx, new(containers.ListOptions).WithAll(all).WithFilters(filter))
+}
+
+// RequireOnlyOwnedUse answers Conflict when a container this worker's
+// owner did not make uses the image: removing the image with force would
+// remove that container too.
+func (c *Client) RequireOnlyOwnedUse(ctx context.Context, image string) error {
+	list, err := containers.List(ctx, new(containers.ListOptions).WithAll(true).WithFilters(map[string][]string{"ancestor": {image}}))
+	if err != nil {
+		return err
+	}
+	for _, ctr := range list {
+		if ctr.Labels[LabelOwner] != c.Identity.Owner {
+			return rpc.Errorf(rpc.KindConflict, "image %s is used by a container this worker does not own; force would remove it too, so the image stays", image).With("image", image)
+		}
+	}
+	return nil
+}
