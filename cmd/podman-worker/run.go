@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 // run is the whole program behind main, so tests can drive it in-process.
 // stdout carries the protocol and nothing else; logs go to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, os.Getenv, stderr)
+	cfg, err := parseConfig(expandSocketPrefix(args), os.Getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -29,6 +30,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cfg.showVersion {
 		fmt.Fprintf(stdout, "podman-worker %s\n", version)
 		return 0
+	}
+	if len(cfg.cliArgs) > 0 {
+		if code, done := cliRefusal(cfg.cliArgs, stdout, stderr); done {
+			return code // help or a refused command line: no Podman needed
+		}
 	}
 
 	log := zerolog.New(stderr).Level(cfg.logLevel).With().Timestamp().Logger()
@@ -92,7 +98,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	})
 	log.Info().Str("version", version).Str("socket", podman.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if len(cfg.cliArgs) > 0 {
-		return runCLI(ctx, svc.Methods(), cfg.cliArgs, stdout, stderr)
+		methods := svc.Methods()
+		call := func(ctx context.Context, method string, params json.RawMessage) (any, error) {
+			m, ok := methods[method]
+			if !ok {
+				return nil, rpc.Errorf(rpc.KindMethodNotFound, "Method not found: %s", method)
+			}
+			return m(ctx, params)
+		}
+		return runCLI(ctx, call, cfg.cliArgs, stdout, stderr)
 	}
 	go func() {
 		<-ctx.Done()
