@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -13,11 +15,19 @@ import (
 	"golang.org/x/tools/txtar"
 )
 
-// TestCLIGolden runs every command of the seed's per-call CLI through the
-// built binary, one process per command as the backend does today, and
+// TestCLIGolden runs command lines of the seed's per-call CLI through the
+// built binary, one process per line as the backend does today, and
 // compares exit codes, stdout and stderr (normalized) with
 // testdata/golden-cli/*.txtar. Section "commands" holds one command line
-// per line (single quotes group words); -update rewrites section "out".
+// per line, after the worker's --socket: words split at spaces, and
+// single or double quotes keep a word whole, an empty one too. The setting
+// "dir: PATH" (under testdata) is the processes' working directory, and
+// "shape: COMMAND ..." compares the data of those commands by its shape,
+// where its values are machine-specific: an object by its sorted keys, a
+// number written as a string (an image's size) as <SIZE>.
+// Output lines that are JSON are normalized as in TestGolden; others
+// (argparse's usage and help) are kept as they are. -update rewrites
+// section "out".
 func TestCLIGolden(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden-cli", "*.txtar"))
 	if len(files) == 0 {
@@ -32,7 +42,12 @@ func TestCLIGolden(t *testing.T) {
 			ar := txtar.Parse(data)
 			svc := privateService(t)
 			vars := strings.NewReplacer("$BUSYBOX", podmantest.BusyboxImage, "$TESTDATA", filepath.Join(repoRoot, "testdata"))
-			norm := newNormalizer(parseSettings(ar.Comment), svc.URI)
+			settings := parseSettings(ar.Comment)
+			norm := newNormalizer(settings, svc.URI)
+			shaped := map[string]bool{}
+			for _, c := range strings.Fields(settings["shape"]) {
+				shaped[c] = true
+			}
 			var out strings.Builder
 			commands, _ := section(ar, "commands")
 			for _, line := range strings.Split(string(commands), "\n") {
@@ -40,16 +55,25 @@ func TestCLIGolden(t *testing.T) {
 					continue
 				}
 				cmd := exec.Command(workerBin, append([]string{"--socket", svc.URI}, shellWords(vars.Replace(line))...)...)
+				if dir := settings["dir"]; dir != "" {
+					cmd.Dir = filepath.Join(repoRoot, "testdata", dir)
+				}
 				var stdout, stderr bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
 				cmd.Run()
 				fmt.Fprintf(&out, "$ %s\nexit %d\n", line, cmd.ProcessState.ExitCode())
 				for _, s := range []struct{ name, text string }{{"stdout", stdout.String()}, {"stderr", stderr.String()}} {
 					for _, l := range strings.Split(strings.TrimSpace(s.text), "\n") {
-						if l != "" {
-							n, _ := norm.line(t, l)
-							fmt.Fprintf(&out, "%s: %s\n", s.name, n)
+						if l == "" {
+							continue
 						}
+						if json.Valid([]byte(l)) {
+							if shaped[shellWords(line)[0]] {
+								l = dataShape(t, l)
+							}
+							l, _ = norm.line(t, l)
+						}
+						fmt.Fprintf(&out, "%s: %s\n", s.name, l)
 					}
 				}
 			}
@@ -67,16 +91,48 @@ func TestCLIGolden(t *testing.T) {
 	}
 }
 
-// shellWords splits a command line on spaces, keeping 'single-quoted' words whole.
+// dataShape replaces the data of an envelope with its shape: an object by
+// its sorted keys, a string of digits by <SIZE>.
+func dataShape(t *testing.T, line string) string {
+	t.Helper()
+	var env map[string]any
+	if err := json.Unmarshal([]byte(line), &env); err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	switch data := env["data"].(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(data))
+		for k := range data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		env["data"] = keys
+	case string:
+		if strings.Trim(data, "0123456789") == "" && data != "" {
+			env["data"] = "<SIZE>"
+		}
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// shellWords splits a command line on spaces, keeping 'single-quoted' and
+// "double-quoted" words whole; there are no escapes.
 func shellWords(s string) []string {
 	var words []string
 	var cur strings.Builder
-	quoted, inWord := false, false
+	var quote rune // the quote open, or 0
+	inWord := false
 	for _, r := range s {
 		switch {
-		case r == '\'':
-			quoted, inWord = !quoted, true
-		case r == ' ' && !quoted:
+		case quote == 0 && (r == '\'' || r == '"'):
+			quote, inWord = r, true
+		case r == quote:
+			quote = 0
+		case r == ' ' && quote == 0:
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()
@@ -91,4 +147,22 @@ func shellWords(s string) []string {
 		words = append(words, cur.String())
 	}
 	return words
+}
+
+// TestCLISocketPrefix: the seed took any prefix of its --socket option
+// before the command, and its callers may have used one.
+func TestCLISocketPrefix(t *testing.T) {
+	for _, args := range [][]string{
+		{"--sock", service.URI, "ping"},
+		{"--s=" + service.URI, "ping"},
+		{"--socket=" + service.URI, "ping"},
+	} {
+		cmd := exec.Command(workerBin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if want := `{"success":true,"data":"Pong"}` + "\n"; err != nil || stdout.String() != want {
+			t.Errorf("podman-worker %q: %v\nstdout: %s\nwant: %s\nstderr: %s", args, err, stdout.String(), want, stderr.String())
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -247,5 +248,24 @@ func TestContainerOfAFailedRunIsRemovedWhenPodmanReturns(t *testing.T) {
 	case err := <-w.done:
 		t.Fatalf("the worker exited: %v", err)
 	default:
+	}
+}
+
+// A CLI process killed mid-run leaves its container holding the name; the
+// next CLI command removes it when it connects, so the name works again.
+func TestCLIProcessKilledMidRunLeavesNoName(t *testing.T) {
+	svc := privateService(t)
+	cmd := exec.Command(workerBin, "--socket", svc.URI, "run", podmantest.BusyboxImage, "--name", "cli-killed", "-c", "sleep 30", "--timeout", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if list := waitForContainers(t, svc.URI, 1, time.Minute); len(list) != 1 {
+		t.Fatalf("the CLI's run did not start: %v", names(list))
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	out, err := exec.Command(workerBin, "--socket", svc.URI, "run", podmantest.BusyboxImage, "--name", "cli-killed", "-c", "echo again").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"stdout":"again\n"`) {
+		t.Errorf("run --name cli-killed after a CLI process with that name was killed: %v\n%s", err, out)
 	}
 }

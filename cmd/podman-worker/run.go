@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,7 +32,7 @@ type process struct {
 
 // run is the whole program behind main.
 func run(ctx context.Context, p process) int {
-	cfg, err := parseConfig(p.args, p.getenv, p.stderr)
+	cfg, err := parseConfig(expandSocketPrefix(p.args), p.getenv, p.stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -42,6 +43,11 @@ func run(ctx context.Context, p process) int {
 	if cfg.showVersion {
 		fmt.Fprintf(p.stdout, "podman-worker %s\n", version)
 		return 0
+	}
+	if len(cfg.cliArgs) > 0 {
+		if code, done := cliRefusal(cfg.cliArgs, p.stdout, p.stderr); done {
+			return code // help or a refused command line: no Podman needed
+		}
 	}
 
 	// One write per line, whatever the writer: a test's buffer is not safe for
@@ -100,7 +106,15 @@ func run(ctx context.Context, p process) int {
 	})
 	log.Info().Str("version", version).Str("socket", client.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if len(cfg.cliArgs) > 0 {
-		return runCLI(ctx, a.methods(), cfg.cliArgs, p.stdout, p.stderr)
+		methods := a.methods()
+		call := func(ctx context.Context, method string, params json.RawMessage) (any, error) {
+			m, ok := methods[method]
+			if !ok {
+				return nil, rpc.Errorf(rpc.KindMethodNotFound, "Method not found: %s", method)
+			}
+			return m(ctx, params)
+		}
+		return runCLI(ctx, call, cfg.cliArgs, p.stdout, p.stderr)
 	}
 	go func() {
 		<-ctx.Done()

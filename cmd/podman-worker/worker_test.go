@@ -213,7 +213,7 @@ func TestConfiguration(t *testing.T) {
 		{[]string{"--max-line-bytes", "12q"}, nil, 2, "--max-line-bytes / MAX_LINE_BYTES"},
 		{[]string{"--log-level", "loud"}, nil, 2, "--log-level / LOG_LEVEL"},
 		{[]string{"--socket", "ftp://x"}, nil, 2, "only unix:// paths and tcp:// addresses"},
-		{[]string{"extra"}, nil, 1, `{"success":false,"error":"unknown command \"extra\"`},
+		{[]string{"extra"}, nil, 2, "podman-worker: error: argument command: invalid choice: 'extra'"},
 		{[]string{"--max-memory", "1m"}, nil, 2, "--max-memory / MAX_MEMORY"},
 		{nil, []string{"MAX_CPUS=-1"}, 2, "--max-cpus / MAX_CPUS"},
 		{[]string{"--max-timeout", "5"}, nil, 2, "--max-timeout / MAX_TIMEOUT"},
