@@ -85,7 +85,12 @@ func run(ctx context.Context, p process) int {
 		fmt.Fprintf(p.stderr, "podman-worker: --socket: %v\n", err)
 		return 2
 	}
-	if err := client.Connect(ctx); err != nil {
+	// Connecting goes on in the background when it takes longer: the
+	// worker serves meanwhile, and each call waits at most its own deadline.
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err = client.Connect(cctx)
+	cancel()
+	if err != nil {
 		log.Warn().Err(err).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
 	}
 	defer client.Owned.Close()

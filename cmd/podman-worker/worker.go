@@ -59,7 +59,7 @@ func (a *app) health(ctx context.Context, raw json.RawMessage) (any, error) {
 	if err := noParams(raw); err != nil {
 		return nil, err
 	}
-	res := healthResult{Status: "ok", Podman: a.podman.Status(ctx), UptimeS: a.uptime()}
+	res := healthResult{Status: "ok", Podman: a.podmanStatus(ctx), UptimeS: a.uptime()}
 	if !res.Podman.Connected {
 		res.Status = "degraded"
 	}
@@ -119,8 +119,20 @@ type readyParams struct {
 
 func (a *app) ready(ctx context.Context) func() (string, any) {
 	return func() (string, any) {
-		return "worker.ready", readyParams{Version: version, PID: a.pid, Podman: a.podman.Status(ctx)}
+		return "worker.ready", readyParams{Version: version, PID: a.pid, Podman: a.podmanStatus(ctx)}
 	}
+}
+
+// statusTimeout is how long health and worker.ready wait for Podman: a
+// supervisor asks for health to decide whether to restart the worker, so
+// it gets an answer (degraded, saying why) rather than a hang when Podman
+// accepts connections and never answers.
+const statusTimeout = time.Second
+
+func (a *app) podmanStatus(ctx context.Context) podman.Status {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	return a.podman.Status(ctx)
 }
 
 func (a *app) uptime() float64 {

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -525,5 +527,71 @@ func TestRunInProcess(t *testing.T) {
 	})
 	if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "--max-workers / MAX_WORKERS: \"x\"") {
 		t.Errorf("--max-workers x: exit %d, stdout %q, stderr %q; want 2 and the setting named on stderr", code, stdout.String(), stderr.String())
+	}
+}
+
+// A socket that accepts connections and never answers: no call waits for
+// another's connection attempt, each waits at most until its own deadline
+// (here the request timeout of 1 s), and health says degraded instead of
+// hanging.
+func TestSocketThatNeverAnswers(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "silent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn // accepted, never answered
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+
+	w := startWorkerRaw(t, "--socket", "unix://"+sock, "--request-timeout", "1s", "--max-workers", "8")
+	if line, ok := w.next(time.Minute); !ok || !strings.Contains(line, `"connected":false`) {
+		t.Fatalf("worker.ready with a silent socket: %q", line)
+	}
+	start := time.Now()
+	for i := range 8 {
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i))
+	}
+	w.send(`{"jsonrpc":"2.0","id":"h","method":"health"}`)
+	var last time.Duration
+	for range 9 {
+		line, ok := w.next(time.Minute)
+		if !ok {
+			t.Fatal("output closed")
+		}
+		last = time.Since(start)
+		if strings.Contains(line, `"id":"h"`) {
+			if !strings.Contains(line, `"status":"degraded"`) {
+				t.Errorf("health with a silent socket: %s", line)
+			}
+			continue
+		}
+		if !strings.Contains(line, `"type":"Timeout"`) && !strings.Contains(line, `"type":"Unavailable"`) {
+			t.Errorf("ping with a silent socket: %s; want Timeout or Unavailable", line)
+		}
+	}
+	// Eight calls behind one connection attempt that never ends: if each
+	// waited for the one before it, the last would take 8 s or more.
+	if last > 5*time.Second {
+		t.Errorf("8 pings and a health with 1 s each took %v to be answered; calls waited for each other", last)
 	}
 }
