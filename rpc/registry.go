@@ -6,11 +6,12 @@ import (
 	"sync"
 )
 
-// registry tracks calls from the moment their line is read until their
-// reply is written. It maps the internal ids the library sees back to the
-// caller's ids, refuses a second call with an id still in flight (the
-// caller could not tell the two replies apart), and finds the call that a
-// $/cancelRequest names.
+// registry tracks messages from the moment their line is read until they
+// are answered (calls) or dispatched (notifications). The library only
+// ever sees an internal id; the registry keeps everything else: the
+// caller's id, the method and the params exactly as sent. It also refuses
+// a second call with an id still in flight (the caller could not tell the
+// two replies apart), and finds the call that a $/cancelRequest names.
 type registry struct {
 	mu    sync.Mutex
 	next  uint64
@@ -19,11 +20,16 @@ type registry struct {
 }
 
 type call struct {
-	id     json.RawMessage // the caller's id, byte for byte
+	id     json.RawMessage // the caller's id, byte for byte; nil for a notification
 	key    string
+	method string
+	params json.RawMessage // exactly as sent; nil when absent
 	batch  *batch
 	cancel context.CancelCauseFunc
 }
+
+// notif reports whether the message is a notification, which is never answered.
+func (c *call) notif() bool { return c.id == nil }
 
 func newRegistry() *registry {
 	return &registry{byID: map[uint64]*call{}, byKey: map[string]uint64{}}
@@ -39,27 +45,42 @@ func idKey(id json.RawMessage) string {
 	return "n" + string(id)
 }
 
-func (r *registry) add(id json.RawMessage, b *batch) (internal uint64, dup bool) {
-	key := idKey(id)
+// add registers c under a fresh internal id; dup reports that a call
+// with c's id is still in flight, and then nothing is registered.
+// Notifications have no id and are never duplicates.
+func (r *registry) add(c *call) (internal uint64, dup bool) {
+	if !c.notif() {
+		c.key = idKey(c.id)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.byKey[key]; ok {
+	if _, ok := r.byKey[c.key]; ok && !c.notif() {
 		return 0, true
 	}
 	r.next++
 	internal = r.next
-	r.byID[internal] = &call{id: append(json.RawMessage(nil), id...), key: key, batch: b}
-	r.byKey[key] = internal
-	if b != nil {
-		b.mu.Lock()
-		b.pending++
-		b.mu.Unlock()
+	r.byID[internal] = c
+	if !c.notif() {
+		r.byKey[c.key] = internal
+		if c.batch != nil {
+			c.batch.mu.Lock()
+			c.batch.pending++
+			c.batch.mu.Unlock()
+		}
 	}
 	return internal, false
 }
 
-// finish removes a call once its reply is being written; nil means the
-// call is unknown or already answered.
+// get returns the message registered under internal, or nil.
+func (r *registry) get(internal uint64) *call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID[internal]
+}
+
+// finish removes a message once it is being answered (or, for a
+// notification, once it is done); nil means it is unknown or already
+// answered.
 func (r *registry) finish(internal uint64) *call {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -68,18 +89,10 @@ func (r *registry) finish(internal uint64) *call {
 		return nil
 	}
 	delete(r.byID, internal)
-	delete(r.byKey, c.key)
-	return c
-}
-
-// callerID returns the caller's id for an internal id.
-func (r *registry) callerID(internal uint64) json.RawMessage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c := r.byID[internal]; c != nil {
-		return c.id
+	if !c.notif() {
+		delete(r.byKey, c.key)
 	}
-	return nil
+	return c
 }
 
 func (r *registry) setCancel(internal uint64, cancel context.CancelCauseFunc) {

@@ -226,32 +226,37 @@ func (s *Server) Notify(method string, params any) error {
 }
 
 // Handle implements jsonrpc2.Handler. The library calls it from its read
-// loop, so it returns quickly: cancellation is handled right here, ahead of
-// any queued call, and everything else runs on its own goroutine once a
-// worker is free.
-func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	if req.Method == CancelMethod {
-		s.cancelRequest(req)
-		if !req.Notif {
-			s.reply(req, nil, nil)
+// loop with the internal id of a message the stream registered, so it
+// returns quickly: cancellation is handled right here, ahead of any queued
+// call, and everything else runs on its own goroutine once a worker is
+// free.
+func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	internal := req.ID.Num
+	c := s.calls.get(internal)
+	if c == nil {
+		s.log.Error().Uint64("internal_id", internal).Msg("rpc: the library handed back a message the stream did not register")
+		return
+	}
+	if c.method == CancelMethod {
+		s.cancelRequest(c)
+		if c.notif() {
+			s.calls.finish(internal)
+		} else {
+			s.reply(internal, c, nil, nil)
 		}
 		return
 	}
-	m, ok := s.methods[req.Method]
+	m, ok := s.methods[c.method]
 	if !ok {
 		// LSP's convention: "$/" notifications a server does not know may be ignored.
-		if !req.Notif {
-			s.finish(req, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", req.Method), context.Background())
-		}
+		s.finish(internal, c, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.method), context.Background())
 		return
 	}
 
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		if !req.Notif {
-			s.finish(req, time.Now(), nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"), context.Background())
-		}
+		s.finish(internal, c, time.Now(), nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"), context.Background())
 		return
 	}
 	s.running++
@@ -259,13 +264,11 @@ func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Re
 
 	s.admit <- struct{}{} // blocks reading when too many calls wait
 	ctx, cancel := context.WithCancelCause(s.callCtx)
-	if !req.Notif {
-		s.calls.setCancel(req.ID.Num, cancel)
-	}
-	go s.run(ctx, cancel, s.workers.take(), req, m)
+	c.cancel = cancel
+	go s.run(ctx, cancel, s.workers.take(), internal, c, m)
 }
 
-func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn ticket, req *jsonrpc2.Request, m Method) {
+func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn ticket, internal uint64, c *call, m Method) {
 	defer func() {
 		cancel(nil)
 		<-s.admit
@@ -282,36 +285,37 @@ func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn t
 	case <-turn.granted:
 	case <-ctx.Done():
 		s.workers.abandon(turn)
-		s.finish(req, start, nil, ctx.Err(), ctx)
+		s.finish(internal, c, start, nil, ctx.Err(), ctx)
 		return
 	}
-	result, err := s.invoke(ctx, m, req)
+	result, err := s.invoke(ctx, m, c)
 	s.workers.release()
-	s.finish(req, start, result, err, ctx)
+	s.finish(internal, c, start, result, err, ctx)
 }
 
 // invoke runs a method, turning a panic into an internal error for this
 // call alone.
-func (s *Server) invoke(ctx context.Context, m Method, req *jsonrpc2.Request) (result any, err error) {
+func (s *Server) invoke(ctx context.Context, m Method, c *call) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error().Str("method", req.Method).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
-			err = Errorf(KindInternal, "internal error in %s: %v", req.Method, p)
+			s.log.Error().Str("method", c.method).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
+			err = Errorf(KindInternal, "internal error in %s: %v", c.method, p)
 		}
 	}()
-	var params json.RawMessage
-	if req.Params != nil {
-		params = *req.Params
-	}
-	call := &Call{Method: req.Method, server: s}
-	if !req.Notif {
-		call.ID = s.calls.callerID(req.ID.Num)
-	}
-	return m(withCall(ctx, call), params)
+	return m(withCall(ctx, &Call{ID: c.id, Method: c.method, server: s}), c.params)
 }
 
-// finish logs the call, reports it, and sends its one reply.
-func (s *Server) finish(req *jsonrpc2.Request, start time.Time, result any, err error, ctx context.Context) {
+// finish logs the call, reports it, and sends its one reply. A
+// notification of an unknown method is dropped without a word: LSP lets a
+// server ignore "$/" notifications it does not know.
+func (s *Server) finish(internal uint64, c *call, start time.Time, result any, err error, ctx context.Context) {
+	_, known := s.methods[c.method]
+	if c.notif() {
+		s.calls.finish(internal)
+		if !known {
+			return
+		}
+	}
 	var rerr *Error
 	if err != nil {
 		rerr = AsError(err)
@@ -330,22 +334,22 @@ func (s *Server) finish(req *jsonrpc2.Request, start time.Time, result any, err 
 	if rerr != nil {
 		ev = s.log.Warn().Str("error_type", rerr.Type()).Int64("code", rerr.Code()).Str("error", rerr.Error())
 	}
-	if !req.Notif {
-		ev = ev.RawJSON("id", s.calls.callerID(req.ID.Num))
+	if !c.notif() {
+		ev = ev.RawJSON("id", c.id)
 	}
-	if s.opts.Redact != nil && req.Params != nil && s.log.GetLevel() <= zerolog.DebugLevel {
-		ev = ev.RawJSON("params", s.opts.Redact(req.Method, *req.Params))
+	if s.opts.Redact != nil && c.params != nil && s.log.GetLevel() <= zerolog.DebugLevel {
+		ev = ev.RawJSON("params", s.opts.Redact(c.method, c.params))
 	}
-	ev.Str("method", req.Method).RawJSON("duration_ms", millis(took)).Msg("call")
+	ev.Str("method", c.method).RawJSON("duration_ms", millis(took)).Msg("call")
 	if s.opts.Observe != nil {
-		name := req.Method
-		if _, known := s.methods[name]; !known && name != CancelMethod {
+		name := c.method
+		if !known && name != CancelMethod {
 			name = "(unknown method)" // one bucket, whatever names callers invent
 		}
 		s.opts.Observe(name, took, rerr)
 	}
-	if !req.Notif {
-		s.reply(req, result, rerr)
+	if !c.notif() {
+		s.reply(internal, c, result, rerr)
 	}
 }
 
@@ -373,23 +377,23 @@ func millis(d time.Duration) []byte {
 // reply sends a call's one reply straight to the stream. Going through
 // the library's Conn.Reply would encode the reply and then parse it again
 // to swap the id back (twice the JSON work for every result).
-func (s *Server) reply(req *jsonrpc2.Request, result any, rerr *Error) {
-	err := s.stream.reply(req.ID.Num, result, rerr)
+func (s *Server) reply(internal uint64, c *call, result any, rerr *Error) {
+	err := s.stream.reply(internal, result, rerr)
 	var enc *encodeError
 	if errors.As(err, &enc) {
 		// The result could not be encoded: the call still gets its one reply.
-		err = s.stream.reply(req.ID.Num, nil, Wrap(KindInternal, enc.err, "internal error: encoding the result of %s: %v", req.Method, enc.err))
+		err = s.stream.reply(internal, nil, Wrap(KindInternal, enc.err, "internal error: encoding the result of %s: %v", c.method, enc.err))
 	}
 	if err != nil {
-		s.log.Error().Err(err).Str("method", req.Method).Msg("reply not sent")
+		s.log.Error().Err(err).Str("method", c.method).Msg("reply not sent")
 	}
 }
 
-func (s *Server) cancelRequest(req *jsonrpc2.Request) {
+func (s *Server) cancelRequest(c *call) {
 	var p struct {
 		ID json.RawMessage `json:"id"`
 	}
-	if req.Params == nil || json.Unmarshal(*req.Params, &p) != nil || len(p.ID) == 0 {
+	if c.params == nil || json.Unmarshal(c.params, &p) != nil || len(p.ID) == 0 {
 		s.log.Warn().Msg(CancelMethod + " without params.id; ignored")
 		return
 	}

@@ -243,6 +243,43 @@ func TestProtocol(t *testing.T) {
 	}
 }
 
+// Params reach the handler as the bytes the caller sent: key order,
+// escapes and whitespace inside are the caller's, in a call, a
+// notification and a batch entry alike.
+func TestParamsArriveAsSent(t *testing.T) {
+	tests := []struct{ name, params string }{
+		{"key order", `{"z":1,"a":2,"m":{"y":true,"b":null}}`},
+		{"escapes kept", `{"html":"\u003cb\u003e \u0026 <i>","uni":"\u00fc ü"}`},
+		{"whitespace inside", "{ \"a\" :\t[ 1 ,\r 2 ] , \"b\":{} }"}, // a newline would end the line
+		{"positional", `[ "x" , 1e3 , -0.5 ]`},
+		{"number spelling", `{"n":1.50,"big":123456789012345678901234567890}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []string
+			methods := map[string]Method{"keep": func(_ context.Context, p json.RawMessage) (any, error) {
+				mu.Lock()
+				got = append(got, string(p))
+				mu.Unlock()
+				return nil, nil
+			}}
+			in := `{"jsonrpc":"2.0","id":1,"method":"keep","params":` + tt.params + "}\n" +
+				`{"jsonrpc":"2.0","method":"keep","params":` + tt.params + "}\n" +
+				`[{"jsonrpc":"2.0","id":2,"method":"keep","params":` + tt.params + "}]\n"
+			serve(t, Options{Logger: zerolog.Nop()}, methods, in)
+			if len(got) != 3 {
+				t.Fatalf("3 messages sent, the handler ran %d times", len(got))
+			}
+			for _, g := range got {
+				if g != tt.params {
+					t.Errorf("sent params %s\n handler got %s", tt.params, g)
+				}
+			}
+		})
+	}
+}
+
 func TestErrorCarriesTypeStatusAndField(t *testing.T) {
 	lines := serve(t, Options{Logger: zerolog.Nop()}, fakeMethods(), `{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":5}}`)
 	want := `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params: \"text\" must be a string, got number","data":{"field":"text","status":400,"type":"BadRequest"}}}`
@@ -613,7 +650,7 @@ func TestMillisMatchesTheFloatItReplaced(t *testing.T) {
 func TestWriteObjectRestoresTheCallersID(t *testing.T) {
 	var out bytes.Buffer
 	st := &stream{w: &lineWriter{w: &out}, calls: newRegistry()}
-	internal, _ := st.calls.add(json.RawMessage(`"caller-7"`), nil)
+	internal, _ := st.calls.add(&call{id: json.RawMessage(`"caller-7"`)})
 	result := json.RawMessage(`"Pong"`)
 	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err != nil {
 		t.Fatal(err)

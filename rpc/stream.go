@@ -27,9 +27,10 @@ type stream struct {
 	w     *lineWriter
 	calls *registry
 
-	// queue holds requests parsed from the current line (several for a
-	// batch) that the library has not read yet.
-	queue [][]byte
+	// queue holds the internal ids of requests parsed from the current
+	// line (several for a batch) that the library has not read yet.
+	queue []uint64
+	msg   []byte // the message handed to the library, reused
 
 	// atEOF runs when the input ends, before the library is told so: the
 	// library closes the connection on EOF, and in-flight calls must still
@@ -59,10 +60,11 @@ func (s *stream) ReadObject(v any) error {
 		}
 		s.handleLine(line)
 	}
-	msg := s.queue[0]
-	s.queue[0] = nil
+	internal := s.queue[0]
 	s.queue = s.queue[1:]
-	return json.Unmarshal(msg, v)
+	s.msg = strconv.AppendUint(append(s.msg[:0], `{"method":"","id":`...), internal, 10)
+	s.msg = append(s.msg, '}')
+	return json.Unmarshal(s.msg, v)
 }
 
 // WriteObject implements jsonrpc2.ObjectStream, for whatever the library
@@ -168,9 +170,9 @@ func (s *stream) handleLine(line []byte) {
 	}
 }
 
-// admit validates one request object. A valid call is registered under a
-// fresh internal id and queued for the library; a notification is queued
-// without an id; anything else is answered at once.
+// admit validates one request object. A valid request (call or
+// notification) is registered under a fresh internal id, which is queued
+// for the library; anything else is answered at once.
 func (s *stream) admit(raw []byte, b *batch) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
@@ -207,25 +209,26 @@ func (s *stream) admit(raw []byte, b *batch) {
 		}
 	}
 
-	var msg bytes.Buffer
-	msg.Grow(len(method) + len(params) + 64) // one allocation, even for a 16 MiB request
-	msg.WriteString(`{"jsonrpc":"2.0","method":`)
-	msg.Write(method)
-	if hasParams {
-		msg.WriteString(`,"params":`)
-		msg.Write(params)
+	c := &call{params: params, batch: b}
+	if err := json.Unmarshal(method, &c.method); err != nil {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
+		return
 	}
 	if hasID {
-		internal, dup := s.calls.add(id, b)
-		if dup {
-			s.replyError(id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", id))
-			return
-		}
-		msg.WriteString(`,"id":`)
-		msg.WriteString(strconv.FormatUint(internal, 10))
+		c.id = id // "id": null is a call too: the bytes "null", not nil
 	}
-	msg.WriteByte('}')
-	s.queue = append(s.queue, msg.Bytes())
+	internal, dup := s.calls.add(c)
+	if dup {
+		s.replyError(id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", id))
+		return
+	}
+	// The library needs a method to take the message for a request, and
+	// an id to hand back to Handle: nothing else. It parses what it is
+	// given twice, into maps, and would re-encode params (keys sorted,
+	// '<' escaped, a 16 MiB add_file copied several times), so it gets
+	// neither params nor the caller's id: Handle takes them from the
+	// registry, byte for byte.
+	s.queue = append(s.queue, internal)
 }
 
 // replyError answers a message the library never sees.
