@@ -119,3 +119,63 @@ func FuzzDecodeParams(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanner checks the request scanner against encoding/json: for any
+// valid JSON object, readMembers finds the bytes a map decode finds, and
+// forEachEntry the elements of any valid array.
+func FuzzScanner(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"a","params":{"x":[1,"]}",{"y":"\"\\"}]}}`,
+		`{ "id" : "\u0069\\\"" , "method":"m" ,"\u0070arams":[ ] }`, `{}`, `{"id":1,"id":2}`, `{"a":{"id":1},"id":-0.5e+3}`,
+		`[]`, `[1, "a]", {"b":[2]}, null, true, false, -1.5e3]`, `[[[]],{}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		data = bytes.TrimSpace(data)
+		if !json.Valid(data) {
+			return
+		}
+		switch data[0] {
+		case '{':
+			var want map[string]json.RawMessage
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatalf("valid object %q: %v", data, err)
+			}
+			got, dup := readMembers(data)
+			if dup != "" {
+				if _, ok := want[dup]; !ok {
+					t.Fatalf("%q: duplicate %q reported, but it is not a member", data, dup)
+				}
+				return
+			}
+			for name, found := range map[string][]byte{"jsonrpc": got.version, "id": got.id, "method": got.method, "params": got.params} {
+				if w, ok := want[name]; string(w) != string(found) || ok != (found != nil) {
+					t.Fatalf("%q: member %s is %q, encoding/json finds %q", data, name, found, w)
+				}
+			}
+			if got.method != nil && got.method[0] == '"' {
+				var m string
+				json.Unmarshal(got.method, &m)
+				if stringValue(got.method) != m {
+					t.Fatalf("%q: method %q, encoding/json reads %q", data, stringValue(got.method), m)
+				}
+			}
+		case '[':
+			var want []json.RawMessage
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatalf("valid array %q: %v", data, err)
+			}
+			var got []string
+			forEachEntry(data, func(e []byte) { got = append(got, string(e)) })
+			if len(got) != len(want) {
+				t.Fatalf("%q: %d entries, encoding/json finds %d", data, len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != string(want[i]) {
+					t.Fatalf("%q: entry %d is %q, encoding/json finds %q", data, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}

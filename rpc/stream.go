@@ -42,7 +42,7 @@ type stream struct {
 // request or at the end of the input; protocol errors are answered here.
 func (s *stream) ReadObject(v any) error {
 	for len(s.queue) == 0 {
-		line, err := s.r.next()
+		line, owned, err := s.r.next()
 		var tooLong *lineTooLongError
 		switch {
 		case errors.As(err, &tooLong):
@@ -58,12 +58,15 @@ func (s *stream) ReadObject(v any) error {
 		case err != nil:
 			return err
 		}
-		s.handleLine(line)
+		s.handleLine(line, owned)
 	}
 	internal := s.queue[0]
 	s.queue = s.queue[1:]
 	s.msg = strconv.AppendUint(append(s.msg[:0], `{"method":"","id":`...), internal, 10)
 	s.msg = append(s.msg, '}')
+	if u, ok := v.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(s.msg) // well-formed by construction: no validation pass
+	}
 	return json.Unmarshal(s.msg, v)
 }
 
@@ -129,28 +132,31 @@ func (e *encodeError) Error() string { return "encoding a reply: " + e.err.Error
 // caller of Serve, so there is nothing to close.
 func (s *stream) Close() error { return nil }
 
-// handleLine turns one input line into queued requests and protocol-error replies.
-func (s *stream) handleLine(line []byte) {
+// handleLine turns one input line into queued requests and protocol-error
+// replies. owned says the line is a fresh allocation that nothing else
+// will write to, so a request may keep parts of it; otherwise it lives in
+// the reader's buffer and what a request keeps is copied.
+func (s *stream) handleLine(line []byte, owned bool) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
 		return // blank lines between messages are harmless
 	}
+	// One validation of the whole line; after it, the requests in it are
+	// read with a scanner that needs only find where values end.
+	if !json.Valid(line) {
+		var discard struct{}
+		s.replyError(nullID, nil, parseError(json.Unmarshal(line, &discard))) // the same scan, for its message
+		return
+	}
 	switch line[0] {
 	case '{':
-		s.admit(line, nil)
+		s.admit(line, nil, owned)
 	case '[':
-		var elems []json.RawMessage
-		if err := json.Unmarshal(line, &elems); err != nil {
-			s.replyError(nullID, nil, parseError(err))
-			return
-		}
-		if len(elems) == 0 {
+		b := &batch{}
+		forEachEntry(line, func(entry []byte) { s.admit(entry, b, false) })
+		if b.entries == 0 {
 			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: an empty batch"))
 			return
-		}
-		b := &batch{}
-		for _, e := range elems {
-			s.admit(e, b)
 		}
 		// Entries answered at parse time (invalid ones) may already
 		// complete the batch; otherwise the last reply flushes it.
@@ -162,64 +168,56 @@ func (s *stream) handleLine(line []byte) {
 			s.w.writeLine(out)
 		}
 	default:
-		if json.Valid(line) {
-			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
-		} else {
-			s.replyError(nullID, nil, parseError(json.Unmarshal(line, new(any))))
-		}
+		s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
 	}
 }
 
 // admit validates one request object. A valid request (call or
 // notification) is registered under a fresh internal id, which is queued
-// for the library; anything else is answered at once.
-func (s *stream) admit(raw []byte, b *batch) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		if json.Valid(raw) {
-			s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
-		} else {
-			s.replyError(nullID, b, parseError(err))
-		}
+// for the library; anything else is answered at once. Each rule is
+// JSON-RPC 2.0's; an error repeats the request's id when it has a usable
+// one, and null otherwise.
+func (s *stream) admit(raw []byte, b *batch, owned bool) {
+	if b != nil {
+		b.entries++
+	}
+	if raw[0] != '{' {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
 		return
 	}
-	id, hasID := fields["id"]
-	if hasID && !validID(id) {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(id)))
+	r, dup := readMembers(raw)
+	if dup != "" {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: member %q appears twice; a request names each member once", dup))
+		return
+	}
+	if r.id != nil && !validID(r.id) {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(r.id)))
 		return
 	}
 	replyID := nullID
-	if hasID {
-		replyID = id
+	if r.id != nil {
+		replyID = r.id
 	}
-	if v, ok := fields["jsonrpc"]; !ok || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`)) {
+	if !bytes.Equal(r.version, []byte(`"2.0"`)) {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
 		return
 	}
-	method, ok := fields["method"]
-	if !ok || jsonKind(method) != "a string" {
+	if r.method == nil || r.method[0] != '"' {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
 		return
 	}
-	params, hasParams := fields["params"]
-	if hasParams {
-		if k := jsonKind(params); k != "an object" && k != "an array" {
-			s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, k))
-			return
-		}
+	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, jsonKind(r.params)))
+		return
 	}
 
-	c := &call{params: params, batch: b}
-	if err := json.Unmarshal(method, &c.method); err != nil {
-		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
-		return
+	if !owned {
+		r.id, r.params = bytes.Clone(r.id), bytes.Clone(r.params)
 	}
-	if hasID {
-		c.id = id // "id": null is a call too: the bytes "null", not nil
-	}
-	internal, dup := s.calls.add(c)
-	if dup {
-		s.replyError(id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", id))
+	c := &call{id: r.id, method: stringValue(r.method), params: r.params, batch: b}
+	internal, dup2 := s.calls.add(c)
+	if dup2 {
+		s.replyError(r.id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))
 		return
 	}
 	// The library needs a method to take the message for a request, and
@@ -303,6 +301,8 @@ func errText(err error) string {
 
 // batch collects the replies of one batch line.
 type batch struct {
+	entries int // entries read so far; only the reader uses it
+
 	mu      sync.Mutex
 	pending int  // calls of this batch not yet answered
 	sealed  bool // every entry of the line has been admitted
@@ -378,12 +378,13 @@ func newLineReader(r io.Reader, max int) *lineReader {
 	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
 }
 
-// next returns the next line without its terminator. The slice is valid
-// until the following call. A line that fits the reader's buffer is
-// returned in place; a longer one is kept as pieces and joined once at
-// the end, because growing one slice by append leaves a trail of
-// discarded copies (a 16 MiB line peaked at ~96 MB of memory that way).
-func (r *lineReader) next() ([]byte, error) {
+// next returns the next line without its terminator. A line that fits
+// the reader's buffer is returned in place, valid until the following
+// call; a longer one is kept as pieces and joined once at the end, because
+// growing one slice by append leaves a trail of discarded copies (a 16 MiB
+// line peaked at ~96 MB of memory that way). That joined line is owned:
+// the caller may keep it.
+func (r *lineReader) next() (line []byte, owned bool, err error) {
 	var pieces [][]byte
 	total := 0
 	for {
@@ -394,7 +395,7 @@ func (r *lineReader) next() ([]byte, error) {
 				chunk, err = r.br.ReadSlice('\n')
 				n += len(chunk)
 			}
-			return nil, &lineTooLongError{n: n - trailingNewline(chunk), max: r.max}
+			return nil, false, &lineTooLongError{n: n - trailingNewline(chunk), max: r.max}
 		}
 		switch {
 		case err == bufio.ErrBufferFull:
@@ -402,20 +403,20 @@ func (r *lineReader) next() ([]byte, error) {
 			total += len(chunk)
 			continue
 		case err != nil && err != io.EOF:
-			return nil, err
+			return nil, false, err
 		case err == io.EOF && total+len(chunk) == 0:
-			return nil, io.EOF
+			return nil, false, io.EOF
 		}
 		// err is nil (a newline ended the line) or EOF (the last line
 		// may lack its newline).
 		if len(pieces) == 0 {
-			return bytes.TrimRight(chunk, "\r\n"), nil
+			return bytes.TrimRight(chunk, "\r\n"), false, nil
 		}
 		line := make([]byte, 0, total+len(chunk))
 		for _, p := range pieces {
 			line = append(line, p...)
 		}
-		return bytes.TrimRight(append(line, chunk...), "\r\n"), nil
+		return bytes.TrimRight(append(line, chunk...), "\r\n"), true, nil
 	}
 }
 
