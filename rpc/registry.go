@@ -1,9 +1,11 @@
 package rpc
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"sync"
+	"time"
 )
 
 // registry tracks messages from the moment their line is read until they
@@ -19,13 +21,24 @@ type registry struct {
 	byKey map[string]uint64
 }
 
+// call is one request from the moment it is read until it is answered.
 type call struct {
-	id     json.RawMessage // the caller's id, byte for byte; nil for a notification
-	key    string
-	method string
-	params json.RawMessage // exactly as sent; nil when absent
-	batch  *batch
+	internal uint64          // the id the library sees
+	id       json.RawMessage // the caller's id, byte for byte; nil for a notification
+	key      string
+	name     string          // the method's name, as the caller spelt it
+	params   json.RawMessage // exactly as sent; nil when absent
+	batch    *batch
+
+	// Set when the call is dispatched.
+	method Method
+	start  time.Time
+	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// Set while it waits for a worker (pool.mu guards them).
+	queued  *list.Element
+	unwatch func() bool // stops the watch that answers it if cancelled while it waits
 }
 
 // notif reports whether the message is a notification, which is never answered.
@@ -59,6 +72,7 @@ func (r *registry) add(c *call) (internal uint64, dup bool) {
 	}
 	r.next++
 	internal = r.next
+	c.internal = internal
 	r.byID[internal] = c
 	if !c.notif() {
 		r.byKey[c.key] = internal

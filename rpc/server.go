@@ -69,8 +69,8 @@ type Server struct {
 	opts    Options
 	log     zerolog.Logger
 
-	workers *fifo         // a slot per running call, granted in arrival order
-	admit   chan struct{} // a token per running or waiting call
+	pool  *pool         // the workers, and the calls waiting for one
+	admit chan struct{} // a token per running or waiting call
 
 	calls   *registry
 	writer  *lineWriter
@@ -103,11 +103,11 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 		methods: methods,
 		opts:    opts,
 		log:     opts.Logger,
-		workers: newFIFO(opts.MaxWorkers),
 		admit:   make(chan struct{}, opts.MaxWorkers+opts.MaxQueued),
 		calls:   newRegistry(),
 		stopped: make(chan struct{}),
 	}
+	s.pool = &pool{size: opts.MaxWorkers, run: s.execute, dropped: s.dropped}
 	s.callCtx, s.stopAll = context.WithCancelCause(context.Background())
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -135,6 +135,7 @@ func (s *Server) Shutdown(grace time.Duration) {
 			s.stopAll(ErrShuttingDown)
 			<-finished
 		}
+		s.pool.retire()
 		close(s.stopped)
 	})
 }
@@ -148,7 +149,7 @@ type Stats struct {
 
 // Stats reports how many calls run and wait right now.
 func (s *Server) Stats() Stats {
-	busy, queued := s.workers.counts()
+	busy, queued := s.pool.counts()
 	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: int64(busy), Queued: int64(queued)}
 }
 
@@ -158,6 +159,7 @@ func (s *Server) Stats() Stats {
 // calls are cancelled with ErrShuttingDown, answered, and Serve returns.
 func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer s.stopAll(ErrShuttingDown)
+	defer s.pool.retire() // every call has finished: the workers end
 
 	var brokenErr atomic.Pointer[error]
 	s.writer = &lineWriter{w: out, onBroken: func(err error) {
@@ -237,7 +239,7 @@ func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Reque
 		s.log.Error().Uint64("internal_id", internal).Msg("rpc: the library handed back a message the stream did not register")
 		return
 	}
-	if c.method == CancelMethod {
+	if c.name == CancelMethod {
 		s.cancelRequest(c)
 		if c.notif() {
 			s.calls.finish(internal)
@@ -246,10 +248,10 @@ func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Reque
 		}
 		return
 	}
-	m, ok := s.methods[c.method]
+	m, ok := s.methods[c.name]
 	if !ok {
 		// LSP's convention: "$/" notifications a server does not know may be ignored.
-		s.finish(internal, c, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.method), context.Background())
+		s.finish(internal, c, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.name), context.Background())
 		return
 	}
 
@@ -263,34 +265,40 @@ func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Reque
 	s.mu.Unlock()
 
 	s.admit <- struct{}{} // blocks reading when too many calls wait
-	ctx, cancel := context.WithCancelCause(s.callCtx)
-	c.cancel = cancel
-	go s.run(ctx, cancel, s.workers.take(), internal, c, m)
+	c.method = m
+	c.start = time.Now()
+	c.ctx, c.cancel = context.WithCancelCause(s.callCtx)
+	s.pool.submit(c)
 }
 
-func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn ticket, internal uint64, c *call, m Method) {
-	defer func() {
-		cancel(nil)
-		<-s.admit
-		s.mu.Lock()
-		s.running--
-		if s.running == 0 {
-			s.idle.Broadcast()
-		}
-		s.mu.Unlock()
-	}()
-	start := time.Now()
-
-	select {
-	case <-turn.granted:
-	case <-ctx.Done():
-		s.workers.abandon(turn)
-		s.finish(internal, c, start, nil, ctx.Err(), ctx)
-		return
+// execute runs a call on a worker and answers it. A call cancelled just
+// before a worker took it is answered without running.
+func (s *Server) execute(c *call) {
+	var result any
+	err := c.ctx.Err()
+	if err == nil {
+		result, err = s.invoke(c.ctx, c.method, c)
 	}
-	result, err := s.invoke(ctx, m, c)
-	s.workers.release()
-	s.finish(internal, c, start, result, err, ctx)
+	s.finish(c.internal, c, c.start, result, err, c.ctx)
+	s.release(c)
+}
+
+// dropped answers a call cancelled while it waited for a worker.
+func (s *Server) dropped(c *call) {
+	s.finish(c.internal, c, c.start, nil, c.ctx.Err(), c.ctx)
+	s.release(c)
+}
+
+// release ends a call's hold on the dispatcher once it is answered.
+func (s *Server) release(c *call) {
+	c.cancel(nil)
+	<-s.admit
+	s.mu.Lock()
+	s.running--
+	if s.running == 0 {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
 }
 
 // invoke runs a method, turning a panic into an internal error for this
@@ -298,18 +306,18 @@ func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn t
 func (s *Server) invoke(ctx context.Context, m Method, c *call) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error().Str("method", c.method).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
-			err = Errorf(KindInternal, "internal error in %s: %v", c.method, p)
+			s.log.Error().Str("method", c.name).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
+			err = Errorf(KindInternal, "internal error in %s: %v", c.name, p)
 		}
 	}()
-	return m(withCall(ctx, &Call{ID: c.id, Method: c.method, server: s}), c.params)
+	return m(withCall(ctx, &Call{ID: c.id, Method: c.name, server: s}), c.params)
 }
 
 // finish logs the call, reports it, and sends its one reply. A
 // notification of an unknown method is dropped without a word: LSP lets a
 // server ignore "$/" notifications it does not know.
 func (s *Server) finish(internal uint64, c *call, start time.Time, result any, err error, ctx context.Context) {
-	_, known := s.methods[c.method]
+	_, known := s.methods[c.name]
 	if c.notif() {
 		s.calls.finish(internal)
 		if !known {
@@ -338,11 +346,11 @@ func (s *Server) finish(internal uint64, c *call, start time.Time, result any, e
 		ev = ev.RawJSON("id", c.id)
 	}
 	if s.opts.Redact != nil && c.params != nil && s.log.GetLevel() <= zerolog.DebugLevel {
-		ev = ev.RawJSON("params", s.opts.Redact(c.method, c.params))
+		ev = ev.RawJSON("params", s.opts.Redact(c.name, c.params))
 	}
-	ev.Str("method", c.method).RawJSON("duration_ms", millis(took)).Msg("call")
+	ev.Str("method", c.name).RawJSON("duration_ms", millis(took)).Msg("call")
 	if s.opts.Observe != nil {
-		name := c.method
+		name := c.name
 		if !known && name != CancelMethod {
 			name = "(unknown method)" // one bucket, whatever names callers invent
 		}
@@ -382,10 +390,10 @@ func (s *Server) reply(internal uint64, c *call, result any, rerr *Error) {
 	var enc *encodeError
 	if errors.As(err, &enc) {
 		// The result could not be encoded: the call still gets its one reply.
-		err = s.stream.reply(internal, nil, Wrap(KindInternal, enc.err, "internal error: encoding the result of %s: %v", c.method, enc.err))
+		err = s.stream.reply(internal, nil, Wrap(KindInternal, enc.err, "internal error: encoding the result of %s: %v", c.name, enc.err))
 	}
 	if err != nil {
-		s.log.Error().Err(err).Str("method", c.method).Msg("reply not sent")
+		s.log.Error().Err(err).Str("method", c.name).Msg("reply not sent")
 	}
 }
 

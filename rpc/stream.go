@@ -214,7 +214,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) {
 	if !owned {
 		r.id, r.params = bytes.Clone(r.id), bytes.Clone(r.params)
 	}
-	c := &call{id: r.id, method: stringValue(r.method), params: r.params, batch: b}
+	c := &call{id: r.id, name: stringValue(r.method), params: r.params, batch: b}
 	internal, dup2 := s.calls.add(c)
 	if dup2 {
 		s.replyError(r.id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))

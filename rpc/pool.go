@@ -1,0 +1,119 @@
+package rpc
+
+import (
+	"container/list"
+	"context"
+	"sync"
+)
+
+// pool runs calls on at most size long-lived goroutines, strictly in the
+// order they were submitted. A goroutine per call would start with a
+// small stack and grow it again on every call (the bindings' call paths
+// are deep); a worker keeps its stack between calls. Calls that find
+// every worker busy wait in a FIFO; one that is cancelled while it waits
+// leaves the FIFO and is answered at once, without waiting for a worker.
+type pool struct {
+	size    int
+	run     func(*call) // runs a call to its reply, on a worker
+	dropped func(*call) // answers a call cancelled while it waited, on the canceller's goroutine
+
+	mu      sync.Mutex
+	queue   list.List    // of *call, oldest first
+	idle    []chan *call // one per worker waiting for a call
+	workers int          // goroutines alive
+	running int          // calls being run
+	retired bool         // idle workers end instead of waiting
+}
+
+// submit hands c to an idle worker, or to a new one while there are fewer
+// than size, or queues it. c.ctx must be set.
+func (p *pool) submit(c *call) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case len(p.idle) > 0:
+		// The queue is empty whenever a worker is idle, so handing c
+		// over directly keeps arrival order.
+		ch := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		p.running++
+		ch <- c
+	case p.workers < p.size:
+		p.workers++
+		p.running++
+		go p.work(c)
+	default:
+		c.queued = p.queue.PushBack(c)
+		// Registered under the lock, so a worker that takes c later sees
+		// unwatch. AfterFunc runs its function on a goroutine of its own,
+		// so it can take the lock.
+		c.unwatch = context.AfterFunc(c.ctx, func() {
+			if p.remove(c) {
+				p.dropped(c)
+			}
+		})
+	}
+}
+
+// remove takes c out of the queue; false when a worker already took it.
+func (p *pool) remove(c *call) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.queued == nil {
+		return false
+	}
+	p.queue.Remove(c.queued)
+	c.queued = nil
+	return true
+}
+
+// work runs c, then the oldest queued call, and so on; with nothing to do
+// it waits, idle, for submit to hand it the next one.
+func (p *pool) work(c *call) {
+	mine := make(chan *call, 1)
+	for c != nil {
+		p.run(c)
+		c = p.next(mine)
+	}
+}
+
+func (p *pool) next(mine chan *call) *call {
+	p.mu.Lock()
+	p.running--
+	if front := p.queue.Front(); front != nil {
+		c := p.queue.Remove(front).(*call)
+		c.queued = nil
+		p.running++
+		p.mu.Unlock()
+		c.unwatch() // it runs now: its cancellation is the handler's to see
+		return c
+	}
+	if p.retired {
+		p.workers--
+		p.mu.Unlock()
+		return nil
+	}
+	p.idle = append(p.idle, mine)
+	p.mu.Unlock()
+	return <-mine // nil when retired
+}
+
+// retire ends the idle workers, and every other one once the queue is
+// empty. A later submit starts workers again.
+func (p *pool) retire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retired = true
+	for _, ch := range p.idle {
+		ch <- nil
+	}
+	p.workers -= len(p.idle)
+	p.idle = nil
+}
+
+// counts reports calls running and calls waiting.
+func (p *pool) counts() (running, queued int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running, p.queue.Len()
+}
