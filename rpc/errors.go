@@ -56,9 +56,6 @@ var codes = map[Kind]kindInfo{
 	KindExecutionFailed: {-32010, "ExecutionFailed", 500},
 }
 
-// CodeCancelled is the code of a call cancelled by $/cancelRequest (LSP's RequestCancelled).
-const CodeCancelled = -32800
-
 // Error is the one application error type. Message is what a person reads;
 // Fields are merged into the error's `data` next to `type` and `status`
 // (for example exit_code and stdout of a failed container run).

@@ -41,7 +41,7 @@ func (p *pool) submit(c *call) {
 	case p.workers < p.size:
 		p.workers++
 		p.running++
-		go p.work(c)
+		go p.work(make(chan *call, 1), c)
 	default:
 		c.queued = p.queue.PushBack(c)
 		// Registered under the lock, so a worker that takes c later sees
@@ -67,10 +67,27 @@ func (p *pool) remove(c *call) bool {
 	return true
 }
 
-// work runs c, then the oldest queued call, and so on; with nothing to do
-// it waits, idle, for submit to hand it the next one.
-func (p *pool) work(c *call) {
-	mine := make(chan *call, 1)
+// start brings the pool to size idle workers, so that the number of
+// goroutines is the same before, during and after a burst of calls (a
+// leak check sees a steady count), and the first calls start no goroutine.
+func (p *pool) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retired = false
+	for ; p.workers < p.size; p.workers++ {
+		mine := make(chan *call, 1)
+		p.idle = append(p.idle, mine)
+		go p.work(mine, nil)
+	}
+}
+
+// work runs c (or, when nil, waits to be handed a call), then the oldest
+// queued call, and so on; with nothing to do it waits, idle, for submit to
+// hand it the next one.
+func (p *pool) work(mine chan *call, c *call) {
+	if c == nil {
+		c = <-mine
+	}
 	for c != nil {
 		p.run(c)
 		c = p.next(mine)
@@ -99,7 +116,8 @@ func (p *pool) next(mine chan *call) *call {
 }
 
 // retire ends the idle workers, and every other one once the queue is
-// empty. A later submit starts workers again.
+// empty. Until start is called again, a later submit starts a worker that
+// ends as soon as the queue is empty.
 func (p *pool) retire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

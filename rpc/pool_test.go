@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,4 +101,69 @@ func (p *pool) workersAlive() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.workers
+}
+
+// After Serve returns, nothing more is read, dispatched or answered, even
+// though the input is still open: a line written then gets no reply. An
+// input that can be interrupted (a pipe the runtime polls) is not read
+// at all after Serve returns, and no goroutine is left reading it.
+func TestNothingIsReadAfterServeReturns(t *testing.T) {
+	for _, input := range []string{"io.Pipe", "os.Pipe"} {
+		for _, ending := range []string{"Shutdown", "context"} {
+			t.Run(input+"/"+ending, func(t *testing.T) {
+				var calls atomic.Int64
+				methods := map[string]Method{"count": func(context.Context, json.RawMessage) (any, error) {
+					return calls.Add(1), nil
+				}}
+				var in io.Reader
+				var w io.WriteCloser
+				if input == "io.Pipe" {
+					in, w = io.Pipe()
+				} else {
+					r, pw, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer r.Close()
+					in, w = r, pw
+				}
+				defer w.Close()
+				base := settledGoroutines(t, -1)
+				var out syncBuffer
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				s := NewServer(methods, Options{Logger: zerolog.Nop()})
+				done := make(chan error)
+				go func() { done <- s.Serve(ctx, in, &out) }()
+				fmt.Fprintln(w, `{"jsonrpc":"2.0","id":1,"method":"count"}`)
+				waitFor(t, func() bool { return len(out.lines()) == 1 })
+				if ending == "Shutdown" {
+					s.Shutdown(time.Second)
+				} else {
+					cancel()
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+				if input == "os.Pipe" {
+					settledGoroutines(t, base) // the read was interrupted, not left behind
+				}
+
+				fmt.Fprintln(w, `{"jsonrpc":"2.0","id":2,"method":"count"}`)
+				if input == "io.Pipe" {
+					// The write returned once the read left behind took the
+					// line; it drops it and ends.
+					select {
+					case <-s.stream.ended:
+					case <-time.After(5 * time.Second):
+						t.Fatal("the read left behind did not end after its line")
+					}
+					settledGoroutines(t, base)
+				}
+				if lines := out.lines(); len(lines) != 1 || calls.Load() != 1 {
+					t.Errorf("a call written after Serve returned: handler ran %d times (want 1), output %q (want only the reply to id 1)", calls.Load(), lines)
+				}
+			})
+		}
+	}
 }

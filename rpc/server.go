@@ -157,6 +157,12 @@ func (s *Server) Stats() Stats {
 // until in ends or ctx is done. At the end of the input, calls in flight
 // finish and are answered before Serve returns nil. When ctx ends, running
 // calls are cancelled with ErrShuttingDown, answered, and Serve returns.
+//
+// Once Serve has returned, nothing more is read, dispatched or written.
+// When in can be interrupted (it has SetReadDeadline, as a pipe or socket
+// *os.File polled by the runtime does), the read in progress is ended
+// before Serve returns and the deadline is cleared again; otherwise the
+// line that read returns is dropped.
 func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer s.stopAll(ErrShuttingDown)
 	defer s.pool.retire() // every call has finished: the workers end
@@ -169,23 +175,28 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		s.log.Error().Err(err).Msg("output closed; cancelling every call")
 		s.stopAll(err)
 	}}
-	s.stream = &stream{
+	defer s.writer.close()
+	st := &stream{
 		r:     newLineReader(in, s.opts.MaxLineBytes),
 		w:     s.writer,
 		calls: s.calls,
-		atEOF: s.drain,
+		ended: make(chan struct{}),
 	}
+	s.stream = st
 	if s.opts.Ready != nil {
 		method, params := s.opts.Ready()
 		if err := s.Notify(method, params); err != nil {
 			return err
 		}
 	}
-	conn := jsonrpc2.NewConn(context.Background(), s.stream, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
+	s.pool.start()
+	conn := jsonrpc2.NewConn(context.Background(), st, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
 	defer conn.Close()
 
 	select {
-	case <-conn.DisconnectNotify():
+	case <-st.ended:
+		// The input ended: every call read is answered first.
+		s.drain()
 	case <-s.stopped:
 	case <-ctx.Done():
 		s.mu.Lock()
@@ -196,10 +207,32 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	case <-s.callCtx.Done():
 		s.drain()
 	}
+	s.stopReading(st, in)
 	if p := brokenErr.Load(); p != nil {
 		return *p
 	}
+	select {
+	case <-st.ended:
+		if err := st.readErr; err != io.EOF {
+			return fmt.Errorf("rpc: reading the input: %w", err)
+		}
+	default: // still blocked in a read that cannot be interrupted
+	}
 	return nil
+}
+
+// stopReading makes sure that nothing read from now on is dispatched, and
+// ends the read in progress when in allows it. A call dispatched just
+// before is answered first.
+func (s *Server) stopReading(st *stream, in io.Reader) {
+	s.mu.Lock()
+	st.stopped.Store(true)
+	s.mu.Unlock()
+	s.drain()
+	if d, ok := in.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Unix(1, 0)) == nil {
+		<-st.ended
+		_ = d.SetReadDeadline(time.Time{}) // the input is the caller's again, as it was
+	}
 }
 
 // drain waits until every dispatched call has finished and replied.
@@ -239,6 +272,9 @@ func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Reque
 		s.log.Error().Uint64("internal_id", internal).Msg("rpc: the library handed back a message the stream did not register")
 		return
 	}
+	if s.stream.stopped.Load() {
+		return // Serve has returned: nothing more is dispatched
+	}
 	if c.name == CancelMethod {
 		s.cancelRequest(c)
 		if c.notif() {
@@ -256,12 +292,16 @@ func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Reque
 	}
 
 	s.mu.Lock()
+	if s.stream.stopped.Load() {
+		s.mu.Unlock()
+		return
+	}
 	if s.closing {
 		s.mu.Unlock()
 		s.finish(internal, c, time.Now(), nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"), context.Background())
 		return
 	}
-	s.running++
+	s.running++ // under the same lock as the check: stopReading's drain waits for it
 	s.mu.Unlock()
 
 	s.admit <- struct{}{} // blocks reading when too many calls wait

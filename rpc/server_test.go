@@ -655,21 +655,13 @@ func TestMillisMatchesTheFloatItReplaced(t *testing.T) {
 	}
 }
 
-// The server replies through stream.reply; a reply the library itself
-// writes through WriteObject must come out the same way: with the caller's
-// id restored, once.
-func TestWriteObjectRestoresTheCallersID(t *testing.T) {
+// The library is never asked to send anything, so a write through it
+// would carry an internal id the caller never sent: it is refused.
+func TestWriteObjectRefuses(t *testing.T) {
 	var out bytes.Buffer
 	st := &stream{w: &lineWriter{w: &out}, calls: newRegistry()}
-	internal, _ := st.calls.add(&call{id: json.RawMessage(`"caller-7"`)})
 	result := json.RawMessage(`"Pong"`)
-	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := out.String(), `{"jsonrpc":"2.0","id":"caller-7","result":"Pong"}`+"\n"; got != want {
-		t.Errorf("wrote %q, want %q", got, want)
-	}
-	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err == nil {
-		t.Error("a second reply to the same call was written")
+	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: 1}, Result: &result}); err == nil || out.Len() != 0 {
+		t.Errorf("WriteObject: %v, wrote %q; want an error and nothing written", err, out.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // stream is the jsonrpc2.ObjectStream between the newline-delimited wire and
@@ -32,31 +33,43 @@ type stream struct {
 	queue []uint64
 	msg   []byte // the message handed to the library, reused
 
-	// atEOF runs when the input ends, before the library is told so: the
-	// library closes the connection on EOF, and in-flight calls must still
-	// be able to reply.
-	atEOF func()
+	// stopped is set (under Server.mu, so that Handle's check of it and
+	// Serve's last drain cannot interleave) when Serve returns: whatever is
+	// read after that is dropped, and reading ends.
+	stopped atomic.Bool
+	// ended is closed when ReadObject returns its last error (readErr):
+	// the end of the input, a read error, or stopped.
+	ended   chan struct{}
+	readErr error
+}
+
+// end reports the last error ReadObject returns; the library closes its
+// connection on it.
+func (s *stream) end(err error) error {
+	s.readErr = err
+	close(s.ended)
+	return err
 }
 
 // ReadObject implements jsonrpc2.ObjectStream. It returns only on a clean
 // request or at the end of the input; protocol errors are answered here.
 func (s *stream) ReadObject(v any) error {
-	for len(s.queue) == 0 {
+	for len(s.queue) == 0 || s.stopped.Load() {
+		if s.stopped.Load() {
+			return s.end(io.EOF)
+		}
 		line, owned, err := s.r.next()
 		var tooLong *lineTooLongError
 		switch {
+		case s.stopped.Load():
+			continue // read after Serve returned: dropped
 		case errors.As(err, &tooLong):
 			s.replyError(nullID, nil, Errorf(KindTooLarge,
 				"Invalid Request: a line of %d bytes exceeds the %d-byte limit (--max-line-bytes); send large payloads in smaller pieces or raise the limit",
 				tooLong.n, tooLong.max))
 			continue
-		case err == io.EOF:
-			if s.atEOF != nil {
-				s.atEOF()
-			}
-			return io.EOF
 		case err != nil:
-			return err
+			return s.end(err) // io.EOF at the end of the input
 		}
 		s.handleLine(line, owned)
 	}
@@ -70,32 +83,15 @@ func (s *stream) ReadObject(v any) error {
 	return json.Unmarshal(s.msg, v)
 }
 
-// WriteObject implements jsonrpc2.ObjectStream, for whatever the library
-// sends itself: the server replies through reply and notifies through
-// Server.Notify. A reply written here still gets the caller's id back and
-// joins its batch; anything else passes through as it is.
-func (s *stream) WriteObject(obj any) error {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return err
-	}
-	var head struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-		Result json.RawMessage `json:"result"`
-		Error  json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return err
-	}
-	if head.Method != "" {
-		return s.w.writeLine(data)
-	}
-	internal, err := strconv.ParseUint(string(head.ID), 10, 64)
-	if err != nil {
-		return fmt.Errorf("rpc: reply with an id the worker did not issue: %s", head.ID)
-	}
-	return s.answer(internal, head.Result, head.Error)
+// WriteObject implements jsonrpc2.ObjectStream. The library writes only
+// when asked to: Conn.Call, DispatchCall, Notify, Reply, ReplyWithError
+// and SendResponse are its only senders, and its read loop sends nothing
+// of its own. The server never calls them (replies go through reply,
+// notifications through Server.Notify, each encoded once), so nothing
+// reaches this; a write here would carry an internal id the caller never
+// sent, and is refused.
+func (s *stream) WriteObject(any) error {
+	return errors.New("rpc: the library has nothing to send: replies and notifications are written by the server")
 }
 
 // reply answers the call with internal id internal: with e when it is
@@ -324,7 +320,8 @@ func (b *batch) doneLocked() []byte {
 
 // lineWriter writes whole lines, one Write each, so concurrent replies never
 // interleave within a line. After the first failed write (the reader is
-// gone) every write fails the same way, and onBroken runs once.
+// gone) every write fails the same way, and onBroken runs once. After
+// close, every write fails: Serve has returned and writes nothing more.
 type lineWriter struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -333,11 +330,15 @@ type lineWriter struct {
 	onBroken func(error)
 }
 
-// broken returns the write error that ended the output, if any.
-func (w *lineWriter) broken() error {
+var errServeReturned = errors.New("rpc: Serve has returned; nothing more is written")
+
+func (w *lineWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.err
+	if w.err == nil {
+		w.err = errServeReturned
+	}
+	w.buf = nil
 }
 
 func (w *lineWriter) writeLine(b []byte) error {
