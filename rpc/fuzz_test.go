@@ -122,7 +122,7 @@ func FuzzDecodeParams(f *testing.F) {
 
 // FuzzScanner checks the request scanner against encoding/json: for any
 // valid JSON object, readMembers finds the bytes a map decode finds, and
-// forEachEntry the elements of any valid array.
+// entries the elements of any valid array.
 func FuzzScanner(f *testing.F) {
 	for _, seed := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"a","params":{"x":[1,"]}",{"y":"\"\\"}]}}`,
@@ -167,8 +167,14 @@ func FuzzScanner(f *testing.F) {
 				t.Fatalf("valid array %q: %v", data, err)
 			}
 			var got []string
-			forEachEntry(data, func(e []byte) { got = append(got, string(e)) })
-			if len(got) != len(want) {
+			for e := newEntries(data); ; {
+				entry, ok := e.next()
+				if !ok {
+					break
+				}
+				got = append(got, string(entry))
+			}
+			if len(got) != len(want) || countEntries(data) != len(want) {
 				t.Fatalf("%q: %d entries, encoding/json finds %d", data, len(got), len(want))
 			}
 			for i := range got {

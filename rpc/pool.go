@@ -10,12 +10,14 @@ import (
 // order they were submitted. A goroutine per call would start with a
 // small stack and grow it again on every call (the bindings' call paths
 // are deep); a worker keeps its stack between calls. Calls that find
-// every worker busy wait in a FIFO; one that is cancelled while it waits
-// leaves the FIFO and is answered at once, without waiting for a worker.
+// every worker busy wait in a bounded FIFO; one
+// that is cancelled while it waits leaves the FIFO and is answered at
+// once, without waiting for a worker.
 type pool struct {
-	size    int
-	run     func(*call) // runs a call to its reply, on a worker
-	dropped func(*call) // answers a call cancelled while it waited, on the canceller's goroutine
+	size     int
+	maxCount int         // calls that may wait
+	run      func(*call) // runs a call to its reply, on a worker
+	dropped  func(*call) // answers a call cancelled while it waited, on a goroutine of its own
 
 	mu      sync.Mutex
 	queue   list.List    // of *call, oldest first
@@ -26,8 +28,10 @@ type pool struct {
 }
 
 // submit hands c to an idle worker, or to a new one while there are fewer
-// than size, or queues it. c.ctx must be set.
-func (p *pool) submit(c *call) {
+// than size, or queues it. When c would have to wait and the queue is
+// full, it returns a Busy error instead: the caller answers c with it at
+// once. c.ctx must be set.
+func (p *pool) submit(c *call) *Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -42,6 +46,9 @@ func (p *pool) submit(c *call) {
 		p.workers++
 		p.running++
 		go p.work(make(chan *call, 1), c)
+	case p.queue.Len() >= p.maxCount:
+		return Errorf(KindBusy, "the worker is busy: %d calls already wait for a worker slot (--max-queued); retry later, or raise --max-queued", p.queue.Len()).
+			With("limit", "max_queued")
 	default:
 		c.queued = p.queue.PushBack(c)
 		// Registered under the lock, so a worker that takes c later sees
@@ -53,6 +60,7 @@ func (p *pool) submit(c *call) {
 			}
 		})
 	}
+	return nil
 }
 
 // remove takes c out of the queue; false when a worker already took it.

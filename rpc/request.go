@@ -78,16 +78,34 @@ func stringValue(lit []byte) string {
 	return s
 }
 
-// forEachEntry calls f with each element of arr, a JSON array that
-// json.Valid has accepted, without copying it.
-func forEachEntry(arr []byte, f func(entry []byte)) {
-	i := skipSpace(arr, 1)
-	for arr[i] != ']' {
-		end := skipValue(arr, i)
-		f(arr[i:end])
-		i = skipSpace(arr, end)
-		if arr[i] == ',' {
-			i = skipSpace(arr, i+1)
+// entries reads the elements of a JSON array that json.Valid has
+// accepted, one at a time and without copying them.
+type entries struct {
+	arr []byte
+	i   int
+}
+
+func newEntries(arr []byte) entries { return entries{arr, skipSpace(arr, 1)} }
+
+func (e *entries) next() ([]byte, bool) {
+	if e.arr[e.i] == ']' {
+		return nil, false
+	}
+	end := skipValue(e.arr, e.i)
+	entry := e.arr[e.i:end]
+	e.i = skipSpace(e.arr, end)
+	if e.arr[e.i] == ',' {
+		e.i = skipSpace(e.arr, e.i+1)
+	}
+	return entry, true
+}
+
+// countEntries counts the elements of a JSON array that json.Valid has accepted.
+func countEntries(arr []byte) int {
+	n := 0
+	for e := newEntries(arr); ; n++ {
+		if _, ok := e.next(); !ok {
+			return n
 		}
 	}
 }

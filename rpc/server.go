@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,12 +27,21 @@ type Options struct {
 	// MaxWorkers bounds the calls that run at once; further calls wait
 	// their turn in arrival order (default 10, the seed's MAX_WORKERS).
 	MaxWorkers int
-	// MaxQueued bounds the calls waiting for a worker. Past it the worker
-	// stops reading its input until a call finishes, so a flood cannot grow
-	// memory without bound (default 4096).
+	// MaxQueued bounds the calls waiting for a worker (default 4096).
+	// Past it a new call is answered Busy at once: reading never stops,
+	// so cancellations and control calls always get through, and a flood
+	// cannot grow memory without bound.
 	MaxQueued int
 	// MaxLineBytes bounds one input line (default 16 MiB).
 	MaxLineBytes int
+	// Control names methods of the control plane (for the worker:
+	// health, metrics, shutdown). They run as soon as they are read, on
+	// a goroutine of their own, without a worker slot: a supervisor gets
+	// its answer while every slot is busy and the queue is full. At most
+	// 16 run at once (more are answered Busy), so they must be quick and
+	// take no params to speak of. $/cancelRequest is always handled this
+	// way. A name that is not among the methods is ignored.
+	Control []string
 	// Logger receives one line per call and protocol faults.
 	Logger zerolog.Logger
 	// Observe, when set, is told about every finished call (for metrics).
@@ -62,15 +70,20 @@ var (
 	ErrShuttingDown = errors.New("the worker is shutting down")
 )
 
+// maxControl bounds the control calls that run at once: each has a
+// goroutine and holds its params, and none should wait for another.
+const maxControl = 16
+
 // Server dispatches calls read from a stream to Methods, at most MaxWorkers
 // at a time, and writes each reply as soon as its call finishes.
 type Server struct {
 	methods map[string]Method
+	control map[string]bool
 	opts    Options
 	log     zerolog.Logger
 
-	pool  *pool         // the workers, and the calls waiting for one
-	admit chan struct{} // a token per running or waiting call
+	pool     *pool         // the workers, and the calls waiting for one
+	controls chan struct{} // a token per control call running
 
 	calls   *registry
 	writer  *lineWriter
@@ -78,10 +91,10 @@ type Server struct {
 	callCtx context.Context
 	stopAll context.CancelCauseFunc
 
-	mu      sync.Mutex
-	idle    *sync.Cond
-	running int // handler goroutines not yet finished
-	closing bool
+	mu       sync.Mutex
+	idle     *sync.Cond
+	inFlight int // requests dispatched and not yet answered
+	closing  bool
 
 	shutdownOnce sync.Once
 	stopped      chan struct{} // closed once Shutdown has drained every call
@@ -100,14 +113,22 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
 	s := &Server{
-		methods: methods,
-		opts:    opts,
-		log:     opts.Logger,
-		admit:   make(chan struct{}, opts.MaxWorkers+opts.MaxQueued),
-		calls:   newRegistry(),
-		stopped: make(chan struct{}),
+		methods:  methods,
+		control:  map[string]bool{},
+		opts:     opts,
+		log:      opts.Logger,
+		controls: make(chan struct{}, maxControl),
+		calls:    newRegistry(),
+		stopped:  make(chan struct{}),
 	}
-	s.pool = &pool{size: opts.MaxWorkers, run: s.execute, dropped: s.dropped}
+	for _, name := range opts.Control {
+		if _, ok := methods[name]; !ok {
+			s.log.Warn().Str("method", name).Msg("rpc: a control method that is not among the methods; ignored")
+			continue
+		}
+		s.control[name] = true
+	}
+	s.pool = &pool{size: opts.MaxWorkers, maxCount: opts.MaxQueued, run: s.execute, dropped: s.dropped}
 	s.callCtx, s.stopAll = context.WithCancelCause(context.Background())
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -177,10 +198,12 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}}
 	defer s.writer.close()
 	st := &stream{
-		r:     newLineReader(in, s.opts.MaxLineBytes),
-		w:     s.writer,
-		calls: s.calls,
-		ended: make(chan struct{}),
+		r:        newLineReader(in, s.opts.MaxLineBytes),
+		w:        s.writer,
+		calls:    s.calls,
+		ctx:      s.callCtx,
+		maxBatch: s.opts.MaxWorkers + s.opts.MaxQueued,
+		ended:    make(chan struct{}),
 	}
 	s.stream = st
 	if s.opts.Ready != nil {
@@ -235,11 +258,11 @@ func (s *Server) stopReading(st *stream, in io.Reader) {
 	}
 }
 
-// drain waits until every dispatched call has finished and replied.
+// drain waits until every dispatched request has finished and been answered.
 func (s *Server) drain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.running > 0 {
+	for s.inFlight > 0 {
 		s.idle.Wait()
 	}
 }
@@ -258,147 +281,6 @@ func (s *Server) Notify(method string, params any) error {
 		return err
 	}
 	return s.writer.writeLine(data)
-}
-
-// Handle implements jsonrpc2.Handler. The library calls it from its read
-// loop with the internal id of a message the stream registered, so it
-// returns quickly: cancellation is handled right here, ahead of any queued
-// call, and everything else runs on its own goroutine once a worker is
-// free.
-func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	internal := req.ID.Num
-	c := s.calls.get(internal)
-	if c == nil {
-		s.log.Error().Uint64("internal_id", internal).Msg("rpc: the library handed back a message the stream did not register")
-		return
-	}
-	if s.stream.stopped.Load() {
-		return // Serve has returned: nothing more is dispatched
-	}
-	if c.name == CancelMethod {
-		s.cancelRequest(c)
-		if c.notif() {
-			s.calls.finish(internal)
-		} else {
-			s.reply(internal, c, nil, nil)
-		}
-		return
-	}
-	m, ok := s.methods[c.name]
-	if !ok {
-		// LSP's convention: "$/" notifications a server does not know may be ignored.
-		s.finish(internal, c, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.name), context.Background())
-		return
-	}
-
-	s.mu.Lock()
-	if s.stream.stopped.Load() {
-		s.mu.Unlock()
-		return
-	}
-	if s.closing {
-		s.mu.Unlock()
-		s.finish(internal, c, time.Now(), nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"), context.Background())
-		return
-	}
-	s.running++ // under the same lock as the check: stopReading's drain waits for it
-	s.mu.Unlock()
-
-	s.admit <- struct{}{} // blocks reading when too many calls wait
-	c.method = m
-	c.start = time.Now()
-	c.ctx, c.cancel = context.WithCancelCause(s.callCtx)
-	s.pool.submit(c)
-}
-
-// execute runs a call on a worker and answers it. A call cancelled just
-// before a worker took it is answered without running.
-func (s *Server) execute(c *call) {
-	var result any
-	err := c.ctx.Err()
-	if err == nil {
-		result, err = s.invoke(c.ctx, c.method, c)
-	}
-	s.finish(c.internal, c, c.start, result, err, c.ctx)
-	s.release(c)
-}
-
-// dropped answers a call cancelled while it waited for a worker.
-func (s *Server) dropped(c *call) {
-	s.finish(c.internal, c, c.start, nil, c.ctx.Err(), c.ctx)
-	s.release(c)
-}
-
-// release ends a call's hold on the dispatcher once it is answered.
-func (s *Server) release(c *call) {
-	c.cancel(nil)
-	<-s.admit
-	s.mu.Lock()
-	s.running--
-	if s.running == 0 {
-		s.idle.Broadcast()
-	}
-	s.mu.Unlock()
-}
-
-// invoke runs a method, turning a panic into an internal error for this
-// call alone.
-func (s *Server) invoke(ctx context.Context, m Method, c *call) (result any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error().Str("method", c.name).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
-			err = Errorf(KindInternal, "internal error in %s: %v", c.name, p)
-		}
-	}()
-	return m(withCall(ctx, &Call{ID: c.id, Method: c.name, server: s}), c.params)
-}
-
-// finish logs the call, reports it, and sends its one reply. A
-// notification of an unknown method is dropped without a word: LSP lets a
-// server ignore "$/" notifications it does not know.
-func (s *Server) finish(internal uint64, c *call, start time.Time, result any, err error, ctx context.Context) {
-	_, known := s.methods[c.name]
-	if c.notif() {
-		s.calls.finish(internal)
-		if !known {
-			return
-		}
-	}
-	var rerr *Error
-	if err != nil {
-		rerr = AsError(err)
-		// A cancelled call says so, whatever error its work ended with.
-		if ctx.Err() != nil && rerr.Kind != KindTimeout {
-			switch cause := context.Cause(ctx); {
-			case errors.Is(cause, errCancelRequested):
-				rerr = &Error{Kind: KindCancelled, Message: "Request cancelled", Err: err}
-			case errors.Is(cause, ErrShuttingDown):
-				rerr = &Error{Kind: KindCancelled, Message: "Request cancelled: the worker is shutting down", Err: err}
-			}
-		}
-	}
-	took := time.Since(start)
-	ev := s.log.Info()
-	if rerr != nil {
-		ev = s.log.Warn().Str("error_type", rerr.Type()).Int64("code", rerr.Code()).Str("error", rerr.Error())
-	}
-	if !c.notif() {
-		ev = ev.RawJSON("id", c.id)
-	}
-	if s.opts.Redact != nil && c.params != nil && s.log.GetLevel() <= zerolog.DebugLevel {
-		ev = ev.RawJSON("params", s.opts.Redact(c.name, c.params))
-	}
-	ev.Str("method", c.name).RawJSON("duration_ms", millis(took)).Msg("call")
-	if s.opts.Observe != nil {
-		name := c.name
-		if !known && name != CancelMethod {
-			name = "(unknown method)" // one bucket, whatever names callers invent
-		}
-		s.opts.Observe(name, took, rerr)
-	}
-	if !c.notif() {
-		s.reply(internal, c, result, rerr)
-	}
 }
 
 // millis writes d in milliseconds with microsecond precision and no
@@ -420,34 +302,6 @@ func millis(d time.Duration) []byte {
 		b = append(b, digits...)
 	}
 	return b
-}
-
-// reply sends a call's one reply straight to the stream. Going through
-// the library's Conn.Reply would encode the reply and then parse it again
-// to swap the id back (twice the JSON work for every result).
-func (s *Server) reply(internal uint64, c *call, result any, rerr *Error) {
-	err := s.stream.reply(internal, result, rerr)
-	var enc *encodeError
-	if errors.As(err, &enc) {
-		// The result could not be encoded: the call still gets its one reply.
-		err = s.stream.reply(internal, nil, Wrap(KindInternal, enc.err, "internal error: encoding the result of %s: %v", c.name, enc.err))
-	}
-	if err != nil {
-		s.log.Error().Err(err).Str("method", c.name).Msg("reply not sent")
-	}
-}
-
-func (s *Server) cancelRequest(c *call) {
-	var p struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if c.params == nil || json.Unmarshal(c.params, &p) != nil || len(p.ID) == 0 {
-		s.log.Warn().Msg(CancelMethod + " without params.id; ignored")
-		return
-	}
-	if !s.calls.cancel(p.ID, errCancelRequested) {
-		s.log.Debug().RawJSON("id", p.ID).Msg(CancelMethod + " for a call not in flight; ignored")
-	}
 }
 
 // Call describes the call a handler is serving.

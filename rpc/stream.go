@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,21 +18,29 @@ import (
 // message it cannot decode, takes "id": null for a notification, knows no
 // batches and turns a negative id into a huge unsigned one. So every rule of
 // JSON-RPC 2.0 framing is enforced here, and the library only ever sees
-// clean single requests whose ids are internal counters:
+// {"method":"","id":N}, N an internal counter:
 //   - a line that is not JSON is answered with -32700 and reading goes on;
 //   - JSON that is not a request is answered with -32600 and id null;
-//   - a batch is split into single requests, and their replies are joined
-//     back into one array on one line once the last of them is answered;
+//   - a batch is split into single requests, read one at a time, and
+//     their replies are joined back into one array on one line once the
+//     last of them is answered;
 //   - the caller's exact id bytes are restored on every reply.
 type stream struct {
-	r     *lineReader
-	w     *lineWriter
-	calls *registry
+	r        *lineReader
+	w        *lineWriter
+	calls    *registry
+	ctx      context.Context // the parent of every call's context
+	maxBatch int             // most entries a batch line may hold
 
-	// queue holds the internal ids of requests parsed from the current
-	// line (several for a batch) that the library has not read yet.
-	queue []uint64
-	msg   []byte // the message handed to the library, reused
+	// The batch line being read, entry by entry: its requests are
+	// registered one at a time, as the library asks for the next message,
+	// so a batch never holds more calls than the queue lets through.
+	batch   *batch
+	entries entries
+
+	next   uint64 // the last internal id
+	handed *call  // the request handed to the library, which Handle takes
+	msg    []byte // the message handed to the library, reused
 
 	// stopped is set (under Server.mu, so that Handle's check of it and
 	// Serve's last drain cannot interleave) when Serve returns: whatever is
@@ -51,12 +60,23 @@ func (s *stream) end(err error) error {
 	return err
 }
 
-// ReadObject implements jsonrpc2.ObjectStream. It returns only on a clean
-// request or at the end of the input; protocol errors are answered here.
+// ReadObject implements jsonrpc2.ObjectStream. It returns only with a
+// valid request, or at the end of the input; protocol errors are answered
+// here.
 func (s *stream) ReadObject(v any) error {
-	for len(s.queue) == 0 || s.stopped.Load() {
+	for {
 		if s.stopped.Load() {
 			return s.end(io.EOF)
+		}
+		if s.batch != nil {
+			if entry, ok := s.entries.next(); ok {
+				if c := s.admit(entry, s.batch, false); c != nil {
+					return s.hand(c, v)
+				}
+				continue
+			}
+			s.seal(s.batch)
+			s.batch = nil
 		}
 		line, owned, err := s.r.next()
 		var tooLong *lineTooLongError
@@ -71,16 +91,39 @@ func (s *stream) ReadObject(v any) error {
 		case err != nil:
 			return s.end(err) // io.EOF at the end of the input
 		}
-		s.handleLine(line, owned)
+		if c := s.handleLine(line, owned); c != nil {
+			return s.hand(c, v)
+		}
 	}
-	internal := s.queue[0]
-	s.queue = s.queue[1:]
-	s.msg = strconv.AppendUint(append(s.msg[:0], `{"method":"","id":`...), internal, 10)
+}
+
+// hand gives the library the one thing it needs to dispatch c: an id to
+// hand back to Handle, in a message it takes for a request. It parses what
+// it is given twice, into maps, and would re-encode params (keys sorted,
+// '<' escaped, a 16 MiB add_file copied several times), so it gets neither
+// params nor the caller's id: Handle takes c whole.
+func (s *stream) hand(c *call, v any) error {
+	s.next++
+	c.internal = s.next
+	s.handed = c
+	s.msg = strconv.AppendUint(append(s.msg[:0], `{"method":"","id":`...), c.internal, 10)
 	s.msg = append(s.msg, '}')
 	if u, ok := v.(json.Unmarshaler); ok {
 		return u.UnmarshalJSON(s.msg) // well-formed by construction: no validation pass
 	}
 	return json.Unmarshal(s.msg, v)
+}
+
+// take returns the request handed to the library as internal. The
+// library's read loop calls Handle before it reads the next message, on
+// the same goroutine, so there is only ever one.
+func (s *stream) take(internal uint64) *call {
+	c := s.handed
+	s.handed = nil
+	if c == nil || c.internal != internal {
+		return nil
+	}
+	return c
 }
 
 // WriteObject implements jsonrpc2.ObjectStream. The library writes only
@@ -94,101 +137,89 @@ func (s *stream) WriteObject(any) error {
 	return errors.New("rpc: the library has nothing to send: replies and notifications are written by the server")
 }
 
-// reply answers the call with internal id internal: with e when it is
-// set, else with result. An encodeError leaves the call unanswered, so that
-// an error reply can follow.
-func (s *stream) reply(internal uint64, result any, e *Error) error {
-	var res, wireErr []byte
-	var err error
-	if e != nil {
-		wireErr, err = json.Marshal(e.wire())
-	} else {
-		res, err = json.Marshal(result) // compacts: a reply is one line whatever a handler returns
-	}
-	if err != nil {
-		return &encodeError{err}
-	}
-	return s.answer(internal, res, wireErr)
-}
-
-// answer sends the one reply of call internal, under the caller's id.
-func (s *stream) answer(internal uint64, result, wireErr json.RawMessage) error {
-	c := s.calls.finish(internal)
-	if c == nil {
-		return fmt.Errorf("rpc: second reply to call %d", internal)
-	}
-	return s.deliver(encodeResponse(c.id, result, wireErr), c.batch)
-}
-
-type encodeError struct{ err error }
-
-func (e *encodeError) Error() string { return "encoding a reply: " + e.err.Error() }
-
 // Close implements jsonrpc2.ObjectStream. The input and output belong to the
 // caller of Serve, so there is nothing to close.
 func (s *stream) Close() error { return nil }
 
-// handleLine turns one input line into queued requests and protocol-error
-// replies. owned says the line is a fresh allocation that nothing else
-// will write to, so a request may keep parts of it; otherwise it lives in
-// the reader's buffer and what a request keeps is copied.
-func (s *stream) handleLine(line []byte, owned bool) {
+// reply sends c's one reply: e when it is set, else result. A result that
+// cannot be encoded is answered as an internal error.
+func (s *stream) reply(c *call, result any, e *Error) error {
+	if !s.calls.finish(c) {
+		return fmt.Errorf("rpc: a second reply to %s", c.id)
+	}
+	var res, wireErr []byte
+	var err error
+	if e == nil {
+		res, err = json.Marshal(result) // compacts: a reply is one line whatever a handler returns
+		if err != nil {
+			e = Wrap(KindInternal, err, "internal error: encoding the result of %s: %v", c.name, err)
+		}
+	}
+	if e != nil {
+		wireErr, _ = json.Marshal(e.wire())
+	}
+	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
+}
+
+// handleLine reads one input line: a request is returned to be handed to
+// the library, a batch becomes the batch being read, and anything else is
+// answered here. owned says the line is a fresh allocation that nothing
+// else will write to, so a request may keep parts of it; otherwise it
+// lives in the reader's buffer and what a request keeps is copied.
+func (s *stream) handleLine(line []byte, owned bool) *call {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
-		return // blank lines between messages are harmless
+		return nil // blank lines between messages are harmless
 	}
 	// One validation of the whole line; after it, the requests in it are
 	// read with a scanner that needs only find where values end.
 	if !json.Valid(line) {
 		var discard struct{}
 		s.replyError(nullID, nil, parseError(json.Unmarshal(line, &discard))) // the same scan, for its message
-		return
+		return nil
 	}
 	switch line[0] {
 	case '{':
-		s.admit(line, nil, owned)
+		return s.admit(line, nil, owned)
 	case '[':
-		b := &batch{}
-		forEachEntry(line, func(entry []byte) { s.admit(entry, b, false) })
-		if b.entries == 0 {
+		n := countEntries(line)
+		switch {
+		case n == 0:
 			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: an empty batch"))
-			return
+		case n > s.maxBatch:
+			// Refused whole: answering each entry beyond the bounds
+			// would hold one error per entry until the batch's reply is
+			// written (a 15 MiB line of tiny calls is 368,000 of them).
+			s.replyError(nullID, nil, Errorf(KindInvalidRequest,
+				"Invalid Request: a batch of %d entries exceeds the %d the worker can take at once (--max-workers plus --max-queued); send it in smaller batches",
+				n, s.maxBatch))
+		default:
+			s.batch, s.entries = &batch{}, newEntries(line)
 		}
-		// Entries answered at parse time (invalid ones) may already
-		// complete the batch; otherwise the last reply flushes it.
-		b.mu.Lock()
-		b.sealed = true
-		out := b.doneLocked()
-		b.mu.Unlock()
-		if out != nil {
-			s.w.writeLine(out)
-		}
+		return nil
 	default:
 		s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
+		return nil
 	}
 }
 
 // admit validates one request object. A valid request (call or
-// notification) is registered under a fresh internal id, which is queued
-// for the library; anything else is answered at once. Each rule is
-// JSON-RPC 2.0's; an error repeats the request's id when it has a usable
-// one, and null otherwise.
-func (s *stream) admit(raw []byte, b *batch, owned bool) {
-	if b != nil {
-		b.entries++
-	}
+// notification) is returned, with a context of its own; anything else is
+// answered at once. Each rule is JSON-RPC 2.0's; an error repeats the
+// request's id when it has a usable one, and null otherwise.
+func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	if raw[0] != '{' {
 		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
-		return
+		return nil
 	}
 	r, dup := readMembers(raw)
 	if dup != "" {
 		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: member %q appears twice; a request names each member once", dup))
-		return
+		return nil
 	}
 	if r.id != nil && !validID(r.id) {
 		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(r.id)))
-		return
+		return nil
 	}
 	replyID := nullID
 	if r.id != nil {
@@ -196,33 +227,37 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) {
 	}
 	if !bytes.Equal(r.version, []byte(`"2.0"`)) {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
-		return
+		return nil
 	}
 	if r.method == nil || r.method[0] != '"' {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
-		return
+		return nil
 	}
 	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, jsonKind(r.params)))
-		return
+		return nil
 	}
 
 	if !owned {
 		r.id, r.params = bytes.Clone(r.id), bytes.Clone(r.params)
 	}
-	c := &call{id: r.id, name: stringValue(r.method), params: r.params, batch: b}
-	internal, dup2 := s.calls.add(c)
-	if dup2 {
-		s.replyError(r.id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))
-		return
+	c := &call{id: r.id, name: stringValue(r.method), params: r.params, out: s, batch: b}
+	// The context exists before the call is registered, so a
+	// $/cancelRequest that finds it can always cancel it.
+	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
+	if !c.notif() {
+		if !s.calls.add(c) {
+			c.cancel(nil)
+			s.replyError(r.id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))
+			return nil
+		}
+		if b != nil {
+			b.mu.Lock()
+			b.pending++
+			b.mu.Unlock()
+		}
 	}
-	// The library needs a method to take the message for a request, and
-	// an id to hand back to Handle: nothing else. It parses what it is
-	// given twice, into maps, and would re-encode params (keys sorted,
-	// '<' escaped, a 16 MiB add_file copied several times), so it gets
-	// neither params nor the caller's id: Handle takes them from the
-	// registry, byte for byte.
-	s.queue = append(s.queue, internal)
+	return c
 }
 
 // replyError answers a message the library never sees.
@@ -235,6 +270,19 @@ func (s *stream) replyError(id json.RawMessage, b *batch, e *Error) {
 		return
 	}
 	s.w.writeLine(encodeResponse(id, nil, wireErr))
+}
+
+// seal marks b complete once its last entry is admitted, and writes it if
+// every call in it is already answered (invalid entries are answered as
+// they are read); otherwise its last reply writes it.
+func (s *stream) seal(b *batch) {
+	b.mu.Lock()
+	b.sealed = true
+	out := b.doneLocked()
+	b.mu.Unlock()
+	if out != nil {
+		s.w.writeLine(out)
+	}
 }
 
 // deliver writes a reply, or adds it to its batch and writes the batch once complete.
@@ -262,7 +310,7 @@ func encodeResponse(id, result, wireErr json.RawMessage) []byte {
 	buf.Grow(len(id) + len(result) + len(wireErr) + 40)
 	buf.WriteString(`{"jsonrpc":"2.0","id":`)
 	buf.Write(id)
-	if len(wireErr) > 0 && !bytes.Equal(wireErr, []byte("null")) {
+	if len(wireErr) > 0 {
 		buf.WriteString(`,"error":`)
 		buf.Write(wireErr)
 	} else {
@@ -285,20 +333,15 @@ func validID(raw json.RawMessage) bool {
 }
 
 func parseError(err error) *Error {
-	return Errorf(KindParse, "Parse error: %s", errText(err))
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "invalid JSON"
+	msg := "invalid JSON"
+	if err != nil {
+		msg = err.Error()
 	}
-	return err.Error()
+	return Errorf(KindParse, "Parse error: %s", msg)
 }
 
 // batch collects the replies of one batch line.
 type batch struct {
-	entries int // entries read so far; only the reader uses it
-
 	mu      sync.Mutex
 	pending int  // calls of this batch not yet answered
 	sealed  bool // every entry of the line has been admitted

@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	server = rpc.NewServer(svc.Methods(), rpc.Options{
 		MaxWorkers:   cfg.maxWorkers,
 		MaxLineBytes: int(cfg.maxLineBytes),
+		Control:      []string{"health", "metrics", "shutdown"}, // answered while every worker slot is busy
 		Logger:       log,
 		Observe:      calls.Observe,
 		Redact:       handlers.Redact,
