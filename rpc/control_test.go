@@ -206,3 +206,47 @@ func TestControlCallsAreBounded(t *testing.T) {
 		t.Errorf("%d control calls, %d replies", maxControl+1, len(lines))
 	}
 }
+
+// Waiting calls are bounded in bytes as well as in count: a call weighs
+// the bytes of its request, its entry of a batch line included, and a call
+// that would pass MaxQueuedBytes is answered Busy at once.
+func TestQueueIsBoundedInBytes(t *testing.T) {
+	release := make(chan struct{})
+	// request returns a call of exactly n bytes.
+	request := func(id string, n int) string {
+		head := `{"jsonrpc":"2.0","id":` + id + `,"method":"get","params":{"pad":"`
+		return head + strings.Repeat("x", n-len(head)-3) + `"}}`
+	}
+	ss := startSession(t, Options{Logger: zerolog.Nop(), MaxWorkers: 1, MaxQueuedBytes: 1000}, blockingMethods(release))
+	ss.send(`{"jsonrpc":"2.0","id":0,"method":"block"}`)
+	waitFor(t, func() bool { return ss.s.Stats().Busy == 1 })
+
+	busy := `"data":{"limit":"max_queued_bytes","status":429,"type":"Busy"}}}`
+	steps := []struct {
+		name, send string
+		queued     int64
+		busyID     string
+	}{
+		{"600 bytes wait", request("1", 600), 1, ""},
+		{"400 more reach the bound exactly", request("2", 400), 2, ""},
+		{"1 byte more is Busy", `{"jsonrpc":"2.0","id":3,"method":"get"}`, 2, "3"},
+		{"cancelling the 400-byte call frees its bytes", `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":2}}`, 1, ""},
+		{"a 401-byte call is Busy", request("4", 401), 1, "4"},
+		{"in a batch, each entry weighs its own bytes", "[" + request("5", 200) + "," + request("6", 200) + `,{"jsonrpc":"2.0","id":7,"method":"get"}]`, 3, ""},
+	}
+	for _, st := range steps {
+		ss.send(st.send)
+		if st.busyID != "" {
+			if got := ss.reply(st.busyID); !strings.HasSuffix(got, busy) || !strings.Contains(got, "raise --max-queued-bytes") {
+				t.Errorf("%s: got %s, want Busy naming --max-queued-bytes", st.name, got)
+			}
+		}
+		waitFor(t, func() bool { return ss.s.Stats().Queued == st.queued })
+	}
+	close(release)
+	got := summaries(t, ss.end())
+	want := `0="released" 1="got" 2!-32800 3!-32029 4!-32029 [5="got" 6="got" 7!-32029]`
+	if strings.Join(got, " ") != want {
+		t.Errorf("got  %q\nwant %s", got, want)
+	}
+}

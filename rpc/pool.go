@@ -10,17 +10,19 @@ import (
 // order they were submitted. A goroutine per call would start with a
 // small stack and grow it again on every call (the bindings' call paths
 // are deep); a worker keeps its stack between calls. Calls that find
-// every worker busy wait in a bounded FIFO; one
+// every worker busy wait in a FIFO, bounded in count and in bytes; one
 // that is cancelled while it waits leaves the FIFO and is answered at
 // once, without waiting for a worker.
 type pool struct {
 	size     int
 	maxCount int         // calls that may wait
+	maxBytes int         // bytes the waiting calls may hold
 	run      func(*call) // runs a call to its reply, on a worker
 	dropped  func(*call) // answers a call cancelled while it waited, on a goroutine of its own
 
 	mu      sync.Mutex
 	queue   list.List    // of *call, oldest first
+	bytes   int          // the waiting calls' weights
 	idle    []chan *call // one per worker waiting for a call
 	workers int          // goroutines alive
 	running int          // calls being run
@@ -49,8 +51,12 @@ func (p *pool) submit(c *call) *Error {
 	case p.queue.Len() >= p.maxCount:
 		return Errorf(KindBusy, "the worker is busy: %d calls already wait for a worker slot (--max-queued); retry later, or raise --max-queued", p.queue.Len()).
 			With("limit", "max_queued")
+	case p.bytes+c.weight > p.maxBytes:
+		return Errorf(KindBusy, "the worker is busy: the calls waiting for a worker slot hold %d bytes, and this one's %d would pass --max-queued-bytes (%d); retry later, or raise --max-queued-bytes", p.bytes, c.weight, p.maxBytes).
+			With("limit", "max_queued_bytes")
 	default:
 		c.queued = p.queue.PushBack(c)
+		p.bytes += c.weight
 		// Registered under the lock, so a worker that takes c later sees
 		// unwatch. AfterFunc runs its function on a goroutine of its own,
 		// so it can take the lock.
@@ -71,6 +77,7 @@ func (p *pool) remove(c *call) bool {
 		return false
 	}
 	p.queue.Remove(c.queued)
+	p.bytes -= c.weight
 	c.queued = nil
 	return true
 }
@@ -108,6 +115,7 @@ func (p *pool) next(mine chan *call) *call {
 	if front := p.queue.Front(); front != nil {
 		c := p.queue.Remove(front).(*call)
 		c.queued = nil
+		p.bytes -= c.weight
 		p.running++
 		p.mu.Unlock()
 		c.unwatch() // it runs now: its cancellation is the handler's to see

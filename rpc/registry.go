@@ -16,6 +16,7 @@ type call struct {
 	key    string          // id as the registry compares it
 	name   string          // the method's name
 	params json.RawMessage // nil when absent
+	weight int             // bytes the request holds while it waits: its own length
 
 	internal uint64 // the id the library sees, for a call read from the stream
 	out      *stream

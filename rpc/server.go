@@ -32,6 +32,15 @@ type Options struct {
 	// so cancellations and control calls always get through, and a flood
 	// cannot grow memory without bound.
 	MaxQueued int
+	// MaxQueuedBytes bounds the bytes that waiting calls hold (default
+	// 64 MiB): a call weighs the bytes of its request as read (its line,
+	// or its entry of a batch line), params included. A call that would
+	// pass the bound is answered Busy, like one past MaxQueued. With it,
+	// memory stays bounded whatever a client sends: one line being read
+	// (MaxLineBytes, once more while it is joined), MaxQueuedBytes
+	// waiting, and one request each for MaxWorkers running calls and 16
+	// control calls.
+	MaxQueuedBytes int
 	// MaxLineBytes bounds one input line (default 16 MiB).
 	MaxLineBytes int
 	// Control names methods of the control plane (for the worker:
@@ -55,9 +64,10 @@ type Options struct {
 }
 
 const (
-	DefaultMaxWorkers   = 10
-	DefaultMaxQueued    = 4096
-	DefaultMaxLineBytes = 16 << 20
+	DefaultMaxWorkers     = 10
+	DefaultMaxQueued      = 4096
+	DefaultMaxQueuedBytes = 64 << 20
+	DefaultMaxLineBytes   = 16 << 20
 )
 
 // CancelMethod is LSP's cancellation notification: {"id": <the call's id>}.
@@ -109,6 +119,9 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 	if opts.MaxQueued <= 0 {
 		opts.MaxQueued = DefaultMaxQueued
 	}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if opts.MaxLineBytes <= 0 {
 		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
@@ -128,7 +141,7 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 		}
 		s.control[name] = true
 	}
-	s.pool = &pool{size: opts.MaxWorkers, maxCount: opts.MaxQueued, run: s.execute, dropped: s.dropped}
+	s.pool = &pool{size: opts.MaxWorkers, maxCount: opts.MaxQueued, maxBytes: opts.MaxQueuedBytes, run: s.execute, dropped: s.dropped}
 	s.callCtx, s.stopAll = context.WithCancelCause(context.Background())
 	s.idle = sync.NewCond(&s.mu)
 	return s

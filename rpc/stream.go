@@ -241,7 +241,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	if !owned {
 		r.id, r.params = bytes.Clone(r.id), bytes.Clone(r.params)
 	}
-	c := &call{id: r.id, name: stringValue(r.method), params: r.params, out: s, batch: b}
+	c := &call{id: r.id, name: stringValue(r.method), params: r.params, weight: len(raw), out: s, batch: b}
 	// The context exists before the call is registered, so a
 	// $/cancelRequest that finds it can always cancel it.
 	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
