@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/jsonrpc2"
@@ -67,6 +68,9 @@ func fakeMethods() map[string]Method {
 			return nil, Errorf(KindNotFound, "no such image: x")
 		},
 		"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("plain go error") },
+		"raw_invalid_utf8": func(context.Context, json.RawMessage) (any, error) {
+			return json.RawMessage("{\"s\":\"a\xffb\"}"), nil
+		},
 		"indented": func(context.Context, json.RawMessage) (any, error) {
 			return json.RawMessage("{\n  \"a\": [1,\n 2]\n}"), nil
 		},
@@ -85,7 +89,13 @@ func serve(t *testing.T, opts Options, methods map[string]Method, input string) 
 	if err := s.Serve(context.Background(), strings.NewReader(input), &out); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	return out.lines()
+	lines := out.lines()
+	for _, l := range lines {
+		if !utf8.ValidString(l) || !json.Valid([]byte(l)) {
+			t.Errorf("an output line is not valid UTF-8 JSON: %q", l)
+		}
+	}
+	return lines
 }
 
 type syncBuffer struct {
@@ -214,6 +224,12 @@ func TestProtocol(t *testing.T) {
 		{"quotes, brackets and backslashes inside strings", `{"jsonrpc":"2.0","id":"\"}]","method":"echo","params":{"text":"a \"}] \\\\","n":1}}`, []string{`"\"}]"="a \"}] \\\\"`}},
 		{"batch with whitespace", "[ {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get_data\"} ,\t{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"get_data\"} ]", []string{`[1=["hello",5] 2=["hello",5]]`}},
 		{"jsonrpc spelled with an escape", `{"jsonrpc":"2\u002e0","id":1,"method":"get_data"}`, []string{"1!-32600"}},
+		// JSON text is UTF-8: a reply never repeats invalid bytes.
+		{"id not valid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":\"\xff\xfe\",\"method\":\"get_data\"}", []string{"null!-32600"}},
+		{"method not valid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\xff\"}", []string{"1!-32600"}},
+		{"params not valid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":{\"text\":\"\xc3\"}}", []string{"1!-32600"}},
+		{"a batch entry not valid UTF-8", "[{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"get_data\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"get_data\"}]", []string{`[2=["hello",5] null!-32600]`}},
+		{"valid UTF-8 passes", `{"jsonrpc":"2.0","id":"ü€😀","method":"echo","params":{"text":"ü€😀"}}`, []string{`"ü€😀"="ü€😀"`}},
 		{"scalar line", `42`, []string{"null!-32600"}},
 		{"string line", `"ping"`, []string{"null!-32600"}},
 		{"garbage", `}{`, []string{"null!-32700"}},
@@ -233,6 +249,7 @@ func TestProtocol(t *testing.T) {
 		{"plain Go error is internal, never code 0", `{"jsonrpc":"2.0","id":1,"method":"plain"}`, []string{"1!-32603"}},
 		{"unencodable result", `{"jsonrpc":"2.0","id":1,"method":"unencodable"}`, []string{"1!-32603"}},
 		{"raw JSON result with newlines is sent on one line", `{"jsonrpc":"2.0","id":1,"method":"indented"}`, []string{`1={"a":[1,2]}`}},
+		{"raw JSON result with invalid UTF-8 is sent with U+FFFD", `{"jsonrpc":"2.0","id":1,"method":"raw_invalid_utf8"}`, []string{`1={"s":"a�b"}`}},
 
 		// Cancellation of a call not in flight is harmless; as a call it gets null.
 		{"cancel of nothing", `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":99}}`, nil},

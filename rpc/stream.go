@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // stream is the jsonrpc2.ObjectStream between the newline-delimited wire and
@@ -37,6 +38,10 @@ type stream struct {
 	// so a batch never holds more calls than the queue lets through.
 	batch   *batch
 	entries entries
+
+	// lineUTF8 says the line being read is valid UTF-8, which spares
+	// each request of it a check of its own.
+	lineUTF8 bool
 
 	next   uint64 // the last internal id
 	handed *call  // the request handed to the library, which Handle takes
@@ -178,6 +183,7 @@ func (s *stream) handleLine(line []byte, owned bool) *call {
 		s.replyError(nullID, nil, parseError(json.Unmarshal(line, &discard))) // the same scan, for its message
 		return nil
 	}
+	s.lineUTF8 = utf8.Valid(line)
 	switch line[0] {
 	case '{':
 		return s.admit(line, nil, owned)
@@ -221,9 +227,23 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(r.id)))
 		return nil
 	}
+	// JSON text is UTF-8 (RFC 8259), and every line the worker writes is
+	// valid UTF-8 JSON: an id that is not cannot be repeated in a reply,
+	// and other invalid bytes are refused rather than decoded, since
+	// encoding/json would quietly turn them into U+FFFD (a file's content
+	// or a command changed without the caller knowing).
+	notUTF8 := !s.lineUTF8 && !utf8.Valid(raw)
+	if notUTF8 && !utf8.Valid(r.id) {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id is not valid UTF-8; JSON text must be UTF-8"))
+		return nil
+	}
 	replyID := nullID
 	if r.id != nil {
 		replyID = r.id
+	}
+	if notUTF8 {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, "Invalid Request: the request is not valid UTF-8; JSON text must be UTF-8 (send binary data base64-encoded)"))
+		return nil
 	}
 	if !bytes.Equal(r.version, []byte(`"2.0"`)) {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
@@ -385,6 +405,14 @@ func (w *lineWriter) close() {
 }
 
 func (w *lineWriter) writeLine(b []byte) error {
+	if !utf8.Valid(b) {
+		// Requests with invalid UTF-8 are refused and strings are encoded
+		// by encoding/json, which replaces invalid bytes; only a handler's
+		// raw JSON result could carry some. Replaced the same way, inside
+		// its strings (the only place JSON lets such bytes be), the line
+		// stays valid JSON.
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
