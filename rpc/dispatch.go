@@ -46,7 +46,7 @@ func (s *Server) dispatch(c *call, closing bool) {
 		s.cancelRequest(c)
 		s.deliver(c, nil, nil) // as a call, it answers null
 		s.done()
-	case !known && c.notif():
+	case !known && c.notif() && c.ret == nil:
 		// LSP's convention: "$/" notifications a server does not know
 		// may be ignored; so is any unknown notification.
 		s.done()
@@ -54,6 +54,8 @@ func (s *Server) dispatch(c *call, closing bool) {
 		s.finish(c, nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.name))
 	case closing:
 		s.finish(c, nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"))
+	case s.control[c.name] && c.ret != nil:
+		s.execute(c) // Server.Call: the caller's goroutine waits anyway
 	case s.control[c.name]:
 		select {
 		case s.controls <- struct{}{}:
@@ -97,6 +99,37 @@ func (s *Server) invoke(c *call) (result any, err error) {
 		}
 	}()
 	return s.methods[c.name](withCall(c.ctx, &Call{ID: c.id, Method: c.name, server: s}), c.params)
+}
+
+// Call runs method with params in this process, for transports other
+// than Serve's stream (the per-call CLI, an HTTP endpoint), the way a call
+// read by Serve runs: it takes its turn for a worker slot in the same
+// FIFO as the stream's calls (a control method runs at once, on the
+// caller's goroutine), is answered Busy past the same bounds (params
+// weigh their length), gets one log line and one Observe, answers
+// Unavailable once Shutdown has begun, and is cancelled by Shutdown after
+// its grace period like any other call. ctx's cancellation and deadline
+// reach the handler too. A panic in the method becomes an internal error
+// for this call. The handler sees CallFrom(ctx) with a nil ID; its
+// Notify writes to Serve's output, when Serve runs.
+//
+// Call works with or without Serve. The error, when not nil, is an
+// *Error.
+func (s *Server) Call(ctx context.Context, method string, params json.RawMessage) (any, error) {
+	c := &call{name: method, params: params, weight: len(params), ret: make(chan outcome, 1)}
+	c.ctx, c.cancel = context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.callCtx, func() { c.cancel(context.Cause(s.callCtx)) })
+	defer stop()
+	s.mu.Lock()
+	s.inFlight++ // Shutdown and Serve's end wait for it like for a call read from the stream
+	closing := s.closing
+	s.mu.Unlock()
+	s.dispatch(c, closing)
+	o := <-c.ret
+	if o.err != nil {
+		return nil, o.err
+	}
+	return o.result, nil
 }
 
 // finish logs the call, reports it to Observe, and delivers its outcome.

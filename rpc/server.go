@@ -96,7 +96,7 @@ type Server struct {
 	controls chan struct{} // a token per control call running
 
 	calls   *registry
-	writer  *lineWriter
+	writer  atomic.Pointer[lineWriter] // Serve's output
 	stream  *stream
 	callCtx context.Context
 	stopAll context.CancelCauseFunc
@@ -202,17 +202,18 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer s.pool.retire() // every call has finished: the workers end
 
 	var brokenErr atomic.Pointer[error]
-	s.writer = &lineWriter{w: out, onBroken: func(err error) {
+	w := &lineWriter{w: out, onBroken: func(err error) {
 		// Nobody reads the replies any more: stop everything, so that
 		// running work (containers included) is cancelled and cleaned up.
 		brokenErr.Store(&err)
 		s.log.Error().Err(err).Msg("output closed; cancelling every call")
 		s.stopAll(err)
 	}}
-	defer s.writer.close()
+	s.writer.Store(w) // Notify may be called at any time, by a call run through Call
+	defer w.close()
 	st := &stream{
 		r:        newLineReader(in, s.opts.MaxLineBytes),
-		w:        s.writer,
+		w:        w,
 		calls:    s.calls,
 		ctx:      s.callCtx,
 		maxBatch: s.opts.MaxWorkers + s.opts.MaxQueued,
@@ -282,7 +283,8 @@ func (s *Server) drain() {
 
 // Notify sends a notification to the peer, for example build progress.
 func (s *Server) Notify(method string, params any) error {
-	if s.writer == nil {
+	w := s.writer.Load()
+	if w == nil {
 		return errors.New("rpc: Notify before Serve")
 	}
 	data, err := json.Marshal(struct {
@@ -293,7 +295,7 @@ func (s *Server) Notify(method string, params any) error {
 	if err != nil {
 		return err
 	}
-	return s.writer.writeLine(data)
+	return w.writeLine(data)
 }
 
 // millis writes d in milliseconds with microsecond precision and no
