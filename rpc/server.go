@@ -76,7 +76,7 @@ const CancelMethod = "$/cancelRequest"
 var (
 	errCancelRequested = errors.New("cancelled by " + CancelMethod)
 	// ErrShuttingDown is the cancellation cause of calls still running when
-	// Serve's context ends.
+	// Serve's context ends or Shutdown's grace period is over.
 	ErrShuttingDown = errors.New("the worker is shutting down")
 )
 
@@ -84,8 +84,9 @@ var (
 // goroutine and holds its params, and none should wait for another.
 const maxControl = 16
 
-// Server dispatches calls read from a stream to Methods, at most MaxWorkers
-// at a time, and writes each reply as soon as its call finishes.
+// Server dispatches calls, read from a stream by Serve or passed to Call,
+// to Methods, at most MaxWorkers at a time, and delivers each outcome as
+// soon as its call finishes.
 type Server struct {
 	methods map[string]Method
 	control map[string]bool
@@ -321,7 +322,7 @@ func millis(d time.Duration) []byte {
 
 // Call describes the call a handler is serving.
 type Call struct {
-	ID     json.RawMessage // the caller's id, exactly as sent; nil for a notification
+	ID     json.RawMessage // the caller's id, exactly as sent; nil for a notification and through Server.Call
 	Method string
 	server *Server
 }
