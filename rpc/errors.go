@@ -29,6 +29,7 @@ const (
 	KindPodman                      // Podman answered with an error the worker cannot classify further
 	KindCancelled                   // $/cancelRequest or shutdown cancelled the call
 	KindExecutionFailed             // the container ran and exited non-zero
+	KindBusy                        // the queue is full: nothing was done, retry later
 )
 
 type kindInfo struct {
@@ -38,7 +39,8 @@ type kindInfo struct {
 }
 
 // codes is the one table from kind to wire values. Server errors use the
-// JSON-RPC range -32000..-32099; cancellation uses LSP's -32800.
+// JSON-RPC range -32000..-32099, ending in the HTTP status where one fits
+// (-32004 NotFound, -32009 Conflict); cancellation uses LSP's -32800.
 var codes = map[Kind]kindInfo{
 	KindInternal:        {jsonrpc2.CodeInternalError, "InternalError", 500},
 	KindParse:           {jsonrpc2.CodeParseError, "ParseError", 400},
@@ -54,10 +56,11 @@ var codes = map[Kind]kindInfo{
 	KindPodman:          {-32000, "PodmanError", 500},
 	KindCancelled:       {-32800, "Cancelled", 499},
 	KindExecutionFailed: {-32010, "ExecutionFailed", 500},
+	// Busy is the one error a caller should simply retry: the call was
+	// refused before anything ran, because the calls already waiting hit
+	// --max-queued or --max-queued-bytes. 429 is HTTP's Too Many Requests.
+	KindBusy: {-32029, "Busy", 429},
 }
-
-// CodeCancelled is the code of a call cancelled by $/cancelRequest (LSP's RequestCancelled).
-const CodeCancelled = -32800
 
 // Error is the one application error type. Message is what a person reads;
 // Fields are merged into the error's `data` next to `type` and `status`

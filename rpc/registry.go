@@ -1,103 +1,99 @@
 package rpc
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"sync"
+	"time"
 )
 
-// registry tracks calls from the moment their line is read until their
-// reply is written. It maps the internal ids the library sees back to the
-// caller's ids, refuses a second call with an id still in flight (the
-// caller could not tell the two replies apart), and finds the call that a
-// $/cancelRequest names.
-type registry struct {
-	mu    sync.Mutex
-	next  uint64
-	byID  map[uint64]*call
-	byKey map[string]uint64
+// call is one request from the moment it is read (or passed to
+// Server.Call) until it is answered.
+type call struct {
+	// From the request, exactly as sent.
+	id     json.RawMessage // the caller's id; nil for a notification and for Server.Call
+	key    string          // id as the registry compares it
+	name   string          // the method's name
+	params json.RawMessage // nil when absent
+	weight int             // bytes the request holds while it waits: its own length
+
+	internal uint64 // the id the library sees, for a call read from the stream
+	out      *stream
+	batch    *batch
+	ret      chan outcome // for Server.Call: where the outcome goes
+
+	start  time.Time
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// Set while it waits for a worker (pool.mu guards them).
+	queued  *list.Element
+	unwatch func() bool // stops the watch that answers it if cancelled while it waits
 }
 
-type call struct {
-	id     json.RawMessage // the caller's id, byte for byte
-	key    string
-	batch  *batch
-	cancel context.CancelCauseFunc
+type outcome struct {
+	result any
+	err    *Error
+}
+
+// notif reports whether the request is a notification, which is never
+// answered on the stream.
+func (c *call) notif() bool { return c.id == nil }
+
+// registry holds the calls read from the stream that are not answered
+// yet, by the caller's id: it refuses a second call with an id still in
+// flight (the caller could not tell the two replies apart), and finds the
+// call that a $/cancelRequest names.
+type registry struct {
+	mu    sync.Mutex
+	byKey map[string]*call
 }
 
 func newRegistry() *registry {
-	return &registry{byID: map[uint64]*call{}, byKey: map[string]uint64{}}
+	return &registry{byKey: map[string]*call{}}
 }
 
 // idKey identifies an id regardless of JSON spelling of strings, so that
 // "a" and "\u0061" are the same call; numbers are compared as written.
 func idKey(id json.RawMessage) string {
-	var s string
-	if json.Unmarshal(id, &s) == nil {
-		return "s" + s
+	if id[0] == '"' {
+		return "s" + stringValue(id)
 	}
 	return "n" + string(id)
 }
 
-func (r *registry) add(id json.RawMessage, b *batch) (internal uint64, dup bool) {
-	key := idKey(id)
+// add registers c, which has an id; false when a call with that id is
+// still in flight, and then nothing is registered.
+func (r *registry) add(c *call) bool {
+	c.key = idKey(c.id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.byKey[key]; ok {
-		return 0, true
+	if _, dup := r.byKey[c.key]; dup {
+		return false
 	}
-	r.next++
-	internal = r.next
-	r.byID[internal] = &call{id: append(json.RawMessage(nil), id...), key: key, batch: b}
-	r.byKey[key] = internal
-	if b != nil {
-		b.mu.Lock()
-		b.pending++
-		b.mu.Unlock()
-	}
-	return internal, false
+	r.byKey[c.key] = c
+	return true
 }
 
-// finish removes a call once its reply is being written; nil means the
-// call is unknown or already answered.
-func (r *registry) finish(internal uint64) *call {
+// finish removes c as its reply is written, so that its id may be used
+// again as soon as the caller has the reply; false when c was already
+// answered.
+func (r *registry) finish(c *call) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.byID[internal]
-	if c == nil {
-		return nil
+	if r.byKey[c.key] != c {
+		return false
 	}
-	delete(r.byID, internal)
 	delete(r.byKey, c.key)
-	return c
+	return true
 }
 
-// callerID returns the caller's id for an internal id.
-func (r *registry) callerID(internal uint64) json.RawMessage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c := r.byID[internal]; c != nil {
-		return c.id
-	}
-	return nil
-}
-
-func (r *registry) setCancel(internal uint64, cancel context.CancelCauseFunc) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c := r.byID[internal]; c != nil {
-		c.cancel = cancel
-	}
-}
-
-// cancel cancels the call the caller knows by id; false if none is in flight.
+// cancel cancels the call the caller knows by id; false if none is in
+// flight, or it is not running or waiting yet.
 func (r *registry) cancel(id json.RawMessage, cause error) bool {
 	r.mu.Lock()
-	internal, ok := r.byKey[idKey(id)]
-	var c *call
-	if ok {
-		c = r.byID[internal]
-	}
+	c := r.byKey[idKey(id)]
 	r.mu.Unlock()
 	if c == nil || c.cancel == nil {
 		return false

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,12 +27,30 @@ type Options struct {
 	// MaxWorkers bounds the calls that run at once; further calls wait
 	// their turn in arrival order (default 10, the seed's MAX_WORKERS).
 	MaxWorkers int
-	// MaxQueued bounds the calls waiting for a worker. Past it the worker
-	// stops reading its input until a call finishes, so a flood cannot grow
-	// memory without bound (default 4096).
+	// MaxQueued bounds the calls waiting for a worker (default 4096).
+	// Past it a new call is answered Busy at once: reading never stops,
+	// so cancellations and control calls always get through, and a flood
+	// cannot grow memory without bound.
 	MaxQueued int
+	// MaxQueuedBytes bounds the bytes that waiting calls hold (default
+	// 64 MiB): a call weighs the bytes of its request as read (its line,
+	// or its entry of a batch line), params included. A call that would
+	// pass the bound is answered Busy, like one past MaxQueued. With it,
+	// memory stays bounded whatever a client sends: one line being read
+	// (MaxLineBytes, once more while it is joined), MaxQueuedBytes
+	// waiting, and one request each for MaxWorkers running calls and 16
+	// control calls.
+	MaxQueuedBytes int
 	// MaxLineBytes bounds one input line (default 16 MiB).
 	MaxLineBytes int
+	// Control names methods of the control plane (for the worker:
+	// health, metrics, shutdown). They run as soon as they are read, on
+	// a goroutine of their own, without a worker slot: a supervisor gets
+	// its answer while every slot is busy and the queue is full. At most
+	// 16 run at once (more are answered Busy), so they must be quick and
+	// take no params to speak of. $/cancelRequest is always handled this
+	// way. A name that is not among the methods is ignored.
+	Control []string
 	// Logger receives one line per call and protocol faults.
 	Logger zerolog.Logger
 	// Observe, when set, is told about every finished call (for metrics).
@@ -47,9 +64,10 @@ type Options struct {
 }
 
 const (
-	DefaultMaxWorkers   = 10
-	DefaultMaxQueued    = 4096
-	DefaultMaxLineBytes = 16 << 20
+	DefaultMaxWorkers     = 10
+	DefaultMaxQueued      = 4096
+	DefaultMaxQueuedBytes = 64 << 20
+	DefaultMaxLineBytes   = 16 << 20
 )
 
 // CancelMethod is LSP's cancellation notification: {"id": <the call's id>}.
@@ -58,30 +76,36 @@ const CancelMethod = "$/cancelRequest"
 var (
 	errCancelRequested = errors.New("cancelled by " + CancelMethod)
 	// ErrShuttingDown is the cancellation cause of calls still running when
-	// Serve's context ends.
+	// Serve's context ends or Shutdown's grace period is over.
 	ErrShuttingDown = errors.New("the worker is shutting down")
 )
 
-// Server dispatches calls read from a stream to Methods, at most MaxWorkers
-// at a time, and writes each reply as soon as its call finishes.
+// maxControl bounds the control calls that run at once: each has a
+// goroutine and holds its params, and none should wait for another.
+const maxControl = 16
+
+// Server dispatches calls, read from a stream by Serve or passed to Call,
+// to Methods, at most MaxWorkers at a time, and delivers each outcome as
+// soon as its call finishes.
 type Server struct {
 	methods map[string]Method
+	control map[string]bool
 	opts    Options
 	log     zerolog.Logger
 
-	workers *fifo         // a slot per running call, granted in arrival order
-	admit   chan struct{} // a token per running or waiting call
+	pool     *pool         // the workers, and the calls waiting for one
+	controls chan struct{} // a token per control call running
 
 	calls   *registry
-	writer  *lineWriter
+	writer  atomic.Pointer[lineWriter] // Serve's output
 	stream  *stream
 	callCtx context.Context
 	stopAll context.CancelCauseFunc
 
-	mu      sync.Mutex
-	idle    *sync.Cond
-	running int // handler goroutines not yet finished
-	closing bool
+	mu       sync.Mutex
+	idle     *sync.Cond
+	inFlight int // requests dispatched and not yet answered
+	closing  bool
 
 	shutdownOnce sync.Once
 	stopped      chan struct{} // closed once Shutdown has drained every call
@@ -96,18 +120,29 @@ func NewServer(methods map[string]Method, opts Options) *Server {
 	if opts.MaxQueued <= 0 {
 		opts.MaxQueued = DefaultMaxQueued
 	}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if opts.MaxLineBytes <= 0 {
 		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
 	s := &Server{
-		methods: methods,
-		opts:    opts,
-		log:     opts.Logger,
-		workers: newFIFO(opts.MaxWorkers),
-		admit:   make(chan struct{}, opts.MaxWorkers+opts.MaxQueued),
-		calls:   newRegistry(),
-		stopped: make(chan struct{}),
+		methods:  methods,
+		control:  map[string]bool{},
+		opts:     opts,
+		log:      opts.Logger,
+		controls: make(chan struct{}, maxControl),
+		calls:    newRegistry(),
+		stopped:  make(chan struct{}),
 	}
+	for _, name := range opts.Control {
+		if _, ok := methods[name]; !ok {
+			s.log.Warn().Str("method", name).Msg("rpc: a control method that is not among the methods; ignored")
+			continue
+		}
+		s.control[name] = true
+	}
+	s.pool = &pool{size: opts.MaxWorkers, maxCount: opts.MaxQueued, maxBytes: opts.MaxQueuedBytes, run: s.execute, dropped: s.dropped}
 	s.callCtx, s.stopAll = context.WithCancelCause(context.Background())
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -135,6 +170,7 @@ func (s *Server) Shutdown(grace time.Duration) {
 			s.stopAll(ErrShuttingDown)
 			<-finished
 		}
+		s.pool.retire()
 		close(s.stopped)
 	})
 }
@@ -148,7 +184,7 @@ type Stats struct {
 
 // Stats reports how many calls run and wait right now.
 func (s *Server) Stats() Stats {
-	busy, queued := s.workers.counts()
+	busy, queued := s.pool.counts()
 	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: int64(busy), Queued: int64(queued)}
 }
 
@@ -156,34 +192,49 @@ func (s *Server) Stats() Stats {
 // until in ends or ctx is done. At the end of the input, calls in flight
 // finish and are answered before Serve returns nil. When ctx ends, running
 // calls are cancelled with ErrShuttingDown, answered, and Serve returns.
+//
+// Once Serve has returned, nothing more is read, dispatched or written.
+// When in can be interrupted (it has SetReadDeadline, as a pipe or socket
+// *os.File polled by the runtime does), the read in progress is ended
+// before Serve returns and the deadline is cleared again; otherwise the
+// line that read returns is dropped.
 func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer s.stopAll(ErrShuttingDown)
+	defer s.pool.retire() // every call has finished: the workers end
 
 	var brokenErr atomic.Pointer[error]
-	s.writer = &lineWriter{w: out, onBroken: func(err error) {
+	w := &lineWriter{w: out, onBroken: func(err error) {
 		// Nobody reads the replies any more: stop everything, so that
 		// running work (containers included) is cancelled and cleaned up.
 		brokenErr.Store(&err)
 		s.log.Error().Err(err).Msg("output closed; cancelling every call")
 		s.stopAll(err)
 	}}
-	s.stream = &stream{
-		r:     newLineReader(in, s.opts.MaxLineBytes),
-		w:     s.writer,
-		calls: s.calls,
-		atEOF: s.drain,
+	s.writer.Store(w) // Notify may be called at any time, by a call run through Call
+	defer w.close()
+	st := &stream{
+		r:        newLineReader(in, s.opts.MaxLineBytes),
+		w:        w,
+		calls:    s.calls,
+		ctx:      s.callCtx,
+		maxBatch: s.opts.MaxWorkers + s.opts.MaxQueued,
+		ended:    make(chan struct{}),
 	}
+	s.stream = st
 	if s.opts.Ready != nil {
 		method, params := s.opts.Ready()
 		if err := s.Notify(method, params); err != nil {
 			return err
 		}
 	}
-	conn := jsonrpc2.NewConn(context.Background(), s.stream, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
+	s.pool.start()
+	conn := jsonrpc2.NewConn(context.Background(), st, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
 	defer conn.Close()
 
 	select {
-	case <-conn.DisconnectNotify():
+	case <-st.ended:
+		// The input ended: every call read is answered first.
+		s.drain()
 	case <-s.stopped:
 	case <-ctx.Done():
 		s.mu.Lock()
@@ -194,24 +245,47 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	case <-s.callCtx.Done():
 		s.drain()
 	}
+	s.stopReading(st, in)
 	if p := brokenErr.Load(); p != nil {
 		return *p
+	}
+	select {
+	case <-st.ended:
+		if err := st.readErr; err != io.EOF {
+			return fmt.Errorf("rpc: reading the input: %w", err)
+		}
+	default: // still blocked in a read that cannot be interrupted
 	}
 	return nil
 }
 
-// drain waits until every dispatched call has finished and replied.
+// stopReading makes sure that nothing read from now on is dispatched, and
+// ends the read in progress when in allows it. A call dispatched just
+// before is answered first.
+func (s *Server) stopReading(st *stream, in io.Reader) {
+	s.mu.Lock()
+	st.stopped.Store(true)
+	s.mu.Unlock()
+	s.drain()
+	if d, ok := in.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Unix(1, 0)) == nil {
+		<-st.ended
+		_ = d.SetReadDeadline(time.Time{}) // the input is the caller's again, as it was
+	}
+}
+
+// drain waits until every dispatched request has finished and been answered.
 func (s *Server) drain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.running > 0 {
+	for s.inFlight > 0 {
 		s.idle.Wait()
 	}
 }
 
 // Notify sends a notification to the peer, for example build progress.
 func (s *Server) Notify(method string, params any) error {
-	if s.writer == nil {
+	w := s.writer.Load()
+	if w == nil {
 		return errors.New("rpc: Notify before Serve")
 	}
 	data, err := json.Marshal(struct {
@@ -222,131 +296,7 @@ func (s *Server) Notify(method string, params any) error {
 	if err != nil {
 		return err
 	}
-	return s.writer.writeLine(data)
-}
-
-// Handle implements jsonrpc2.Handler. The library calls it from its read
-// loop, so it returns quickly: cancellation is handled right here, ahead of
-// any queued call, and everything else runs on its own goroutine once a
-// worker is free.
-func (s *Server) Handle(_ context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	if req.Method == CancelMethod {
-		s.cancelRequest(req)
-		if !req.Notif {
-			s.reply(req, nil, nil)
-		}
-		return
-	}
-	m, ok := s.methods[req.Method]
-	if !ok {
-		// LSP's convention: "$/" notifications a server does not know may be ignored.
-		if !req.Notif {
-			s.finish(req, time.Now(), nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", req.Method), context.Background())
-		}
-		return
-	}
-
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		if !req.Notif {
-			s.finish(req, time.Now(), nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"), context.Background())
-		}
-		return
-	}
-	s.running++
-	s.mu.Unlock()
-
-	s.admit <- struct{}{} // blocks reading when too many calls wait
-	ctx, cancel := context.WithCancelCause(s.callCtx)
-	if !req.Notif {
-		s.calls.setCancel(req.ID.Num, cancel)
-	}
-	go s.run(ctx, cancel, s.workers.take(), req, m)
-}
-
-func (s *Server) run(ctx context.Context, cancel context.CancelCauseFunc, turn ticket, req *jsonrpc2.Request, m Method) {
-	defer func() {
-		cancel(nil)
-		<-s.admit
-		s.mu.Lock()
-		s.running--
-		if s.running == 0 {
-			s.idle.Broadcast()
-		}
-		s.mu.Unlock()
-	}()
-	start := time.Now()
-
-	select {
-	case <-turn.granted:
-	case <-ctx.Done():
-		s.workers.abandon(turn)
-		s.finish(req, start, nil, ctx.Err(), ctx)
-		return
-	}
-	result, err := s.invoke(ctx, m, req)
-	s.workers.release()
-	s.finish(req, start, result, err, ctx)
-}
-
-// invoke runs a method, turning a panic into an internal error for this
-// call alone.
-func (s *Server) invoke(ctx context.Context, m Method, req *jsonrpc2.Request) (result any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error().Str("method", req.Method).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
-			err = Errorf(KindInternal, "internal error in %s: %v", req.Method, p)
-		}
-	}()
-	var params json.RawMessage
-	if req.Params != nil {
-		params = *req.Params
-	}
-	call := &Call{Method: req.Method, server: s}
-	if !req.Notif {
-		call.ID = s.calls.callerID(req.ID.Num)
-	}
-	return m(withCall(ctx, call), params)
-}
-
-// finish logs the call, reports it, and sends its one reply.
-func (s *Server) finish(req *jsonrpc2.Request, start time.Time, result any, err error, ctx context.Context) {
-	var rerr *Error
-	if err != nil {
-		rerr = AsError(err)
-		// A cancelled call says so, whatever error its work ended with.
-		if ctx.Err() != nil && rerr.Kind != KindTimeout {
-			switch cause := context.Cause(ctx); {
-			case errors.Is(cause, errCancelRequested):
-				rerr = &Error{Kind: KindCancelled, Message: "Request cancelled", Err: err}
-			case errors.Is(cause, ErrShuttingDown):
-				rerr = &Error{Kind: KindCancelled, Message: "Request cancelled: the worker is shutting down", Err: err}
-			}
-		}
-	}
-	took := time.Since(start)
-	ev := s.log.Info()
-	if rerr != nil {
-		ev = s.log.Warn().Str("error_type", rerr.Type()).Int64("code", rerr.Code()).Str("error", rerr.Error())
-	}
-	if !req.Notif {
-		ev = ev.RawJSON("id", s.calls.callerID(req.ID.Num))
-	}
-	if s.opts.Redact != nil && req.Params != nil && s.log.GetLevel() <= zerolog.DebugLevel {
-		ev = ev.RawJSON("params", s.opts.Redact(req.Method, *req.Params))
-	}
-	ev.Str("method", req.Method).RawJSON("duration_ms", millis(took)).Msg("call")
-	if s.opts.Observe != nil {
-		name := req.Method
-		if _, known := s.methods[name]; !known && name != CancelMethod {
-			name = "(unknown method)" // one bucket, whatever names callers invent
-		}
-		s.opts.Observe(name, took, rerr)
-	}
-	if !req.Notif {
-		s.reply(req, result, rerr)
-	}
+	return w.writeLine(data)
 }
 
 // millis writes d in milliseconds with microsecond precision and no
@@ -370,37 +320,9 @@ func millis(d time.Duration) []byte {
 	return b
 }
 
-// reply sends a call's one reply straight to the stream. Going through
-// the library's Conn.Reply would encode the reply and then parse it again
-// to swap the id back (twice the JSON work for every result).
-func (s *Server) reply(req *jsonrpc2.Request, result any, rerr *Error) {
-	err := s.stream.reply(req.ID.Num, result, rerr)
-	var enc *encodeError
-	if errors.As(err, &enc) {
-		// The result could not be encoded: the call still gets its one reply.
-		err = s.stream.reply(req.ID.Num, nil, Wrap(KindInternal, enc.err, "internal error: encoding the result of %s: %v", req.Method, enc.err))
-	}
-	if err != nil {
-		s.log.Error().Err(err).Str("method", req.Method).Msg("reply not sent")
-	}
-}
-
-func (s *Server) cancelRequest(req *jsonrpc2.Request) {
-	var p struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if req.Params == nil || json.Unmarshal(*req.Params, &p) != nil || len(p.ID) == 0 {
-		s.log.Warn().Msg(CancelMethod + " without params.id; ignored")
-		return
-	}
-	if !s.calls.cancel(p.ID, errCancelRequested) {
-		s.log.Debug().RawJSON("id", p.ID).Msg(CancelMethod + " for a call not in flight; ignored")
-	}
-}
-
 // Call describes the call a handler is serving.
 type Call struct {
-	ID     json.RawMessage // the caller's id, exactly as sent; nil for a notification
+	ID     json.RawMessage // the caller's id, exactly as sent; nil for a notification and through Server.Call
 	Method string
 	server *Server
 }

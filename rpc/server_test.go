@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/jsonrpc2"
@@ -67,6 +68,9 @@ func fakeMethods() map[string]Method {
 			return nil, Errorf(KindNotFound, "no such image: x")
 		},
 		"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("plain go error") },
+		"raw_invalid_utf8": func(context.Context, json.RawMessage) (any, error) {
+			return json.RawMessage("{\"s\":\"a\xffb\"}"), nil
+		},
 		"indented": func(context.Context, json.RawMessage) (any, error) {
 			return json.RawMessage("{\n  \"a\": [1,\n 2]\n}"), nil
 		},
@@ -85,7 +89,13 @@ func serve(t *testing.T, opts Options, methods map[string]Method, input string) 
 	if err := s.Serve(context.Background(), strings.NewReader(input), &out); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	return out.lines()
+	lines := out.lines()
+	for _, l := range lines {
+		if !utf8.ValidString(l) || !json.Valid([]byte(l)) {
+			t.Errorf("an output line is not valid UTF-8 JSON: %q", l)
+		}
+	}
+	return lines
 }
 
 type syncBuffer struct {
@@ -203,6 +213,23 @@ func TestProtocol(t *testing.T) {
 		{"missing method", `{"jsonrpc":"2.0","id":1}`, []string{"1!-32600"}},
 		{"params a string", `{"jsonrpc":"2.0","id":1,"method":"echo","params":"x"}`, []string{"1!-32600"}},
 		{"params null", `{"jsonrpc":"2.0","id":1,"method":"echo","params":null}`, []string{"1!-32600"}},
+		{"member given twice", `{"jsonrpc":"2.0","id":1,"id":2,"method":"get_data"}`, []string{"null!-32600"}},
+		{"method given twice", `{"jsonrpc":"2.0","id":1,"method":"get_data","method":"sum"}`, []string{"null!-32600"}},
+		{"member names are case-sensitive: ID is not id", `{"jsonrpc":"2.0","ID":1,"method":"get_data"}`, nil},
+		{"member names are case-sensitive: Method is not method", `{"jsonrpc":"2.0","id":1,"Method":"get_data"}`, []string{"1!-32600"}},
+		{"escaped member name", `{"jsonrpc":"2.0","\u0069d":1,"method":"get_data"}`, []string{`1=["hello",5]`}},
+		{"escaped method name", `{"jsonrpc":"2.0","id":1,"method":"get\u005fdata"}`, []string{`1=["hello",5]`}},
+		{"other members are ignored", `{"jsonrpc":"2.0","meta":{"a":["}",{"id":9}]},"id":1,"method":"get_data","x":null}`, []string{`1=["hello",5]`}},
+		{"whitespace everywhere", "{ \"jsonrpc\" :\t\"2.0\" , \"id\" : 1 ,\"method\":\"get_data\" }", []string{`1=["hello",5]`}},
+		{"quotes, brackets and backslashes inside strings", `{"jsonrpc":"2.0","id":"\"}]","method":"echo","params":{"text":"a \"}] \\\\","n":1}}`, []string{`"\"}]"="a \"}] \\\\"`}},
+		{"batch with whitespace", "[ {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get_data\"} ,\t{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"get_data\"} ]", []string{`[1=["hello",5] 2=["hello",5]]`}},
+		{"jsonrpc spelled with an escape", `{"jsonrpc":"2\u002e0","id":1,"method":"get_data"}`, []string{"1!-32600"}},
+		// JSON text is UTF-8: a reply never repeats invalid bytes.
+		{"id not valid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":\"\xff\xfe\",\"method\":\"get_data\"}", []string{"null!-32600"}},
+		{"method not valid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get\xff\"}", []string{"1!-32600"}},
+		{"params not valid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":{\"text\":\"\xc3\"}}", []string{"1!-32600"}},
+		{"a batch entry not valid UTF-8", "[{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"get_data\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"get_data\"}]", []string{`[2=["hello",5] null!-32600]`}},
+		{"valid UTF-8 passes", `{"jsonrpc":"2.0","id":"ü€😀","method":"echo","params":{"text":"ü€😀"}}`, []string{`"ü€😀"="ü€😀"`}},
 		{"scalar line", `42`, []string{"null!-32600"}},
 		{"string line", `"ping"`, []string{"null!-32600"}},
 		{"garbage", `}{`, []string{"null!-32700"}},
@@ -222,6 +249,7 @@ func TestProtocol(t *testing.T) {
 		{"plain Go error is internal, never code 0", `{"jsonrpc":"2.0","id":1,"method":"plain"}`, []string{"1!-32603"}},
 		{"unencodable result", `{"jsonrpc":"2.0","id":1,"method":"unencodable"}`, []string{"1!-32603"}},
 		{"raw JSON result with newlines is sent on one line", `{"jsonrpc":"2.0","id":1,"method":"indented"}`, []string{`1={"a":[1,2]}`}},
+		{"raw JSON result with invalid UTF-8 is sent with U+FFFD", `{"jsonrpc":"2.0","id":1,"method":"raw_invalid_utf8"}`, []string{`1={"s":"a�b"}`}},
 
 		// Cancellation of a call not in flight is harmless; as a call it gets null.
 		{"cancel of nothing", `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":99}}`, nil},
@@ -238,6 +266,43 @@ func TestProtocol(t *testing.T) {
 			sort.Strings(want)
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("sent %s\n got %q\nwant %q", tt.in, got, want)
+			}
+		})
+	}
+}
+
+// Params reach the handler as the bytes the caller sent: key order,
+// escapes and whitespace inside are the caller's, in a call, a
+// notification and a batch entry alike.
+func TestParamsArriveAsSent(t *testing.T) {
+	tests := []struct{ name, params string }{
+		{"key order", `{"z":1,"a":2,"m":{"y":true,"b":null}}`},
+		{"escapes kept", `{"html":"\u003cb\u003e \u0026 <i>","uni":"\u00fc ü"}`},
+		{"whitespace inside", "{ \"a\" :\t[ 1 ,\r 2 ] , \"b\":{} }"}, // a newline would end the line
+		{"positional", `[ "x" , 1e3 , -0.5 ]`},
+		{"number spelling", `{"n":1.50,"big":123456789012345678901234567890}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []string
+			methods := map[string]Method{"keep": func(_ context.Context, p json.RawMessage) (any, error) {
+				mu.Lock()
+				got = append(got, string(p))
+				mu.Unlock()
+				return nil, nil
+			}}
+			in := `{"jsonrpc":"2.0","id":1,"method":"keep","params":` + tt.params + "}\n" +
+				`{"jsonrpc":"2.0","method":"keep","params":` + tt.params + "}\n" +
+				`[{"jsonrpc":"2.0","id":2,"method":"keep","params":` + tt.params + "}]\n"
+			serve(t, Options{Logger: zerolog.Nop()}, methods, in)
+			if len(got) != 3 {
+				t.Fatalf("3 messages sent, the handler ran %d times", len(got))
+			}
+			for _, g := range got {
+				if g != tt.params {
+					t.Errorf("sent params %s\n handler got %s", tt.params, g)
+				}
 			}
 		})
 	}
@@ -607,21 +672,13 @@ func TestMillisMatchesTheFloatItReplaced(t *testing.T) {
 	}
 }
 
-// The server replies through stream.reply; a reply the library itself
-// writes through WriteObject must come out the same way: with the caller's
-// id restored, once.
-func TestWriteObjectRestoresTheCallersID(t *testing.T) {
+// The library is never asked to send anything, so a write through it
+// would carry an internal id the caller never sent: it is refused.
+func TestWriteObjectRefuses(t *testing.T) {
 	var out bytes.Buffer
 	st := &stream{w: &lineWriter{w: &out}, calls: newRegistry()}
-	internal, _ := st.calls.add(json.RawMessage(`"caller-7"`), nil)
 	result := json.RawMessage(`"Pong"`)
-	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := out.String(), `{"jsonrpc":"2.0","id":"caller-7","result":"Pong"}`+"\n"; got != want {
-		t.Errorf("wrote %q, want %q", got, want)
-	}
-	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: internal}, Result: &result}); err == nil {
-		t.Error("a second reply to the same call was written")
+	if err := st.WriteObject(&jsonrpc2.Response{ID: jsonrpc2.ID{Num: 1}, Result: &result}); err == nil || out.Len() != 0 {
+		t.Errorf("WriteObject: %v, wrote %q; want an error and nothing written", err, out.String())
 	}
 }

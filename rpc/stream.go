@@ -3,12 +3,15 @@ package rpc
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"unicode/utf8"
 )
 
 // stream is the jsonrpc2.ObjectStream between the newline-delimited wire and
@@ -16,216 +19,265 @@ import (
 // message it cannot decode, takes "id": null for a notification, knows no
 // batches and turns a negative id into a huge unsigned one. So every rule of
 // JSON-RPC 2.0 framing is enforced here, and the library only ever sees
-// clean single requests whose ids are internal counters:
+// {"method":"","id":N}, N an internal counter:
 //   - a line that is not JSON is answered with -32700 and reading goes on;
 //   - JSON that is not a request is answered with -32600 and id null;
-//   - a batch is split into single requests, and their replies are joined
-//     back into one array on one line once the last of them is answered;
+//   - a batch is split into single requests, read one at a time, and
+//     their replies are joined back into one array on one line once the
+//     last of them is answered;
 //   - the caller's exact id bytes are restored on every reply.
 type stream struct {
-	r     *lineReader
-	w     *lineWriter
-	calls *registry
+	r        *lineReader
+	w        *lineWriter
+	calls    *registry
+	ctx      context.Context // the parent of every call's context
+	maxBatch int             // most entries a batch line may hold
 
-	// queue holds requests parsed from the current line (several for a
-	// batch) that the library has not read yet.
-	queue [][]byte
+	// The batch line being read, entry by entry: its requests are
+	// registered one at a time, as the library asks for the next message,
+	// so a batch never holds more calls than the queue lets through.
+	batch   *batch
+	entries entries
 
-	// atEOF runs when the input ends, before the library is told so: the
-	// library closes the connection on EOF, and in-flight calls must still
-	// be able to reply.
-	atEOF func()
+	// lineUTF8 says the line being read is valid UTF-8, which spares
+	// each request of it a check of its own.
+	lineUTF8 bool
+
+	next   uint64 // the last internal id
+	handed *call  // the request handed to the library, which Handle takes
+	msg    []byte // the message handed to the library, reused
+
+	// stopped is set (under Server.mu, so that Handle's check of it and
+	// Serve's last drain cannot interleave) when Serve returns: whatever is
+	// read after that is dropped, and reading ends.
+	stopped atomic.Bool
+	// ended is closed when ReadObject returns its last error (readErr):
+	// the end of the input, a read error, or stopped.
+	ended   chan struct{}
+	readErr error
 }
 
-// ReadObject implements jsonrpc2.ObjectStream. It returns only on a clean
-// request or at the end of the input; protocol errors are answered here.
+// end reports the last error ReadObject returns; the library closes its
+// connection on it.
+func (s *stream) end(err error) error {
+	s.readErr = err
+	close(s.ended)
+	return err
+}
+
+// ReadObject implements jsonrpc2.ObjectStream. It returns only with a
+// valid request, or at the end of the input; protocol errors are answered
+// here.
 func (s *stream) ReadObject(v any) error {
-	for len(s.queue) == 0 {
-		line, err := s.r.next()
+	for {
+		if s.stopped.Load() {
+			return s.end(io.EOF)
+		}
+		if s.batch != nil {
+			if entry, ok := s.entries.next(); ok {
+				if c := s.admit(entry, s.batch, false); c != nil {
+					return s.hand(c, v)
+				}
+				continue
+			}
+			s.seal(s.batch)
+			s.batch = nil
+		}
+		line, owned, err := s.r.next()
 		var tooLong *lineTooLongError
 		switch {
+		case s.stopped.Load():
+			continue // read after Serve returned: dropped
 		case errors.As(err, &tooLong):
 			s.replyError(nullID, nil, Errorf(KindTooLarge,
 				"Invalid Request: a line of %d bytes exceeds the %d-byte limit (--max-line-bytes); send large payloads in smaller pieces or raise the limit",
 				tooLong.n, tooLong.max))
 			continue
-		case err == io.EOF:
-			if s.atEOF != nil {
-				s.atEOF()
-			}
-			return io.EOF
 		case err != nil:
-			return err
+			return s.end(err) // io.EOF at the end of the input
 		}
-		s.handleLine(line)
+		if c := s.handleLine(line, owned); c != nil {
+			return s.hand(c, v)
+		}
 	}
-	msg := s.queue[0]
-	s.queue[0] = nil
-	s.queue = s.queue[1:]
-	return json.Unmarshal(msg, v)
 }
 
-// WriteObject implements jsonrpc2.ObjectStream, for whatever the library
-// sends itself: the server replies through reply and notifies through
-// Server.Notify. A reply written here still gets the caller's id back and
-// joins its batch; anything else passes through as it is.
-func (s *stream) WriteObject(obj any) error {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		return err
+// hand gives the library the one thing it needs to dispatch c: an id to
+// hand back to Handle, in a message it takes for a request. It parses what
+// it is given twice, into maps, and would re-encode params (keys sorted,
+// '<' escaped, a 16 MiB add_file copied several times), so it gets neither
+// params nor the caller's id: Handle takes c whole.
+func (s *stream) hand(c *call, v any) error {
+	s.next++
+	c.internal = s.next
+	s.handed = c
+	s.msg = strconv.AppendUint(append(s.msg[:0], `{"method":"","id":`...), c.internal, 10)
+	s.msg = append(s.msg, '}')
+	if u, ok := v.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(s.msg) // well-formed by construction: no validation pass
 	}
-	var head struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-		Result json.RawMessage `json:"result"`
-		Error  json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return err
-	}
-	if head.Method != "" {
-		return s.w.writeLine(data)
-	}
-	internal, err := strconv.ParseUint(string(head.ID), 10, 64)
-	if err != nil {
-		return fmt.Errorf("rpc: reply with an id the worker did not issue: %s", head.ID)
-	}
-	return s.answer(internal, head.Result, head.Error)
+	return json.Unmarshal(s.msg, v)
 }
 
-// reply answers the call with internal id internal: with e when it is
-// set, else with result. An encodeError leaves the call unanswered, so that
-// an error reply can follow.
-func (s *stream) reply(internal uint64, result any, e *Error) error {
-	var res, wireErr []byte
-	var err error
-	if e != nil {
-		wireErr, err = json.Marshal(e.wire())
-	} else {
-		res, err = json.Marshal(result) // compacts: a reply is one line whatever a handler returns
+// take returns the request handed to the library as internal. The
+// library's read loop calls Handle before it reads the next message, on
+// the same goroutine, so there is only ever one.
+func (s *stream) take(internal uint64) *call {
+	c := s.handed
+	s.handed = nil
+	if c == nil || c.internal != internal {
+		return nil
 	}
-	if err != nil {
-		return &encodeError{err}
-	}
-	return s.answer(internal, res, wireErr)
+	return c
 }
 
-// answer sends the one reply of call internal, under the caller's id.
-func (s *stream) answer(internal uint64, result, wireErr json.RawMessage) error {
-	c := s.calls.finish(internal)
-	if c == nil {
-		return fmt.Errorf("rpc: second reply to call %d", internal)
-	}
-	return s.deliver(encodeResponse(c.id, result, wireErr), c.batch)
+// WriteObject implements jsonrpc2.ObjectStream. The library writes only
+// when asked to: Conn.Call, DispatchCall, Notify, Reply, ReplyWithError
+// and SendResponse are its only senders, and its read loop sends nothing
+// of its own. The server never calls them (replies go through reply,
+// notifications through Server.Notify, each encoded once), so nothing
+// reaches this; a write here would carry an internal id the caller never
+// sent, and is refused.
+func (s *stream) WriteObject(any) error {
+	return errors.New("rpc: the library has nothing to send: replies and notifications are written by the server")
 }
-
-type encodeError struct{ err error }
-
-func (e *encodeError) Error() string { return "encoding a reply: " + e.err.Error() }
 
 // Close implements jsonrpc2.ObjectStream. The input and output belong to the
 // caller of Serve, so there is nothing to close.
 func (s *stream) Close() error { return nil }
 
-// handleLine turns one input line into queued requests and protocol-error replies.
-func (s *stream) handleLine(line []byte) {
+// reply sends c's one reply: e when it is set, else result. A result that
+// cannot be encoded is answered as an internal error.
+func (s *stream) reply(c *call, result any, e *Error) error {
+	if !s.calls.finish(c) {
+		return fmt.Errorf("rpc: a second reply to %s", c.id)
+	}
+	var res, wireErr []byte
+	var err error
+	if e == nil {
+		res, err = json.Marshal(result) // compacts: a reply is one line whatever a handler returns
+		if err != nil {
+			e = Wrap(KindInternal, err, "internal error: encoding the result of %s: %v", c.name, err)
+		}
+	}
+	if e != nil {
+		wireErr, _ = json.Marshal(e.wire())
+	}
+	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
+}
+
+// handleLine reads one input line: a request is returned to be handed to
+// the library, a batch becomes the batch being read, and anything else is
+// answered here. owned says the line is a fresh allocation that nothing
+// else will write to, so a request may keep parts of it; otherwise it
+// lives in the reader's buffer and what a request keeps is copied.
+func (s *stream) handleLine(line []byte, owned bool) *call {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
-		return // blank lines between messages are harmless
+		return nil // blank lines between messages are harmless
 	}
+	// One validation of the whole line; after it, the requests in it are
+	// read with a scanner that needs only find where values end.
+	if !json.Valid(line) {
+		var discard struct{}
+		s.replyError(nullID, nil, parseError(json.Unmarshal(line, &discard))) // the same scan, for its message
+		return nil
+	}
+	s.lineUTF8 = utf8.Valid(line)
 	switch line[0] {
 	case '{':
-		s.admit(line, nil)
+		return s.admit(line, nil, owned)
 	case '[':
-		var elems []json.RawMessage
-		if err := json.Unmarshal(line, &elems); err != nil {
-			s.replyError(nullID, nil, parseError(err))
-			return
-		}
-		if len(elems) == 0 {
+		n := countEntries(line)
+		switch {
+		case n == 0:
 			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: an empty batch"))
-			return
+		case n > s.maxBatch:
+			// Refused whole: answering each entry beyond the bounds
+			// would hold one error per entry until the batch's reply is
+			// written (a 15 MiB line of tiny calls is 368,000 of them).
+			s.replyError(nullID, nil, Errorf(KindInvalidRequest,
+				"Invalid Request: a batch of %d entries exceeds the %d the worker can take at once (--max-workers plus --max-queued); send it in smaller batches",
+				n, s.maxBatch))
+		default:
+			s.batch, s.entries = &batch{}, newEntries(line)
 		}
-		b := &batch{}
-		for _, e := range elems {
-			s.admit(e, b)
-		}
-		// Entries answered at parse time (invalid ones) may already
-		// complete the batch; otherwise the last reply flushes it.
-		b.mu.Lock()
-		b.sealed = true
-		out := b.doneLocked()
-		b.mu.Unlock()
-		if out != nil {
-			s.w.writeLine(out)
-		}
+		return nil
 	default:
-		if json.Valid(line) {
-			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
-		} else {
-			s.replyError(nullID, nil, parseError(json.Unmarshal(line, new(any))))
-		}
+		s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
+		return nil
 	}
 }
 
-// admit validates one request object. A valid call is registered under a
-// fresh internal id and queued for the library; a notification is queued
-// without an id; anything else is answered at once.
-func (s *stream) admit(raw []byte, b *batch) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		if json.Valid(raw) {
-			s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
-		} else {
-			s.replyError(nullID, b, parseError(err))
-		}
-		return
+// admit validates one request object. A valid request (call or
+// notification) is returned, with a context of its own; anything else is
+// answered at once. Each rule is JSON-RPC 2.0's; an error repeats the
+// request's id when it has a usable one, and null otherwise.
+func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
+	if raw[0] != '{' {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
+		return nil
 	}
-	id, hasID := fields["id"]
-	if hasID && !validID(id) {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(id)))
-		return
+	r, dup := readMembers(raw)
+	if dup != "" {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: member %q appears twice; a request names each member once", dup))
+		return nil
+	}
+	if r.id != nil && !validID(r.id) {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(r.id)))
+		return nil
+	}
+	// JSON text is UTF-8 (RFC 8259), and every line the worker writes is
+	// valid UTF-8 JSON: an id that is not cannot be repeated in a reply,
+	// and other invalid bytes are refused rather than decoded, since
+	// encoding/json would quietly turn them into U+FFFD (a file's content
+	// or a command changed without the caller knowing).
+	notUTF8 := !s.lineUTF8 && !utf8.Valid(raw)
+	if notUTF8 && !utf8.Valid(r.id) {
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id is not valid UTF-8; JSON text must be UTF-8"))
+		return nil
 	}
 	replyID := nullID
-	if hasID {
-		replyID = id
+	if r.id != nil {
+		replyID = r.id
 	}
-	if v, ok := fields["jsonrpc"]; !ok || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`)) {
+	if notUTF8 {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, "Invalid Request: the request is not valid UTF-8; JSON text must be UTF-8 (send binary data base64-encoded)"))
+		return nil
+	}
+	if !bytes.Equal(r.version, []byte(`"2.0"`)) {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
-		return
+		return nil
 	}
-	method, ok := fields["method"]
-	if !ok || jsonKind(method) != "a string" {
+	if r.method == nil || r.method[0] != '"' {
 		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
-		return
+		return nil
 	}
-	params, hasParams := fields["params"]
-	if hasParams {
-		if k := jsonKind(params); k != "an object" && k != "an array" {
-			s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, k))
-			return
-		}
+	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, jsonKind(r.params)))
+		return nil
 	}
 
-	var msg bytes.Buffer
-	msg.Grow(len(method) + len(params) + 64) // one allocation, even for a 16 MiB request
-	msg.WriteString(`{"jsonrpc":"2.0","method":`)
-	msg.Write(method)
-	if hasParams {
-		msg.WriteString(`,"params":`)
-		msg.Write(params)
+	if !owned {
+		r.id, r.params = bytes.Clone(r.id), bytes.Clone(r.params)
 	}
-	if hasID {
-		internal, dup := s.calls.add(id, b)
-		if dup {
-			s.replyError(id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", id))
-			return
+	c := &call{id: r.id, name: stringValue(r.method), params: r.params, weight: len(raw), out: s, batch: b}
+	// The context exists before the call is registered, so a
+	// $/cancelRequest that finds it can always cancel it.
+	c.ctx, c.cancel = context.WithCancelCause(s.ctx)
+	if !c.notif() {
+		if !s.calls.add(c) {
+			c.cancel(nil)
+			s.replyError(r.id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))
+			return nil
 		}
-		msg.WriteString(`,"id":`)
-		msg.WriteString(strconv.FormatUint(internal, 10))
+		if b != nil {
+			b.mu.Lock()
+			b.pending++
+			b.mu.Unlock()
+		}
 	}
-	msg.WriteByte('}')
-	s.queue = append(s.queue, msg.Bytes())
+	return c
 }
 
 // replyError answers a message the library never sees.
@@ -238,6 +290,19 @@ func (s *stream) replyError(id json.RawMessage, b *batch, e *Error) {
 		return
 	}
 	s.w.writeLine(encodeResponse(id, nil, wireErr))
+}
+
+// seal marks b complete once its last entry is admitted, and writes it if
+// every call in it is already answered (invalid entries are answered as
+// they are read); otherwise its last reply writes it.
+func (s *stream) seal(b *batch) {
+	b.mu.Lock()
+	b.sealed = true
+	out := b.doneLocked()
+	b.mu.Unlock()
+	if out != nil {
+		s.w.writeLine(out)
+	}
 }
 
 // deliver writes a reply, or adds it to its batch and writes the batch once complete.
@@ -265,7 +330,7 @@ func encodeResponse(id, result, wireErr json.RawMessage) []byte {
 	buf.Grow(len(id) + len(result) + len(wireErr) + 40)
 	buf.WriteString(`{"jsonrpc":"2.0","id":`)
 	buf.Write(id)
-	if len(wireErr) > 0 && !bytes.Equal(wireErr, []byte("null")) {
+	if len(wireErr) > 0 {
 		buf.WriteString(`,"error":`)
 		buf.Write(wireErr)
 	} else {
@@ -288,14 +353,11 @@ func validID(raw json.RawMessage) bool {
 }
 
 func parseError(err error) *Error {
-	return Errorf(KindParse, "Parse error: %s", errText(err))
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "invalid JSON"
+	msg := "invalid JSON"
+	if err != nil {
+		msg = err.Error()
 	}
-	return err.Error()
+	return Errorf(KindParse, "Parse error: %s", msg)
 }
 
 // batch collects the replies of one batch line.
@@ -321,7 +383,8 @@ func (b *batch) doneLocked() []byte {
 
 // lineWriter writes whole lines, one Write each, so concurrent replies never
 // interleave within a line. After the first failed write (the reader is
-// gone) every write fails the same way, and onBroken runs once.
+// gone) every write fails the same way, and onBroken runs once. After
+// close, every write fails: Serve has returned and writes nothing more.
 type lineWriter struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -330,14 +393,26 @@ type lineWriter struct {
 	onBroken func(error)
 }
 
-// broken returns the write error that ended the output, if any.
-func (w *lineWriter) broken() error {
+var errServeReturned = errors.New("rpc: Serve has returned; nothing more is written")
+
+func (w *lineWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.err
+	if w.err == nil {
+		w.err = errServeReturned
+	}
+	w.buf = nil
 }
 
 func (w *lineWriter) writeLine(b []byte) error {
+	if !utf8.Valid(b) {
+		// Requests with invalid UTF-8 are refused and strings are encoded
+		// by encoding/json, which replaces invalid bytes; only a handler's
+		// raw JSON result could carry some. Replaced the same way, inside
+		// its strings (the only place JSON lets such bytes be), the line
+		// stays valid JSON.
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -375,12 +450,13 @@ func newLineReader(r io.Reader, max int) *lineReader {
 	return &lineReader{br: bufio.NewReaderSize(r, 64<<10), max: max}
 }
 
-// next returns the next line without its terminator. The slice is valid
-// until the following call. A line that fits the reader's buffer is
-// returned in place; a longer one is kept as pieces and joined once at
-// the end, because growing one slice by append leaves a trail of
-// discarded copies (a 16 MiB line peaked at ~96 MB of memory that way).
-func (r *lineReader) next() ([]byte, error) {
+// next returns the next line without its terminator. A line that fits
+// the reader's buffer is returned in place, valid until the following
+// call; a longer one is kept as pieces and joined once at the end, because
+// growing one slice by append leaves a trail of discarded copies (a 16 MiB
+// line peaked at ~96 MB of memory that way). That joined line is owned:
+// the caller may keep it.
+func (r *lineReader) next() (line []byte, owned bool, err error) {
 	var pieces [][]byte
 	total := 0
 	for {
@@ -391,7 +467,7 @@ func (r *lineReader) next() ([]byte, error) {
 				chunk, err = r.br.ReadSlice('\n')
 				n += len(chunk)
 			}
-			return nil, &lineTooLongError{n: n - trailingNewline(chunk), max: r.max}
+			return nil, false, &lineTooLongError{n: n - trailingNewline(chunk), max: r.max}
 		}
 		switch {
 		case err == bufio.ErrBufferFull:
@@ -399,20 +475,20 @@ func (r *lineReader) next() ([]byte, error) {
 			total += len(chunk)
 			continue
 		case err != nil && err != io.EOF:
-			return nil, err
+			return nil, false, err
 		case err == io.EOF && total+len(chunk) == 0:
-			return nil, io.EOF
+			return nil, false, io.EOF
 		}
 		// err is nil (a newline ended the line) or EOF (the last line
 		// may lack its newline).
 		if len(pieces) == 0 {
-			return bytes.TrimRight(chunk, "\r\n"), nil
+			return bytes.TrimRight(chunk, "\r\n"), false, nil
 		}
 		line := make([]byte, 0, total+len(chunk))
 		for _, p := range pieces {
 			line = append(line, p...)
 		}
-		return bytes.TrimRight(append(line, chunk...), "\r\n"), nil
+		return bytes.TrimRight(append(line, chunk...), "\r\n"), true, nil
 	}
 }
 

@@ -104,6 +104,7 @@ func run(ctx context.Context, p process) int {
 	a.server = rpc.NewServer(a.methods(), rpc.Options{
 		MaxWorkers:   cfg.maxWorkers,
 		MaxLineBytes: int(cfg.maxLineBytes),
+		Control:      []string{"health", "metrics", "shutdown"}, // answered while every worker slot is busy
 		Logger:       log,
 		Observe:      a.calls.Observe,
 		Redact:       handlers.Redact,

@@ -1,0 +1,169 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Calls run on at most MaxWorkers long-lived goroutines: waiting calls
+// hold none, the workers stay between bursts of calls, and every
+// goroutine the server started is gone once Serve has returned.
+func TestWorkersAreKeptBetweenCallsAndEndWithServe(t *testing.T) {
+	release := make(chan struct{})
+	methods := map[string]Method{
+		"wait": func(ctx context.Context, _ json.RawMessage) (any, error) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return "done", nil
+		},
+		"quick": func(context.Context, json.RawMessage) (any, error) { return "ok", nil },
+	}
+	base := settledGoroutines(t, -1)
+	in, w := io.Pipe()
+	var out syncBuffer
+	s := NewServer(methods, Options{Logger: zerolog.Nop(), MaxWorkers: 3})
+	done := make(chan error)
+	go func() { done <- s.Serve(context.Background(), in, &out) }()
+
+	// 3 run, 97 wait: the waiting ones must not hold a goroutine each.
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%d,"method":"wait"}`+"\n", i)
+	}
+	waitFor(t, func() bool { return s.Stats().Queued == 97 })
+	// Serve, the library's read loop and its context watch, 3 workers.
+	if n := runtime.NumGoroutine() - base; n > 3+3 {
+		t.Errorf("3 calls running and 97 waiting: %d goroutines more than before Serve, want at most 6", n)
+	}
+	close(release)
+	waitFor(t, func() bool { return len(out.lines()) == 100 })
+	idle := settledGoroutines(t, -1)
+
+	// A second, larger burst ends with the same goroutines: the workers
+	// were kept, none was added.
+	var burst strings.Builder
+	for i := 100; i < 1100; i++ {
+		fmt.Fprintf(&burst, `{"jsonrpc":"2.0","id":%d,"method":"quick"}`+"\n", i)
+	}
+	io.WriteString(w, burst.String())
+	waitFor(t, func() bool { return len(out.lines()) == 1100 })
+	settledGoroutines(t, idle)
+	if workers := s.pool.workersAlive(); workers != 3 {
+		t.Errorf("after two bursts: %d workers, want the 3 kept", workers)
+	}
+
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	settledGoroutines(t, base)
+}
+
+// settledGoroutines waits until the goroutine count is want (or, with
+// want -1, stops changing for a while) and returns it.
+func settledGoroutines(t *testing.T, want int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	last, same := -1, 0
+	for {
+		runtime.Gosched()
+		n := runtime.NumGoroutine()
+		switch {
+		case want >= 0 && n == want:
+			return n
+		case want < 0 && n == last:
+			if same++; same >= 50 {
+				return n
+			}
+		default:
+			last, same = n, 0
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, want %d", n, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// workersAlive reports how many worker goroutines exist.
+func (p *pool) workersAlive() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
+}
+
+// After Serve returns, nothing more is read, dispatched or answered, even
+// though the input is still open: a line written then gets no reply. An
+// input that can be interrupted (a pipe the runtime polls) is not read
+// at all after Serve returns, and no goroutine is left reading it.
+func TestNothingIsReadAfterServeReturns(t *testing.T) {
+	for _, input := range []string{"io.Pipe", "os.Pipe"} {
+		for _, ending := range []string{"Shutdown", "context"} {
+			t.Run(input+"/"+ending, func(t *testing.T) {
+				var calls atomic.Int64
+				methods := map[string]Method{"count": func(context.Context, json.RawMessage) (any, error) {
+					return calls.Add(1), nil
+				}}
+				var in io.Reader
+				var w io.WriteCloser
+				if input == "io.Pipe" {
+					in, w = io.Pipe()
+				} else {
+					r, pw, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer r.Close()
+					in, w = r, pw
+				}
+				defer w.Close()
+				base := settledGoroutines(t, -1)
+				var out syncBuffer
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				s := NewServer(methods, Options{Logger: zerolog.Nop()})
+				done := make(chan error)
+				go func() { done <- s.Serve(ctx, in, &out) }()
+				fmt.Fprintln(w, `{"jsonrpc":"2.0","id":1,"method":"count"}`)
+				waitFor(t, func() bool { return len(out.lines()) == 1 })
+				if ending == "Shutdown" {
+					s.Shutdown(time.Second)
+				} else {
+					cancel()
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+				if input == "os.Pipe" {
+					settledGoroutines(t, base) // the read was interrupted, not left behind
+				}
+
+				fmt.Fprintln(w, `{"jsonrpc":"2.0","id":2,"method":"count"}`)
+				if input == "io.Pipe" {
+					// The write returned once the read left behind took the
+					// line; it drops it and ends.
+					select {
+					case <-s.stream.ended:
+					case <-time.After(5 * time.Second):
+						t.Fatal("the read left behind did not end after its line")
+					}
+					settledGoroutines(t, base)
+				}
+				if lines := out.lines(); len(lines) != 1 || calls.Load() != 1 {
+					t.Errorf("a call written after Serve returned: handler ran %d times (want 1), output %q (want only the reply to id 1)", calls.Load(), lines)
+				}
+			})
+		}
+	}
+}
