@@ -27,7 +27,7 @@ const maxPeakRSS = 384 << 10
 // call is still answered, memory stays bounded, and once the slot is free
 // the queued calls run and a ping answers.
 func TestMemoryIsBoundedWhateverTheClientSends(t *testing.T) {
-	w := startBinary(t, workerBin, "--socket", podman.URI, "--max-workers", "1")
+	w := startBinary(t, workerBin, "--socket", service.URI, "--max-workers", "1")
 	if line, _ := w.next(time.Minute); !strings.Contains(line, "worker.ready") {
 		t.Fatalf("first line %q", line)
 	}

@@ -34,6 +34,8 @@ type config struct {
 	owner          string
 	maxWorkers     int
 	maxLineBytes   int64
+	maxQueued      int
+	maxQueuedBytes int64
 	maxOutputBytes int64
 	requestTimeout time.Duration
 	shutdownGrace  time.Duration
@@ -59,6 +61,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
 	maxWorkers := fs.String("max-workers", envOr("MAX_WORKERS", strconv.Itoa(rpc.DefaultMaxWorkers)), "calls run at once; more wait their turn (env MAX_WORKERS)")
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
+	maxQueued := fs.String("max-queued", envOr("MAX_QUEUED", strconv.Itoa(rpc.DefaultMaxQueued)), "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)")
+	maxQueuedBytes := fs.String("max-queued-bytes", envOr("MAX_QUEUED_BYTES", limits.FormatBytes(rpc.DefaultMaxQueuedBytes)), "bytes of requests that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED_BYTES)")
 	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
 	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
 	owner := fs.String("owner", envOr("PODMAN_WORKER_OWNER", podman.DefaultOwner), "the label that scopes this worker's containers: it sees and acts only on containers of its owner, and removes those that dead workers of the same owner left (env PODMAN_WORKER_OWNER)")
@@ -109,6 +113,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, fmt.Errorf("--max-line-bytes / MAX_LINE_BYTES: %q must be a size from 1k to 1g such as 16m", *maxLine)
 	}
 	cfg.maxLineBytes = size
+
+	if cfg.maxQueued, err = strconv.Atoi(*maxQueued); err != nil || cfg.maxQueued < 1 || cfg.maxQueued > 1<<20 {
+		return nil, fmt.Errorf("--max-queued / MAX_QUEUED: %q must be a whole number from 1 to 1048576", *maxQueued)
+	}
+	if cfg.maxQueuedBytes, err = limits.ParseBytes(*maxQueuedBytes); err != nil || cfg.maxQueuedBytes < cfg.maxLineBytes || cfg.maxQueuedBytes > 16<<30 {
+		return nil, fmt.Errorf("--max-queued-bytes / MAX_QUEUED_BYTES: %q must be a size from --max-line-bytes (%s) to 16g such as 64m", *maxQueuedBytes, limits.FormatBytes(cfg.maxLineBytes))
+	}
 
 	if cfg.maxOutputBytes, err = limits.ParseBytes(*maxOutput); err != nil || cfg.maxOutputBytes > 1<<30 {
 		return nil, fmt.Errorf("--max-output-bytes / MAX_OUTPUT_BYTES: %q must be a size up to 1g such as 1m", *maxOutput)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,25 +101,21 @@ func run(ctx context.Context, p process) int {
 		}),
 	}
 	a.server = rpc.NewServer(a.methods(), rpc.Options{
-		MaxWorkers:   cfg.maxWorkers,
-		MaxLineBytes: int(cfg.maxLineBytes),
-		Control:      []string{"health", "metrics", "shutdown"}, // answered while every worker slot is busy
-		Logger:       log,
-		Observe:      a.calls.Observe,
-		Redact:       handlers.Redact,
-		Ready:        a.ready(ctx),
+		MaxWorkers:     cfg.maxWorkers,
+		MaxLineBytes:   int(cfg.maxLineBytes),
+		MaxQueued:      cfg.maxQueued,
+		MaxQueuedBytes: int(cfg.maxQueuedBytes),
+		Control:        []string{"health", "metrics", "shutdown"}, // answered while every worker slot is busy
+		Logger:         log,
+		Observe:        a.calls.Observe,
+		Redact:         handlers.Redact,
+		Ready:          a.ready(ctx),
 	})
 	log.Info().Str("version", version).Str("socket", client.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if len(cfg.cliArgs) > 0 {
-		methods := a.methods()
-		call := func(ctx context.Context, method string, params json.RawMessage) (any, error) {
-			m, ok := methods[method]
-			if !ok {
-				return nil, rpc.Errorf(rpc.KindMethodNotFound, "Method not found: %s", method)
-			}
-			return m(ctx, params)
-		}
-		return runCLI(ctx, call, cfg.cliArgs, p.stdout, p.stderr)
+		// Through the dispatcher, as a call on stdio would go: its panic
+		// recovery, log line and limits included.
+		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdout, p.stderr)
 	}
 	go func() {
 		<-ctx.Done()
