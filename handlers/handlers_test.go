@@ -163,3 +163,23 @@ func TestProgressSplitsLongLines(t *testing.T) {
 		t.Errorf("got %d lines, want 2 pieces and the next line", len(got))
 	}
 }
+
+func TestContainerKey(t *testing.T) {
+	tests := []struct{ method, params, want string }{
+		{"run", `{"image":"x","name":"fn"}`, "container:fn"},
+		{"run", `{"image":"x"}`, ""},
+		{"create", `{"image":"x","name":"svc"}`, "container:svc"},
+		{"rm", `{"container":"svc"}`, "container:svc"},
+		{"rm", `{"name":"svc","force":true}`, "container:svc"},
+		{"kill", `{"container":"svc"}`, "container:svc"},
+		{"add_file", `{"dest_path":"/a","content":"{\"name\":\"decoy\"}","name":"svc"}`, "container:svc"},
+		{"exec", `{"name":7}`, ""},
+		{"ping", `{"name":"svc"}`, ""},
+		{"images", ``, ""},
+	}
+	for _, tt := range tests {
+		if got := ContainerKey(tt.method, json.RawMessage(tt.params)); got != tt.want {
+			t.Errorf("ContainerKey(%s, %s) = %q, want %q", tt.method, tt.params, got, tt.want)
+		}
+	}
+}

@@ -155,3 +155,26 @@ func (*buildParams) bindsItself() {}
 
 // NoParams is the params of methods that take none; anything sent is refused.
 type NoParams struct{}
+
+// containerParam names, for each method that names a container, the
+// params field that does (rm takes either).
+var containerParam = map[string][]string{
+	"run": {"name"}, "create": {"name"}, "start": {"name"}, "stop": {"name"}, "logs": {"name"},
+	"exec": {"name"}, "add_file": {"name"}, "add_user": {"name"},
+	"kill": {"container"}, "rm": {"container", "name"},
+}
+
+// ContainerKey is the worker's rpc.Options.Order: calls that name the same
+// container run one after another, in the order they arrived, so that two
+// runs with one name, or a create and an rm sent together, are decided by
+// arrival and not by which reached Podman first. A run without a name gets
+// a fresh one and orders with nothing.
+func ContainerKey(method string, params json.RawMessage) string {
+	for _, field := range containerParam[method] {
+		var name string
+		if v := rpc.Member(params, field); v != nil && json.Unmarshal(v, &name) == nil && name != "" {
+			return "container:" + name
+		}
+	}
+	return ""
+}

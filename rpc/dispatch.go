@@ -67,6 +67,9 @@ func (s *Server) dispatch(c *call, closing bool) {
 			s.finish(c, nil, Errorf(KindBusy, "the worker is busy: %d control calls are running already; retry once one has answered", maxControl))
 		}
 	default:
+		if s.opts.Order != nil {
+			c.order = s.opts.Order(c.name, c.params)
+		}
 		if busy := s.pool.submit(c); busy != nil {
 			s.finish(c, nil, busy)
 		}

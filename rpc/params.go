@@ -148,3 +148,36 @@ func jsonKind(raw []byte) string {
 		return "a number"
 	}
 }
+
+// Member returns the value of the top-level member name of params, a JSON
+// object, as the exact bytes sent; nil when params is not an object or has
+// no such member. It finds the member without decoding, or validating, the
+// other ones, so it stays cheap on params that carry megabytes (add_file's
+// content): params are expected to be valid JSON, as every method's are
+// (the stream validates each line); on bytes that are not, it answers nil
+// or a wrong value, never more.
+func Member(params json.RawMessage, name string) (value json.RawMessage) {
+	defer func() {
+		if recover() != nil { // the scanner ran off the end of invalid JSON
+			value = nil
+		}
+	}()
+	obj := bytes.TrimSpace(params)
+	if len(obj) < 2 || obj[0] != '{' {
+		return nil
+	}
+	i := skipSpace(obj, 1)
+	for obj[i] != '}' {
+		keyEnd := skipString(obj, i)
+		start := skipSpace(obj, skipSpace(obj, keyEnd)+1) // past the ':'
+		end := skipValue(obj, start)
+		if stringValue(obj[i:keyEnd]) == name {
+			return obj[start:end]
+		}
+		i = skipSpace(obj, end)
+		if obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return nil
+}

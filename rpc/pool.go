@@ -12,7 +12,9 @@ import (
 // are deep); a worker keeps its stack between calls. Calls that find
 // every worker busy wait in a FIFO, bounded in count and in bytes; one
 // that is cancelled while it waits leaves the FIFO and is answered at
-// once, without waiting for a worker.
+// once, without waiting for a worker. A call whose order key is held by
+// a running call waits in the FIFO too, behind nothing else: workers take
+// the oldest call whose key is free.
 type pool struct {
 	size     int
 	maxCount int         // calls that may wait
@@ -21,12 +23,13 @@ type pool struct {
 	dropped  func(*call) // answers a call cancelled while it waited, on a goroutine of its own
 
 	mu      sync.Mutex
-	queue   list.List    // of *call, oldest first
-	bytes   int          // the waiting calls' weights
-	idle    []chan *call // one per worker waiting for a call
-	workers int          // goroutines alive
-	running int          // calls being run
-	retired bool         // idle workers end instead of waiting
+	queue   list.List       // of *call, oldest first
+	bytes   int             // the waiting calls' weights
+	idle    []chan *call    // one per worker waiting for a call
+	workers int             // goroutines alive
+	running int             // calls being run
+	retired bool            // idle workers end instead of waiting
+	held    map[string]bool // order keys of running calls
 }
 
 // submit hands c to an idle worker, or to a new one while there are fewer
@@ -37,14 +40,17 @@ func (p *pool) submit(c *call) *Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case len(p.idle) > 0:
-		// The queue is empty whenever a worker is idle, so handing c
-		// over directly keeps arrival order.
+	case len(p.idle) > 0 && !p.held[c.order]:
+		// Whenever a worker is idle, the queue holds only calls whose
+		// key is held, none of them c's: handing c over directly keeps
+		// arrival order.
+		p.hold(c)
 		ch := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
 		p.running++
 		ch <- c
-	case p.workers < p.size:
+	case p.workers < p.size && !p.held[c.order]:
+		p.hold(c)
 		p.workers++
 		p.running++
 		go p.work(make(chan *call, 1), c)
@@ -105,18 +111,37 @@ func (p *pool) work(mine chan *call, c *call) {
 	}
 	for c != nil {
 		p.run(c)
-		c = p.next(mine)
+		c = p.next(mine, c)
 	}
 }
 
-func (p *pool) next(mine chan *call) *call {
+// hold marks c's order key as held by a running call. p.mu is held.
+func (p *pool) hold(c *call) {
+	if c.order == "" {
+		return
+	}
+	if p.held == nil {
+		p.held = map[string]bool{}
+	}
+	p.held[c.order] = true
+}
+
+// next releases done's key and takes the oldest queued call whose key is
+// free, or waits idle for submit to hand it one.
+func (p *pool) next(mine chan *call, done *call) *call {
 	p.mu.Lock()
 	p.running--
-	if front := p.queue.Front(); front != nil {
-		c := p.queue.Remove(front).(*call)
+	delete(p.held, done.order)
+	for e := p.queue.Front(); e != nil; e = e.Next() {
+		c := e.Value.(*call)
+		if p.held[c.order] {
+			continue // its key's earlier call still runs
+		}
+		p.queue.Remove(e)
 		c.queued = nil
 		p.bytes -= c.weight
 		p.running++
+		p.hold(c)
 		p.mu.Unlock()
 		c.unwatch() // it runs now: its cancellation is the handler's to see
 		return c

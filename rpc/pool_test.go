@@ -167,3 +167,57 @@ func TestNothingIsReadAfterServeReturns(t *testing.T) {
 		}
 	}
 }
+
+// Calls with the same order key run one after another in arrival order,
+// waiting in the queue rather than on a worker; other calls pass them.
+func TestOrderKeySerializesInArrivalOrder(t *testing.T) {
+	var mu syncBuffer // records the order calls start and end in
+	record := func(s string) { mu.Write([]byte(s + "\n")) }
+	release := make(chan struct{})
+	methods := map[string]Method{
+		"use": func(ctx context.Context, raw json.RawMessage) (any, error) {
+			var p struct{ Name, Tag string }
+			json.Unmarshal(raw, &p)
+			record("start " + p.Tag)
+			if p.Tag == "a1" {
+				<-release // the first call on "a" holds the key
+			}
+			record("end " + p.Tag)
+			return p.Tag, nil
+		},
+	}
+	order := func(_ string, params json.RawMessage) string {
+		var p struct{ Name string }
+		json.Unmarshal(params, &p)
+		return p.Name
+	}
+	in, w := io.Pipe()
+	var out syncBuffer
+	s := NewServer(methods, Options{Logger: zerolog.Nop(), MaxWorkers: 4, Order: order})
+	done := make(chan error)
+	go func() { done <- s.Serve(context.Background(), in, &out) }()
+
+	for _, c := range []struct{ name, tag string }{{"a", "a1"}, {"a", "a2"}, {"b", "b1"}, {"a", "a3"}, {"", "free"}} {
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%q,"method":"use","params":{"name":%q,"tag":%q}}`+"\n", c.tag, c.name, c.tag)
+	}
+	// b1 and the keyless call finish while a1 holds "a"; a2 and a3 wait
+	// in the queue, not on workers (4 workers: 3 would be taken otherwise).
+	waitFor(t, func() bool { return len(out.lines()) == 2 })
+	if st := s.Stats(); st.Busy != 1 || st.Queued != 2 {
+		t.Errorf("while a1 holds its key: %+v; want 1 running and a2, a3 queued", st)
+	}
+	close(release)
+	waitFor(t, func() bool { return len(out.lines()) == 5 })
+	var got []string
+	for _, l := range mu.lines() {
+		if strings.Contains(l, " a") {
+			got = append(got, l)
+		}
+	}
+	want := []string{"start a1", "end a1", "start a2", "end a2", "start a3", "end a3"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("calls on key a ran as %v; want %v", got, want)
+	}
+	w.Close()
+	<-done
+}

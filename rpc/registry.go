@@ -17,6 +17,7 @@ type call struct {
 	name   string          // the method's name
 	params json.RawMessage // nil when absent
 	weight int             // bytes the request holds while it waits: its own length
+	order  string          // Options.Order's key: "" runs free of others
 
 	internal uint64 // the id the library sees, for a call read from the stream
 	out      *stream

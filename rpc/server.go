@@ -61,6 +61,13 @@ type Options struct {
 	// Ready, when set, names a notification Serve sends before it reads
 	// anything, so a supervisor knows when to start sending.
 	Ready func() (method string, params any)
+	// Order, when set, gives a call an ordering key (for the worker: the
+	// container it names). Calls with the same non-empty key run one
+	// after another, in the order they arrived, each waiting in the queue
+	// (not on a worker slot) until the one before it has answered; calls
+	// with different keys, or none, are not held back by each other. It
+	// runs on the read loop for every call, so it must be quick.
+	Order func(method string, params json.RawMessage) string
 }
 
 const (

@@ -682,3 +682,22 @@ func TestWriteObjectRefuses(t *testing.T) {
 		t.Errorf("WriteObject: %v, wrote %q; want an error and nothing written", err, out.String())
 	}
 }
+
+func TestMember(t *testing.T) {
+	tests := []struct{ params, name, want string }{
+		{`{"name":"x","content":"` + strings.Repeat("y", 1000) + `"}`, "name", `"x"`},
+		{`{"content":"a\"name\":1","name" : "x" }`, "name", `"x"`},
+		{`{"n\u0061me":"x"}`, "name", `"x"`},
+		{`{"nested":{"name":"no"},"name":["a"]}`, "name", `["a"]`},
+		{`{"other":1}`, "name", ``},
+		{`[{"name":"x"}]`, "name", ``},
+		{``, "name", ``},
+		{`{"name":`, "name", ``},
+		{`{"a":"unterminated`, "name", ``},
+	}
+	for _, tt := range tests {
+		if got := string(Member(json.RawMessage(tt.params), tt.name)); got != tt.want {
+			t.Errorf("Member(%.40q, %q) = %q, want %q", tt.params, tt.name, got, tt.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -477,5 +478,45 @@ func TestEOFWithCallsInFlight(t *testing.T) {
 	}
 	if err := <-w.done; err != nil {
 		t.Errorf("exit: %v", err)
+	}
+}
+
+// Calls that name the same container are decided in the order they
+// arrived, whatever reaches Podman first: of two runs with one name sent
+// together, the first runs first and the second after it (its container
+// removed); a create and an rm of its name sent together both succeed.
+func TestSameNameCallsInArrivalOrder(t *testing.T) {
+	w := startWorker(t, "--socket", service.URI)
+	w.send(`{"jsonrpc":"2.0","id":"first","method":"run","params":` + runParams(`"name":"dup"`, "sh", "-c", "sleep 1; echo first") + `}`)
+	w.send(`{"jsonrpc":"2.0","id":"second","method":"run","params":` + runParams(`"name":"dup"`, "echo", "second") + `}`)
+	w.send(`{"jsonrpc":"2.0","id":"create","method":"create","params":{"image":"localhost/busybox:latest","name":"pair","command":["sleep","60"]}}`)
+	w.send(`{"jsonrpc":"2.0","id":"rm","method":"rm","params":{"container":"pair","force":true}}`)
+	var order []string
+	for len(order) < 4 {
+		line, ok := w.next(2 * time.Minute)
+		if !ok {
+			t.Fatal("output closed")
+		}
+		var r struct {
+			ID     string          `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &r) != nil || r.ID == "" {
+			continue
+		}
+		if r.Error != nil {
+			t.Errorf("%s: %s", r.ID, line)
+		}
+		order = append(order, r.ID)
+		if r.ID == "second" && !strings.Contains(line, `"stdout":"second\n"`) || r.ID == "first" && !strings.Contains(line, `"stdout":"first\n"`) {
+			t.Errorf("%s: %s", r.ID, line)
+		}
+	}
+	if i, j := slices.Index(order, "first"), slices.Index(order, "second"); i > j {
+		t.Errorf("replies came as %v: the run sent second was decided first", order)
+	}
+	if i, j := slices.Index(order, "create"), slices.Index(order, "rm"); i > j {
+		t.Errorf("replies came as %v: rm was decided before the create sent before it", order)
 	}
 }

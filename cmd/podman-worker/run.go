@@ -109,6 +109,7 @@ func run(ctx context.Context, p process) int {
 		Logger:         log,
 		Observe:        a.calls.Observe,
 		Redact:         handlers.Redact,
+		Order:          handlers.ContainerKey,
 		Ready:          a.ready(ctx),
 	})
 	log.Info().Str("version", version).Str("socket", client.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
