@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +144,144 @@ func TestMemoryIsBoundedWhateverTheClientSends(t *testing.T) {
 	if rss > maxPeakRSS {
 		t.Errorf("peak RSS %d KiB, want at most %d KiB: the queue's bounds do not hold memory", rss, maxPeakRSS)
 	}
+}
+
+// The control plane never waits: with every worker slot running a
+// container and the queue full, health answers within 100 ms (p99 of 50),
+// metrics says so, a call past the queue is answered Busy at once, and a
+// cancel takes effect within a second, for a running run and a queued one.
+func TestControlPlaneWithEverySlotBusy(t *testing.T) {
+	svc := privateService(t)
+	w := startWorker(t, "--socket", svc.URI, "--max-workers", "10", "--max-queued", "5")
+	for i := range 15 { // 10 run, 5 wait
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"run%d","method":"run","params":%s}`, i, runParams(`"timeout":120`, "sleep", "100")))
+	}
+	if list := waitForContainers(t, svc.URI, 10, 2*time.Minute); len(list) != 10 {
+		t.Fatalf("want 10 containers running, the service holds %v", names(list))
+	}
+	replies := map[string]string{}
+	next := func(id string) (string, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		for {
+			if line, ok := replies[id]; ok {
+				return line, time.Since(start)
+			}
+			line, ok := w.next(time.Minute)
+			if !ok {
+				t.Fatal("output closed")
+			}
+			var r struct {
+				ID string `json:"id"`
+			}
+			json.Unmarshal([]byte(line), &r)
+			replies[r.ID] = line
+		}
+	}
+
+	w.send(`{"jsonrpc":"2.0","id":"over","method":"ping"}`)
+	if line, _ := next("over"); !strings.Contains(line, `"type":"Busy"`) {
+		t.Errorf("a call past a full queue: %s; want Busy at once", line)
+	}
+	var took []time.Duration
+	for i := range 50 {
+		id := fmt.Sprintf("h%d", i)
+		start := time.Now()
+		w.send(`{"jsonrpc":"2.0","id":"` + id + `","method":"health"}`)
+		line, _ := next(id)
+		took = append(took, time.Since(start))
+		if !strings.Contains(line, `"status":"ok"`) {
+			t.Fatalf("health with every slot busy: %s", line)
+		}
+	}
+	slices.Sort(took)
+	if p99 := took[len(took)*99/100]; p99 > 100*time.Millisecond {
+		t.Errorf("health with 10 runs in flight and a full queue: p99 %v over 50 calls (max %v); want at most 100 ms", p99, took[len(took)-1])
+	}
+	t.Logf("health p50 %v p99 %v", took[len(took)/2], took[len(took)*99/100])
+	if line, _ := next(func() string { w.send(`{"jsonrpc":"2.0","id":"m","method":"metrics"}`); return "m" }()); !strings.Contains(line, `"workers":{"max":10,"busy":10,"queued":5}`) {
+		t.Errorf("metrics: %s", line)
+	}
+	for _, id := range []string{"run0", "run12"} { // running, queued
+		start := time.Now()
+		w.send(`{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"` + id + `"}}`)
+		line, took := next(id)
+		if !strings.Contains(line, `"code":-32800`) || took > time.Second {
+			t.Errorf("cancel of %s: %s after %v; want -32800 within 1 s", id, line, time.Since(start))
+		}
+	}
+}
+
+// Templates are the caller's code: the ones that killed the worker (out of
+// memory) or would stall it now get BadRequest, through info, inspect and
+// the CLI, while runs in flight go on and are answered.
+func TestHostileTemplatesNeitherCrashNorStall(t *testing.T) {
+	w := startWorker(t, "--socket", service.URI)
+	for i := range 3 {
+		w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"run%d","method":"run","params":%s}`, i, runParams("", "sh", "-c", "sleep 2; echo done")))
+	}
+	var seen []string // lines that came before the replies awaited
+	formats := []string{
+		`{{pad "x" 60000000000 0}}`,
+		`{{pad "x" .Host.MemTotal 0}}`,
+		`{{range .Host.MemTotal}}{{end}}`,
+		`{{printf "%0999999999d" 1}}`,
+		`{{define "a"}}{{template "a" .}}{{end}}{{template "a" .}}`,
+	}
+	for i, f := range formats {
+		q, _ := json.Marshal(f)
+		r, before := w.call(fmt.Sprintf(`"info%d"`, i), "info", `{"format":`+string(q)+`}`)
+		seen = append(seen, before...)
+		if _, data := errorData(t, r); data["type"] != "BadRequest" || data["field"] != "format" {
+			t.Errorf("info with format %s: %v; want BadRequest naming format", f, r)
+		}
+	}
+	r, before := w.call(`"inspect"`, "inspect", `{"image":"localhost/busybox:latest","format":"{{pad \"x\" 60000000000 0}}"}`)
+	seen = append(seen, before...)
+	if _, data := errorData(t, r); data["type"] != "BadRequest" {
+		t.Errorf("inspect with a huge pad: %v", r)
+	}
+	r, before = w.call(`"ping"`, "ping", "")
+	seen = append(seen, before...)
+	if r["result"] != "Pong" {
+		t.Errorf("ping after the templates: %v", r)
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("run%d", i)
+		for {
+			line := ""
+			for _, l := range seen {
+				if strings.Contains(l, `"id":"`+id+`"`) {
+					line = l
+				}
+			}
+			if line == "" {
+				l, ok := w.next(time.Minute)
+				if !ok {
+					t.Fatalf("output closed before %s was answered", id)
+				}
+				seen = append(seen, l)
+				continue
+			}
+			if !strings.Contains(line, `"stdout":"done\n"`) {
+				t.Errorf("%s, in flight during the templates: %s", id, line)
+			}
+			break
+		}
+	}
+	out, err := exec.Command(workerBin, "--socket", service.URI, "info", "-f", `{{pad "x" 60000000000 0}}`).CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), `"success":false`) || !strings.Contains(string(out), `format`) {
+		t.Errorf("CLI info -f with a huge pad: exit %d, %s; want 1 and the failure envelope", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
