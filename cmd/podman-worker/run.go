@@ -2,17 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/sirupsen/logrus"
 
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
 	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -106,15 +107,10 @@ func run(ctx context.Context, p process) int {
 	})
 	log.Info().Str("version", version).Str("socket", client.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if len(cfg.cliArgs) > 0 {
-		methods := a.methods()
-		call := func(ctx context.Context, method string, params json.RawMessage) (any, error) {
-			m, ok := methods[method]
-			if !ok {
-				return nil, rpc.Errorf(rpc.KindMethodNotFound, "Method not found: %s", method)
-			}
-			return m(ctx, params)
-		}
-		return runCLI(ctx, call, cfg.cliArgs, p.stdout, p.stderr)
+		return runCLI(ctx, a.direct(), cfg.cliArgs, p.stdout, p.stderr)
+	}
+	if cfg.http.addr != "" {
+		return serveHTTP(ctx, a, cfg, log, p.stderr)
 	}
 	go func() {
 		<-ctx.Done()
@@ -129,6 +125,43 @@ func run(ctx context.Context, p process) int {
 		return 1
 	}
 	log.Info().Msg("stopped; every call was answered")
+	return 0
+}
+
+// serveHTTP serves the Flask Podman API on cfg.http.addr until a signal,
+// then drains it; run's deferred clean-up then removes the containers, as
+// after the protocol's end. stdin is not read.
+func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", cfg.http.addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "podman-worker: --http: %v\n", err)
+		return 2
+	}
+	srv := httpapi.New(a.direct(), httpapi.Options{
+		Token:             cfg.http.token,
+		MaxBodyBytes:      cfg.http.maxBody,
+		CORSOrigins:       cfg.http.corsOrigins,
+		ReadHeaderTimeout: cfg.http.headerTimeout,
+		// Long enough for any call: a stop or exec within the request
+		// timeout, a run within the longest timeout a caller may ask for,
+		// and a minute for the wait for a worker slot.
+		WriteTimeout: max(cfg.requestTimeout, cfg.policy.MaxTimeout) + time.Minute,
+		Grace:        cfg.shutdownGrace,
+		Log:          log,
+	})
+	// The bound address: with port 0 the kernel picked it.
+	log.Info().Str("addr", ln.Addr().String()).Bool("token", cfg.http.token != "").Strs("cors_origins", cfg.http.corsOrigins).Msg("serving http")
+	go func() {
+		<-ctx.Done()
+		log.Info().Str("signal", context.Cause(ctx).Error()).Dur("grace", cfg.shutdownGrace).Msg("shutting down")
+		// Calls dispatched by the server get the same grace as requests.
+		a.server.Shutdown(cfg.shutdownGrace)
+	}()
+	if err := srv.Serve(ctx, ln); err != nil {
+		log.Error().Err(err).Msg("stopped")
+		return 1
+	}
+	log.Info().Msg("stopped; every request was answered")
 	return 0
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
 	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -47,6 +48,27 @@ func (a *app) methodParams() map[string]any {
 		p[name] = &handlers.NoParams{}
 	}
 	return p
+}
+
+// direct calls methods in this process without the dispatcher, as one
+// call of the per-call CLI needs, counting each in metrics. The HTTP API
+// uses it too until the dispatcher takes calls from other transports.
+func (a *app) direct() httpapi.Caller {
+	methods := a.methods()
+	return func(ctx context.Context, method string, params json.RawMessage) (any, error) {
+		m, ok := methods[method]
+		if !ok {
+			return nil, rpc.Errorf(rpc.KindMethodNotFound, "Method not found: %s", method)
+		}
+		start := time.Now()
+		res, err := m(ctx, params)
+		var rerr *rpc.Error
+		if err != nil {
+			rerr = rpc.AsError(err)
+		}
+		a.calls.Observe(method, time.Since(start), rerr)
+		return res, err
+	}
 }
 
 type healthResult struct {
