@@ -147,6 +147,12 @@ func (s *Server) serveRoute(w *recorder, r *http.Request, rt route, name string)
 	defer cancel()
 	res, err := s.call(ctx, rt.call, raw)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+			// Whatever the method made of its cancellation, the reason is
+			// the shutdown, as the dispatcher says for its own calls.
+			writeError(w, &apiError{status: http.StatusServiceUnavailable, typ: "Cancelled", message: "Request cancelled: the worker is shutting down"})
+			return
+		}
 		if errors.Is(context.Cause(ctx), errHTTPTimeout) {
 			aerr := fromCall(err)
 			aerr.status, aerr.typ = http.StatusRequestTimeout, "Timeout"
