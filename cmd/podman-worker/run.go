@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -137,7 +138,7 @@ func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, std
 		fmt.Fprintf(stderr, "podman-worker: --http: %v\n", err)
 		return 2
 	}
-	srv := httpapi.New(a.direct(), httpapi.Options{
+	srv := httpapi.New(bounded(a.direct(), cfg.maxWorkers), httpapi.Options{
 		Token:             cfg.http.token,
 		MaxBodyBytes:      cfg.http.maxBody,
 		CORSOrigins:       cfg.http.corsOrigins,
@@ -163,6 +164,26 @@ func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, std
 	}
 	log.Info().Msg("stopped; every request was answered")
 	return 0
+}
+
+// bounded lets at most n calls run at once through call; the others wait,
+// woken in arrival order, as calls read from stdin wait for a worker slot.
+// health and metrics answer at once, as the dispatcher runs them, since a
+// supervisor asks them when the worker is busy or stuck. Once the
+// dispatcher takes calls from other transports, its slots replace these.
+func bounded(call httpapi.Caller, n int) httpapi.Caller {
+	slots := make(chan struct{}, n)
+	return func(ctx context.Context, method string, params json.RawMessage) (any, error) {
+		if method != "health" && method != "metrics" {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return call(ctx, method, params)
+	}
 }
 
 // logrusMu guards the bindings' global logrus logger, which routeLogrus
