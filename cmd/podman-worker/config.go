@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -44,6 +45,17 @@ type config struct {
 	showVersion    bool
 	// cliArgs, when set, is one seed CLI command to run instead of serving.
 	cliArgs []string
+	// http, when its addr is set, serves the Flask API over HTTP instead
+	// of JSON-RPC on stdio.
+	http httpConfig
+}
+
+type httpConfig struct {
+	addr          string
+	token         string
+	maxBody       int64
+	corsOrigins   []string
+	headerTimeout time.Duration
 }
 
 // parseConfig reads flags, falling back to environment variables, so a
@@ -78,10 +90,16 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env LOG_LEVEL)")
 	debug := fs.Bool("debug", false, "same as --log-level debug (env DEBUG=true)")
 	showVersion := fs.Bool("version", false, "print the worker's version and exit")
+	httpAddr := fs.String("http", getenv("PODMAN_WORKER_HTTP"), "serve the Flask Podman API (/api/v1) on ADDR, such as 127.0.0.1:8080, instead of JSON-RPC on stdio (env PODMAN_WORKER_HTTP)")
+	httpTokenFile := fs.String("http-token-file", getenv("PODMAN_WORKER_HTTP_TOKEN_FILE"), "file holding the bearer token every HTTP request must carry; required when ADDR is not loopback (env PODMAN_WORKER_HTTP_TOKEN_FILE, or the token itself in PODMAN_WORKER_HTTP_TOKEN)")
+	httpMaxBody := fs.String("http-max-body", envOr("PODMAN_WORKER_HTTP_MAX_BODY", "16m"), "largest HTTP request body, e.g. 16m; more is answered 413 (env PODMAN_WORKER_HTTP_MAX_BODY)")
+	httpCORS := fs.String("http-cors-origins", getenv("PODMAN_WORKER_HTTP_CORS_ORIGINS"), "comma-separated origins whose browser pages may call the HTTP API, e.g. https://app.example.com, or *; none by default (env PODMAN_WORKER_HTTP_CORS_ORIGINS)")
+	httpHeaderTimeout := fs.String("http-header-timeout", envOr("PODMAN_WORKER_HTTP_HEADER_TIMEOUT", "10s"), "how long a client may take to send its request line and headers (env PODMAN_WORKER_HTTP_HEADER_TIMEOUT)")
 	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: podman-worker [flags]            serve JSON-RPC 2.0 on stdin/stdout (see protocol.md)\n"+
-			"       podman-worker [flags] COMMAND ...  run one command of the per-call CLI and print its envelope:\n"+
-			"                                          version ping info build images exists inspect rmi prune run ps kill rm\n\nFlags:\n")
+		fmt.Fprintf(usage, "Usage: podman-worker [flags]              serve JSON-RPC 2.0 on stdin/stdout (see protocol.md)\n"+
+			"       podman-worker [flags] --http ADDR  serve the Flask Podman API over HTTP (see operations.md)\n"+
+			"       podman-worker [flags] COMMAND ...    run one command of the per-call CLI and print its envelope:\n"+
+			"                                            version ping info build images exists inspect rmi prune run ps kill rm\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +152,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, err
 	}
 
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.http, err = parseHTTP(*httpAddr, *httpTokenFile, getenv("PODMAN_WORKER_HTTP_TOKEN"), *httpMaxBody, *httpCORS, *httpHeaderTimeout, set); err != nil {
+		return nil, err
+	}
+	if cfg.http.addr != "" && len(cfg.cliArgs) > 0 {
+		return nil, fmt.Errorf("--http serves the API and a COMMAND runs one call: give one or the other, not both (command %q)", cfg.cliArgs[0])
+	}
+
 	level := strings.ToLower(*logLevel)
 	if *debug || isTrue(getenv("DEBUG")) {
 		level = "debug"
@@ -143,6 +170,56 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, fmt.Errorf("--log-level / LOG_LEVEL: %q must be one of debug, info, warn, error", *logLevel)
 	}
 	return cfg, nil
+}
+
+// parseHTTP reads the HTTP API's settings. Without an address the API is
+// off, and its flags (given on the command line) are refused as a mistake;
+// their environment variables are ignored.
+func parseHTTP(addr, tokenFile, envToken, maxBody, cors, headerTimeout string, set map[string]bool) (httpConfig, error) {
+	var c httpConfig
+	if addr == "" {
+		for _, name := range []string{"http-token-file", "http-max-body", "http-cors-origins", "http-header-timeout"} {
+			if set[name] {
+				return c, fmt.Errorf("--%s applies to the HTTP API: give --http ADDR (or PODMAN_WORKER_HTTP) too", name)
+			}
+		}
+		return c, nil
+	}
+	loopback, err := httpapi.CheckAddr(addr)
+	if err != nil {
+		return c, fmt.Errorf("--http / PODMAN_WORKER_HTTP: %v", err)
+	}
+	c.addr = addr
+	switch {
+	case tokenFile != "":
+		data, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return c, fmt.Errorf("--http-token-file / PODMAN_WORKER_HTTP_TOKEN_FILE: %v", err)
+		}
+		c.token = strings.TrimSpace(string(data))
+		if err := httpapi.CheckToken(c.token); err != nil {
+			return c, fmt.Errorf("--http-token-file / PODMAN_WORKER_HTTP_TOKEN_FILE: %s: %v", tokenFile, err)
+		}
+	case envToken != "":
+		c.token = strings.TrimSpace(envToken)
+		if err := httpapi.CheckToken(c.token); err != nil {
+			return c, fmt.Errorf("PODMAN_WORKER_HTTP_TOKEN: %v", err)
+		}
+	}
+	if !loopback && c.token == "" {
+		return c, fmt.Errorf("--http / PODMAN_WORKER_HTTP: %q listens beyond this machine, so the worker needs a bearer token: "+
+			"give --http-token-file FILE or PODMAN_WORKER_HTTP_TOKEN, or listen on 127.0.0.1", addr)
+	}
+	if c.maxBody, err = limits.ParseBytes(maxBody); err != nil || c.maxBody < 1024 || c.maxBody > 1<<30 {
+		return c, fmt.Errorf("--http-max-body / PODMAN_WORKER_HTTP_MAX_BODY: %q must be a size from 1k to 1g such as 16m", maxBody)
+	}
+	if c.corsOrigins, err = httpapi.ParseOrigins(cors); err != nil {
+		return c, fmt.Errorf("--http-cors-origins / PODMAN_WORKER_HTTP_CORS_ORIGINS: %v", err)
+	}
+	if c.headerTimeout, err = parseSeconds(headerTimeout); err != nil || c.headerTimeout <= 0 {
+		return c, fmt.Errorf("--http-header-timeout / PODMAN_WORKER_HTTP_HEADER_TIMEOUT: %q must be a positive duration such as 10s", headerTimeout)
+	}
+	return c, nil
 }
 
 var ownerPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)

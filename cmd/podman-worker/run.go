@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/sirupsen/logrus"
 
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
 	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -118,6 +120,9 @@ func run(ctx context.Context, p process) int {
 		// recovery, log line and limits included.
 		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdout, p.stderr)
 	}
+	if cfg.http.addr != "" {
+		return serveHTTP(ctx, a, cfg, log, p.stderr)
+	}
 	go func() {
 		<-ctx.Done()
 		// NotifyContext's cause names the signal: "terminated signal received".
@@ -131,6 +136,45 @@ func run(ctx context.Context, p process) int {
 		return 1
 	}
 	log.Info().Msg("stopped; every call was answered")
+	return 0
+}
+
+// serveHTTP serves the Flask Podman API on cfg.http.addr until a signal,
+// then drains it; run's deferred clean-up then removes the containers, as
+// after the protocol's end. stdin is not read.
+func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, stderr io.Writer) int {
+	ln, err := net.Listen("tcp", cfg.http.addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "podman-worker: --http: %v\n", err)
+		return 2
+	}
+	// Through the dispatcher, as calls read from stdin: the same worker
+	// slots, queue bounds (429 Busy), log line, metrics and shutdown.
+	srv := httpapi.New(a.server.Call, httpapi.Options{
+		Token:             cfg.http.token,
+		MaxBodyBytes:      cfg.http.maxBody,
+		CORSOrigins:       cfg.http.corsOrigins,
+		ReadHeaderTimeout: cfg.http.headerTimeout,
+		// Long enough for any call: a stop or exec within the request
+		// timeout, a run within the longest timeout a caller may ask for,
+		// and a minute for the wait for a worker slot.
+		WriteTimeout: max(cfg.requestTimeout, cfg.policy.MaxTimeout) + time.Minute,
+		Grace:        cfg.shutdownGrace,
+		Log:          log,
+	})
+	// The bound address: with port 0 the kernel picked it.
+	log.Info().Str("addr", ln.Addr().String()).Bool("token", cfg.http.token != "").Strs("cors_origins", cfg.http.corsOrigins).Msg("serving http")
+	go func() {
+		<-ctx.Done()
+		log.Info().Str("signal", context.Cause(ctx).Error()).Dur("grace", cfg.shutdownGrace).Msg("shutting down")
+		// Calls dispatched by the server get the same grace as requests.
+		a.server.Shutdown(cfg.shutdownGrace)
+	}()
+	if err := srv.Serve(ctx, ln); err != nil {
+		log.Error().Err(err).Msg("stopped")
+		return 1
+	}
+	log.Info().Msg("stopped; every request was answered")
 	return 0
 }
 
