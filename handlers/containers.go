@@ -48,7 +48,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	}
 	g, err := s.specFor(containerConfig{
 		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
-		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res,
+		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, LongLived: true,
 	})
 	if err != nil {
 		return nil, err
