@@ -47,6 +47,9 @@ type Client struct {
 	// removed yet.
 	Owned *Owned
 
+	// cgroups remembers Podman's cgroup manager, for build cgroups.
+	cgroups managerCache
+
 	mu sync.Mutex
 	// conn is the bindings' connection; nil while disconnected.
 	conn context.Context

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -93,6 +94,14 @@ func runCLI(ctx context.Context, methods map[string]rpc.Method, args []string, s
 	}
 	if err != nil {
 		return cliFail(stderr, err.Error(), nil)
+	}
+	if c, ok := params["context"].(string); ok && name == "build" && c != "" && !filepath.IsAbs(c) {
+		// The CLI's caller means its own working directory, as podman
+		// build does; the protocol takes relative contexts as relative to
+		// the first build root instead.
+		if abs, err := filepath.Abs(c); err == nil {
+			params["context"] = abs
+		}
 	}
 	raw, err := json.Marshal(params)
 	if err != nil {
