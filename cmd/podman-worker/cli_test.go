@@ -17,7 +17,9 @@ import (
 // built binary, one process per command as the backend does today, and
 // compares exit codes, stdout and stderr (normalized) with
 // testdata/golden-cli/*.txtar. Section "commands" holds one command line
-// per line (single quotes group words); -update rewrites section "out".
+// per line (single quotes group words); -update rewrites section "out". An
+// "args:" line in the comment holds flags given to every command
+// ($TESTDATA is replaced).
 func TestCLIGolden(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden-cli", "*.txtar"))
 	if len(files) == 0 {
@@ -39,7 +41,8 @@ func TestCLIGolden(t *testing.T) {
 				if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 					continue
 				}
-				cmd := exec.Command(workerBin, append([]string{"--socket", svc.URI}, shellWords(vars.Replace(line))...)...)
+				args := append([]string{"--socket", svc.URI}, strings.Fields(vars.Replace(parseSettings(ar.Comment)["args"]))...)
+				cmd := exec.Command(workerBin, append(args, shellWords(vars.Replace(line))...)...)
 				var stdout, stderr bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &stdout, &stderr
 				cmd.Run()
