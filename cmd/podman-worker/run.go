@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/podman-worker/podman-worker/handlers"
+	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -72,6 +73,8 @@ func run(ctx context.Context, p process) int {
 			}
 		}
 	}
+	// No container may mount the socket that drives Podman.
+	cfg.policy.NeverMount = limits.NeverMountPaths(append(cfg.policy.NeverMount, socketPath(socket))...)
 	client, err := podman.New(socket, cfg.maxWorkers, log)
 	if err != nil {
 		fmt.Fprintf(p.stderr, "podman-worker: --socket: %v\n", err)
