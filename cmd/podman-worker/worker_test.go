@@ -550,13 +550,16 @@ func TestPodmanRootIsMadeAbsolute(t *testing.T) {
 // settings, and nothing reaches the test binary's own stdout.
 func TestRunInProcess(t *testing.T) {
 	env := map[string]string{"MAX_WORKERS": "3"}
-	var stdout, stderr bytes.Buffer
+	// stderr is written from several goroutines (the log), as a process's
+	// descriptor would be: a plain bytes.Buffer is a data race.
+	var stdout bytes.Buffer
+	stderr := &lockedBuffer{}
 	code := run(context.Background(), process{
 		args:   []string{"--socket", service.URI},
 		getenv: func(k string) string { return env[k] },
 		pid:    4242,
 		stdin:  strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n" + `{"jsonrpc":"2.0","id":2,"method":"metrics"}` + "\n"),
-		stdout: &stdout, stderr: &stderr,
+		stdout: &stdout, stderr: stderr,
 	})
 	if code != 0 {
 		t.Fatalf("run answered %d; stderr:\n%s", code, stderr.String())
@@ -571,11 +574,11 @@ func TestRunInProcess(t *testing.T) {
 
 	// A second run in the same process takes only its own settings.
 	stdout.Reset()
-	stderr.Reset()
+	stderr = &lockedBuffer{}
 	code = run(context.Background(), process{
 		args:   []string{"--max-workers", "x"},
 		getenv: func(string) string { return "" },
-		stdin:  strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		stdin:  strings.NewReader(""), stdout: &stdout, stderr: stderr,
 	})
 	if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "--max-workers / MAX_WORKERS: \"x\"") {
 		t.Errorf("--max-workers x: exit %d, stdout %q, stderr %q; want 2 and the setting named on stderr", code, stdout.String(), stderr.String())
