@@ -43,7 +43,7 @@ func TestPingThroughAPipeExitsZero(t *testing.T) {
 // Build output must reach the client as it happens, not with the reply: a
 // step that sleeps 2 s separates the first line from the response.
 func TestBuildProgressStreamsAsItHappens(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI)
+	w := startWorker(t, "--socket", service.URI, "--build-roots", testdataBuild())
 	params := fmt.Sprintf(`{"context":%q,"tag":"progress-timing","no_cache":true}`, filepath.Join(repoRoot, "testdata", "build", "slow"))
 	w.send(`{"jsonrpc":"2.0","id":"t1","method":"build","params":` + params + `}`)
 	var firstLine time.Time
