@@ -61,7 +61,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := s.specFor(containerConfig{
+	g, err := s.specFor(ctx, containerConfig{
 		Image: p.Image, Name: name, Command: p.Command, Entrypoint: p.Entrypoint, Env: p.Env,
 		Ports: p.Ports, Volumes: p.Volumes, Mounts: p.Mounts, Workdir: p.Workdir, User: p.User, Resources: res,
 	})

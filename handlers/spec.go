@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -58,7 +60,7 @@ var scratchDirs = []struct{ path, mode string }{{"/tmp", "1777"}, {"/var/tmp", "
 // memory, swap, cpu and pids, the chosen network (none by default), host
 // paths and ports only within the policy, and a conmon-side timeout so
 // that a run's deadline holds even if the worker itself dies.
-func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
+func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.SpecGenerator, error) {
 	g := specgen.NewSpecGenerator(c.Image, false)
 	g.Name = c.Name
 	g.Command = c.Command
@@ -116,7 +118,7 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 	}
 	g.PortMappings = ports
 	for _, v := range c.Volumes {
-		if err := s.addVolume(g, "volumes", v, ""); err != nil {
+		if err := s.addVolume(ctx, g, "volumes", v, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -129,7 +131,7 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 			}
 			continue
 		}
-		if err := s.addVolume(g, "mounts", src+":"+target, opts); err != nil {
+		if err := s.addVolume(ctx, g, "mounts", src+":"+target, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -201,7 +203,7 @@ var (
 // addVolume adds "SOURCE:TARGET" with options "relabel,propagation,ro":
 // a host path (absolute) is bind-mounted if the policy allows it, anything
 // else is a named volume that Podman creates on first use.
-func (s *Service) addVolume(g *specgen.SpecGenerator, field, v, opts string) error {
+func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field, v, opts string) error {
 	src, target, ok := strings.Cut(v, ":")
 	if !ok {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: %q is not SOURCE:TARGET", field, v).With("field", field)
@@ -224,7 +226,11 @@ func (s *Service) addVolume(g *specgen.SpecGenerator, field, v, opts string) err
 		}
 	}
 	if filepath.IsAbs(src) {
-		resolved, err := s.policy.BindSource(field, src)
+		policy, err := s.mountPolicy(ctx)
+		if err != nil {
+			return err
+		}
+		resolved, err := policy.BindSource(field, src)
 		if err != nil {
 			return err
 		}
@@ -236,6 +242,23 @@ func (s *Service) addVolume(g *specgen.SpecGenerator, field, v, opts string) err
 	}
 	g.Volumes = append(g.Volumes, &specgen.NamedVolume{Name: src, Dest: filepath.Clean(target), Options: options})
 	return nil
+}
+
+// mountPolicy is the policy for host paths, with Podman's own storage
+// (wherever its service keeps it) added to what is never mounted: a
+// container holding it could read and change every image and container.
+// Podman is asked only when the operator allows host paths at all.
+func (s *Service) mountPolicy(ctx context.Context) (limits.Policy, error) {
+	p := s.policy
+	if len(p.MountRoots) == 0 || s.podman == nil {
+		return p, nil
+	}
+	store, err := s.podman.StorePaths(ctx)
+	if err != nil {
+		return p, err
+	}
+	p.NeverMount = limits.NeverMountPaths(append(slices.Clone(p.NeverMount), store...)...)
+	return p, nil
 }
 
 // addTmpfs adds "tmpfs:TARGET:size=16m": a scratch space of bounded size,

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,7 +32,7 @@ func specWith(t *testing.T, p limits.Policy, c containerConfig) (*specgen.SpecGe
 	if c.Resources.Memory == 0 {
 		c.Resources = res
 	}
-	return s.specFor(c)
+	return s.specFor(context.Background(), c)
 }
 
 func mountAt(g *specgen.SpecGenerator, dest string) (string, []string, bool) {

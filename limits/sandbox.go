@@ -195,6 +195,9 @@ func (p Policy) BindSource(field, src string) (string, error) {
 // directory means nothing to a caller.
 func (p Policy) BuildPath(field, path string) (string, error) {
 	if len(p.BuildRoots) > 0 && path != "" && !filepath.IsAbs(path) {
+		if hasDotDot(path) { // before Join cleans it away
+			return "", forbidden(field, "%q: paths with \"..\" are refused; name the directory itself", path)
+		}
 		path = filepath.Join(p.BuildRoots[0], path)
 	}
 	return p.hostPath(field, path, p.BuildRoots, "--build-roots",
@@ -208,7 +211,7 @@ func (p Policy) hostPath(field, path string, roots []string, flag, closed string
 	if !filepath.IsAbs(path) {
 		return "", invalid(field, "%q must be an absolute path on the worker's host", path)
 	}
-	if slices.Contains(strings.Split(path, "/"), "..") {
+	if hasDotDot(path) {
 		return "", forbidden(field, "%q: paths with \"..\" are refused; name the directory itself", path)
 	}
 	clean := filepath.Clean(path)
@@ -234,6 +237,10 @@ func (p Policy) hostPath(field, path string, roots []string, flag, closed string
 		}
 	}
 	return resolved, nil
+}
+
+func hasDotDot(path string) bool {
+	return slices.Contains(strings.Split(path, "/"), "..")
 }
 
 func underAny(path string, roots []string) bool {

@@ -11,11 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/containers/podman/v5/pkg/bindings/system"
 )
 
 // Why this file exists: Podman's build API has no pids limit for RUN steps
@@ -39,32 +36,6 @@ type BuildCgroup struct {
 // after each step and the limit must outlive the steps.
 func (g *BuildCgroup) Parent() string { return g.top + "/run" }
 
-// managerCache keeps Podman's cgroup manager: it does not change while the
-// service runs.
-type managerCache struct {
-	mu      sync.Mutex
-	manager string
-}
-
-// cgroupManager asks Podman once for its cgroup manager ("cgroupfs",
-// "systemd").
-func (c *Client) cgroupManager(ctx context.Context) (string, error) {
-	c.cgroups.mu.Lock()
-	defer c.cgroups.mu.Unlock()
-	if c.cgroups.manager != "" {
-		return c.cgroups.manager, nil
-	}
-	info, err := system.Info(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	if info.Host == nil {
-		return "", errors.New("podman's info has no host section")
-	}
-	c.cgroups.manager = info.Host.CgroupManager
-	return c.cgroups.manager, nil
-}
-
 // NewBuildCgroup makes a cgroup whose pids.max is pids for one build. It
 // answers nil and the reason when that is not possible: Podman is not on
 // this host, manages cgroups through systemd (whose runtime takes a
@@ -73,12 +44,12 @@ func (c *Client) NewBuildCgroup(ctx context.Context, pids int64) (*BuildCgroup, 
 	if c.path == "" {
 		return nil, "Podman is reached over tcp, so the worker cannot make cgroups on its host"
 	}
-	manager, err := c.cgroupManager(ctx)
+	host, err := c.hostFacts(ctx)
 	if err != nil {
 		return nil, "asking Podman for its cgroup manager: " + err.Error()
 	}
-	if manager != "cgroupfs" {
-		return nil, "Podman's cgroup manager is " + manager + ", not cgroupfs"
+	if host.cgroupManager != "cgroupfs" {
+		return nil, "Podman's cgroup manager is " + host.cgroupManager + ", not cgroupfs"
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

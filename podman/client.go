@@ -47,8 +47,8 @@ type Client struct {
 	// removed yet.
 	Owned *Owned
 
-	// cgroups remembers Podman's cgroup manager, for build cgroups.
-	cgroups managerCache
+	// facts are what the worker learns once about Podman's host.
+	facts factsCache
 
 	mu sync.Mutex
 	// conn is the bindings' connection; nil while disconnected.
