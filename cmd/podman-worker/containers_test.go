@@ -413,7 +413,8 @@ func TestRunNameReusedAtOnce(t *testing.T) {
 // At debug level each call's log line carries its params, with every
 // secret replaced: nothing secret is logged at any level.
 func TestSecretsNeverLogged(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI, "--debug")
+	// --writable-root: add_user writes /etc, which is read-only by default.
+	w := startWorker(t, "--socket", service.URI, "--debug", "--writable-root")
 	result(t, mustCall(w, "1", "create", `{"image":"localhost/busybox:latest","name":"secrets","command":["sleep","300"],"environment":{"TOKEN":"SECRET-env-create"}}`))
 	result(t, mustCall(w, "2", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password"}`))
 	mustCall(w, "3", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password-again"}`) // fails: exists
