@@ -105,16 +105,6 @@ func (g *BuildCgroup) Kill() int {
 	return n
 }
 
-// Empty says whether no process is left in the cgroup.
-func (g *BuildCgroup) Empty() bool {
-	for _, dir := range g.dirs {
-		if len(procs(dir)) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // procs lists the pids in dir and every cgroup below it.
 func procs(dir string) []int {
 	var out []int
