@@ -16,5 +16,9 @@ cd "$(dirname "$0")/.."
 cp /bin/busybox examples/function/busybox
 
 # One call at a time, so the session runs top to bottom (calls run in
-# arrival order).
-exec bin/podman-worker --podman-conf testdata/containers.conf --max-workers 1 --log-level warn <examples/session.jsonl
+# arrival order). Builds are refused unless the operator names the folders
+# contexts may come from: here examples/, so the session's context
+# "function" (relative, so taken relative to the first build root) is
+# examples/function.
+exec bin/podman-worker --podman-conf testdata/containers.conf --max-workers 1 --log-level warn \
+	--build-roots "$PWD/examples" <examples/session.jsonl

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"sync/atomic"
+	"time"
 
+	buildahDefine "github.com/containers/buildah/define"
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
+	"go.podman.io/storage/pkg/fileutils"
 
+	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -35,6 +41,8 @@ type buildParams struct {
 	Platform  string    `json:"platform"`
 	NoCache   bool      `json:"no_cache"`
 	Force     bool      `json:"force"`
+	// The limits of the RUN steps and the build's timeout.
+	limits.BuildRequest
 }
 
 type buildResult struct {
@@ -48,8 +56,17 @@ type buildResult struct {
 	Message string `json:"message,omitempty"`
 }
 
+// killGrace is how long a build whose RUN step was killed at its timeout
+// gets to fail that step and clean up (remove its build container) before
+// the worker stops waiting for Podman's answer.
+const killGrace = 15 * time.Second
+
 func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
-	opts, containerfile, err := buildOptions(p)
+	res, err := s.policy.ResolveBuild(p.BuildRequest)
+	if err != nil {
+		return nil, err
+	}
+	opts, containerfile, err := s.buildOptions(p, res)
 	if err != nil {
 		return nil, err
 	}
@@ -71,10 +88,67 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		}
 	}
 
+	// A cgroup of the worker's own bounds the RUN steps' processes and
+	// lets the timeout stop a step that is running.
+	group, why := s.podman.NewBuildCgroup(ctx, res.Pids)
+	if group != nil {
+		opts.CommonBuildOpts.CgroupParent = group.Parent()
+		defer func() {
+			if err := group.Remove(); err != nil {
+				s.log.Warn().Err(err).Msg("build cgroup left behind")
+			}
+		}()
+	} else {
+		s.log.Debug().Str("reason", why).Msg("build without a cgroup of its own: no pids limit for RUN steps, and a timeout cannot stop a running step")
+	}
+
 	progress := newProgress(ctx)
 	opts.Out, opts.Err, opts.ReportWriter = progress, progress, progress
-	report, err := images.Build(ctx, []string{containerfile}, opts)
+	// The build's own context outlives ctx by the kill grace: at the
+	// deadline (or a cancel) the worker first kills the RUN step, so that
+	// Podman fails the build and removes its build container, and only
+	// then stops waiting.
+	buildCtx, stopBuild := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBuild()
+	finished := make(chan struct{})
+	var timedOut atomic.Bool
+	go func() {
+		timer := time.NewTimer(res.Timeout)
+		defer timer.Stop()
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		case <-timer.C:
+			timedOut.Store(true)
+		}
+		if group != nil {
+			grace := time.NewTimer(killGrace)
+			defer grace.Stop()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			// Killed again on every tick: a step that starts after the
+			// first kill (the build was between steps) dies too.
+			for group.Kill(); ; group.Kill() {
+				select {
+				case <-finished:
+					return
+				case <-grace.C:
+					stopBuild()
+					return
+				case <-tick.C:
+				}
+			}
+		}
+		stopBuild()
+	}()
+	report, err := images.Build(buildCtx, []string{containerfile}, opts)
+	close(finished)
 	progress.flush()
+	if timedOut.Load() {
+		return nil, rpc.Errorf(rpc.KindTimeout, "the build did not finish within its timeout of %ss and was stopped", seconds(res.Timeout)).
+			With("timeout", res.Timeout.Seconds()).With("logs", progress.lines()).With("logs_truncated", progress.truncated)
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		// The bindings end a cancelled build without an error.
 		return nil, ctxErr
@@ -91,21 +165,27 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	if ref == "" {
 		ref = report.ID
 	}
-	res, err := describeImage(ctx, ref, tags)
+	described, err := describeImage(ctx, ref, tags)
 	if err != nil {
 		return nil, err
 	}
-	res.Logs, res.LogsTruncated = progress.lines(), progress.truncated
-	return res, nil
+	described.Logs, described.LogsTruncated = progress.lines(), progress.truncated
+	return described, nil
 }
 
-// buildOptions checks the params against the filesystem and turns them
-// into the bindings' options.
-func buildOptions(p buildParams) (types.BuildOptions, string, error) {
+// buildOptions checks the params against the policy and the filesystem
+// and turns them into the bindings' options: the context and Containerfile
+// only under the operator's build roots and within the size cap, and RUN
+// steps with the resolved limits, the chosen network (none by default)
+// and fewer capabilities.
+func (s *Service) buildOptions(p buildParams, res limits.Resources) (types.BuildOptions, string, error) {
 	var opts types.BuildOptions
-	dir, err := filepath.Abs(p.Context)
+	dir, err := s.policy.BuildPath("context", p.Context)
+	if isKind(err, rpc.KindInvalidParams) {
+		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"context\" must be a directory on the worker's host: %s is not one", p.Context).With("field", "context")
+	}
 	if err != nil {
-		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"context\": %v", err).With("field", "context")
+		return opts, "", err
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"context\" must be a directory on the worker's host: %s is not one", dir).With("field", "context")
@@ -123,8 +203,20 @@ func buildOptions(p buildParams) (types.BuildOptions, string, error) {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(dir, file)
 	}
-	if _, err := os.Stat(file); err != nil {
+	// The Containerfile is read and uploaded too (a symlink is followed),
+	// so it must lie under a build root like the context.
+	resolved, err := s.policy.BuildPath("file", file)
+	if isKind(err, rpc.KindInvalidParams) {
 		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": no Containerfile at %s", file).With("field", "file")
+	}
+	if err != nil {
+		return opts, "", err
+	}
+	if st, err := os.Stat(resolved); err != nil || st.IsDir() {
+		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": no Containerfile at %s", file).With("field", "file")
+	}
+	if err := checkContextSize(dir, s.policy.MaxBuildContext); err != nil {
+		return opts, "", err
 	}
 	if p.Platform != "" {
 		parts := strings.Split(p.Platform, "/")
@@ -141,7 +233,77 @@ func buildOptions(p buildParams) (types.BuildOptions, string, error) {
 	opts.Output = p.Tag
 	opts.Args = p.BuildArgs
 	opts.NoCache = p.NoCache
-	return opts, file, nil
+	// A failed or stopped build leaves no build container behind.
+	opts.ForceRmIntermediateCtrs = true
+	opts.CommonBuildOpts = &buildahDefine.CommonBuildOptions{
+		Memory: res.Memory, MemorySwap: res.MemorySwap, CPUQuota: res.CPUQuota, CPUPeriod: limits.CPUPeriod,
+	}
+	opts.DropCapabilities = limits.BuildDropCaps
+	switch res.NetworkMode {
+	case "none":
+		// Only a loopback of their own: Podman 4.3 otherwise runs RUN
+		// steps in the host's network namespace.
+		opts.ConfigureNetwork = buildahDefine.NetworkDisabled
+		opts.NamespaceOptions = buildahDefine.NamespaceOptions{{Name: "network", Host: false}}
+	case "bridge":
+		opts.ConfigureNetwork = buildahDefine.NetworkEnabled
+		opts.NamespaceOptions = buildahDefine.NamespaceOptions{{Name: "network", Host: false}}
+	case "host":
+		opts.NamespaceOptions = buildahDefine.NamespaceOptions{{Name: "network", Host: true}}
+	}
+	return opts, resolved, nil
+}
+
+// isKind says whether err is an *rpc.Error of kind k.
+func isKind(err error, k rpc.Kind) bool {
+	var e *rpc.Error
+	return errors.As(err, &e) && e.Kind == k
+}
+
+// checkContextSize refuses a context whose files, less those its
+// .containerignore (or .dockerignore) leaves out, add up to more than max
+// bytes, before anything is sent: the upload is a tar of them. Symlinks
+// count as links, which is how they are sent.
+func checkContextSize(dir string, max int64) error {
+	var patterns []string
+	for _, name := range []string{".containerignore", ".dockerignore"} {
+		if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			for _, l := range strings.Split(string(data), "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+					patterns = append(patterns, l)
+				}
+			}
+			break
+		}
+	}
+	pm, err := fileutils.NewPatternMatcher(patterns)
+	if err != nil {
+		pm, _ = fileutils.NewPatternMatcher(nil) // a bad pattern fails the build later; count everything
+	}
+	var total int64
+	errTooLarge := errors.New("too large")
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		// The bindings' own matcher and call, so the count agrees with the upload.
+		if excluded, _ := pm.Matches(filepath.ToSlash(rel)); excluded { //nolint:staticcheck
+
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			total += info.Size()
+		}
+		if total > max {
+			return errTooLarge
+		}
+		return nil
+	})
+	if errors.Is(err, errTooLarge) {
+		return rpc.Errorf(rpc.KindForbidden, "Forbidden: \"context\": %s holds more than this worker's limit of %s (--max-build-context); leave large files out with .containerignore or .dockerignore", dir, limits.FormatBytes(max)).With("field", "context")
+	}
+	return nil
 }
 
 // describeImage inspects a built (or existing) image for the result.

@@ -46,9 +46,9 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if err := s.podman.Owned.AwaitRemoval(ctx, p.Name); err != nil {
 		return nil, err
 	}
-	g, err := s.specFor(containerConfig{
+	g, err := s.specFor(ctx, containerConfig{
 		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
-		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true,
+		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true, LongLived: true,
 	})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,11 @@ var octalPattern = regexp.MustCompile(`^[0-7]+$`)
 // addFile writes a file into a container through Podman's archive upload:
 // byte-exact, binary-safe, and no shell or command line ever sees the content.
 func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
+	if strings.HasSuffix(p.DestPath, "/") {
+		// Cleaning would drop the slash and write a file where the caller
+		// named a directory.
+		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"dest_path\" %q ends in \"/\", which names a directory: give the file's path, such as %sname", p.DestPath, p.DestPath).With("field", "dest_path")
+	}
 	dest, err := containerPath(p.DestPath, "dest_path")
 	if err != nil {
 		return nil, err
@@ -58,6 +63,12 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 		m, err := strconv.ParseInt(p.Mode, 8, 64)
 		if !octalPattern.MatchString(p.Mode) || err != nil || m > 0o7777 {
 			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mode\" must be octal digits up to 7777, e.g. \"0644\", got %q", p.Mode).With("field", "mode")
+		}
+		if m&0o7000 != 0 && !s.policy.AllowSpecialModes {
+			// A set-uid root file is a way up for any user in the
+			// container (no new privileges stops it only for processes
+			// that have it set); sticky is refused with them for one rule.
+			return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"mode\": %q has set-uid, set-gid or sticky bits, which this worker does not write (--allow-special-modes); use permission bits up to 0777", p.Mode).With("field", "mode")
 		}
 		mode = m
 	}

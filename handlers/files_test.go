@@ -9,7 +9,9 @@ import (
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	podmancopy "github.com/containers/podman/v5/pkg/copy"
+	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -98,6 +100,36 @@ func TestAddFile(t *testing.T) {
 		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"x","encoding":"latin1"}`, rpc.KindInvalidParams, "encoding")
 		for _, bad := range []string{`"999"`, `"10000"`, `"rw-"`, `"-1"`, `420`} {
 			wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"x","mode":`+bad+`}`, rpc.KindInvalidParams, "mode")
+		}
+	})
+	t.Run("a dest_path naming a directory", func(t *testing.T) {
+		// Sent "/tmp/newfile/": it used to be cleaned to /tmp/newfile and
+		// written as a file.
+		err := wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/newfile/","content":"x"}`, rpc.KindInvalidParams, "dest_path")
+		if !strings.Contains(err.Message, `ends in "/"`) {
+			t.Errorf("sent /tmp/newfile/: message %q does not say why", err.Message)
+		}
+		if _, err := containers.Stat(e.conn, c, "/tmp/newfile"); !errors.Is(err, podmancopy.ErrENOENT) {
+			t.Errorf("sent /tmp/newfile/: something was written there (%v)", err)
+		}
+	})
+	t.Run("special modes", func(t *testing.T) {
+		for _, mode := range []string{"4755", "2755", "1777", "7777", "04711"} {
+			err := wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/suid","content":"x","mode":"`+mode+`"}`, rpc.KindForbidden, "mode")
+			if !strings.Contains(err.Message, "--allow-special-modes") {
+				t.Errorf("sent mode %s: message %q does not name the flag", mode, err.Message)
+			}
+		}
+		if _, err := containers.Stat(e.conn, c, "/tmp/suid"); !errors.Is(err, podmancopy.ErrENOENT) {
+			t.Errorf("a refused set-uid file was written (%v)", err)
+		}
+		// The operator's flag allows them.
+		p := limits.DefaultPolicy()
+		p.AllowSpecialModes = true
+		allowed := New(e.s.podman, zerolog.Nop(), Options{Policy: p})
+		mustCall[result](t, adapt(allowed, allowed.addFile).call, `{"name":`+q(c)+`,"dest_path":"/tmp/suid","content":"x","mode":"4755"}`)
+		if out := mustCall[execOut](t, exec, `{"name":`+q(c)+`,"command":["stat","-c","%a","/tmp/suid"]}`); out.Output != "4755\n" {
+			t.Errorf("with --allow-special-modes, sent 4755: stat says %q", out.Output)
 		}
 	})
 }

@@ -62,7 +62,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 	autoRemove := p.AutoRemove == nil || *p.AutoRemove
-	g, err := s.specFor(containerConfig{
+	g, err := s.specFor(ctx, containerConfig{
 		Image: p.Image, Name: name, Command: p.Command, Entrypoint: p.Entrypoint, Env: p.Env,
 		Ports: p.Ports, Volumes: p.Volumes, Mounts: p.Mounts, Workdir: p.Workdir, User: p.User, Resources: res,
 		Kept: !autoRemove,
@@ -98,7 +98,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	out := podman.NewOutput(s.maxOutput)
 	ended, err := s.podman.Attach(deadline, id, out.Stdout, out.Stderr)
 	attachedAt := time.Since(begun)
+	var memory *podman.MemoryWatch
 	if err == nil {
+		memory = s.podman.WatchMemory(id, ended)
 		err = containers.Start(ctx, id, nil)
 	}
 	startedAt := time.Since(begun)
@@ -140,20 +142,30 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if len(result.Truncated) > 0 {
 		e.With("truncated", result.Truncated)
 	}
-	if oomKilled(state) {
-		e.Message = fmt.Sprintf("Container execution failed: the function ran out of memory (memory limit %s) and was killed", limits.FormatBytes(res.Memory))
-		e.With("oom_killed", true)
-	}
+	describeKill(e, state, memory.Evidence(), res.Memory)
 	return nil, e
 }
 
-// oomKilled says whether the memory limit killed the process. Podman
-// reports it where it sees the kernel's OOM event; on cgroup v1 hosts
-// (Podman 4.3 here) it never does, so a death by SIGKILL (exit 137) that
-// the worker did not send (a timeout or cancel returns before this) is
-// taken for what it almost always is under a 20 MB limit.
-func oomKilled(st *define.InspectContainerState) bool {
-	return st.OOMKilled || st.ExitCode == 137
+// describeKill says whether the memory limit killed the function, only
+// where Podman or the kernel confirms it: Podman's OOMKilled (which Podman
+// 4.3 on cgroup v1 never sets), or the OOM kills the kernel counted in the
+// container's memory cgroup. An exit status of 137 is also what `exit
+// 137` or any SIGKILL gives, so where nothing confirms it the error says
+// what is known and leaves oom_killed false. The worker's own kills (a
+// timeout, a cancel) return before this.
+func describeKill(e *rpc.Error, st *define.InspectContainerState, mem podman.MemoryEvidence, limit int64) {
+	switch {
+	case st.OOMKilled || mem.OOMKills > 0:
+		e.Message = fmt.Sprintf("Container execution failed: the function ran out of memory (memory limit %s) and was killed", limits.FormatBytes(limit))
+		e.With("oom_killed", true)
+	case st.ExitCode == 137 && !mem.Known:
+		e.Message = fmt.Sprintf("Container execution failed: the process was killed by SIGKILL (exit status 137); "+
+			"the memory limit (%s) is the likely cause, but no OOM kill could be confirmed: %s", limits.FormatBytes(limit), mem.Why)
+		e.With("oom_killed", false).With("killed_by", "SIGKILL")
+	}
+	if mem.Known && mem.Peak > 0 && st.ExitCode == 137 {
+		e.With("memory_peak", mem.Peak)
+	}
 }
 
 // jsonOrText returns the parsed value when a function printed JSON (they

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -8,12 +9,14 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/containers/podman/v5/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 	nettypes "go.podman.io/common/libnetwork/types"
+	storagetypes "go.podman.io/storage/types"
 
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -36,13 +39,24 @@ type containerConfig struct {
 	// Kept says the container is handed over to the caller and outlives
 	// the call (create; run with auto_remove false).
 	Kept bool
+	// LongLived is a container from create: its output goes to a capped
+	// log file, since nobody is attached to it.
+	LongLived bool
 }
 
+// scratchDirs are the writable places of a function container whose root
+// filesystem is read-only: tmpfs mounts, as on AWS Lambda, with the mode
+// an image's own directories would have.
+var scratchDirs = []struct{ path, mode string }{{"/tmp", "1777"}, {"/var/tmp", "1777"}, {"/run", "755"}}
+
 // specFor builds a locked-down spec: no new privileges, never privileged,
-// limits on memory, swap, cpu and pids, the chosen network (none by
-// default), and a conmon-side timeout so that a run's deadline holds even
-// if the worker itself dies.
-func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
+// no capabilities (unless the operator allows some and the caller asks),
+// a read-only root filesystem with tmpfs scratch space, output that never
+// reaches a file for run and a capped log file for create, limits on
+// memory, swap, cpu and pids, the chosen network (none by default), host
+// paths and ports only within the policy, and a conmon-side timeout so
+// that a run's deadline holds even if the worker itself dies.
+func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.SpecGenerator, error) {
 	g := specgen.NewSpecGenerator(c.Image, false)
 	g.Name = c.Name
 	g.Command = c.Command
@@ -58,8 +72,27 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 	g.NoNewPrivileges = &yes
 	g.Terminal = &no
 	g.Stdin = &no
-	// k8s-file keeps stdout and stderr apart and needs no journald.
-	g.LogConfiguration = &specgen.LogConfig{Driver: "k8s-file"}
+	if c.LongLived {
+		// k8s-file keeps stdout and stderr apart for logs and needs no
+		// journald; conmon truncates the file at the cap.
+		g.LogConfiguration = &specgen.LogConfig{Driver: "k8s-file", Size: s.policy.MaxLogBytes}
+	} else {
+		// run attaches before the start and reads every byte from the
+		// stream: a log file would only be a copy on the host's disk
+		// (~23 bytes per line of k8s-file framing), which a function
+		// printing in a loop grows at hundreds of MB/s.
+		g.LogConfiguration = &specgen.LogConfig{Driver: "none"}
+	}
+	// Container root holds no capability: CapEff is 0 unless the operator
+	// allowed some (--allow-caps) and the caller asked (cap_add).
+	g.CapDrop = []string{"ALL"}
+	g.CapAdd = c.Resources.CapAdd
+	if s.policy.UserNS == "auto" {
+		// Container root is an unprivileged host uid from the
+		// "containers" range of /etc/subuid, different per container.
+		g.UserNS = specgen.Namespace{NSMode: specgen.Auto}
+		g.IDMappings = &storagetypes.IDMappingOptions{AutoUserNs: true, AutoUserNsOpts: storagetypes.AutoUserNsOptions{Size: 65536}}
+	}
 
 	r := c.Resources
 	period := uint64(limits.CPUPeriod)
@@ -74,7 +107,7 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 	}
 	g.NetNS = specgen.Namespace{NSMode: specgen.NamespaceMode(r.NetworkMode)}
 
-	ports, err := parsePorts(c.Ports)
+	ports, err := parsePorts(c.Ports, s.policy)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +116,7 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 	}
 	g.PortMappings = ports
 	for _, v := range c.Volumes {
-		if err := addVolume(g, "volumes", v, ""); err != nil {
+		if err := s.addVolume(ctx, g, "volumes", v, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -91,21 +124,47 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 		src, rest, _ := strings.Cut(m, ":")
 		target, opts, _ := strings.Cut(rest, ":")
 		if src == "tmpfs" {
-			if err := addTmpfs(g, target, opts); err != nil {
+			if err := addTmpfs(g, target, opts, r.Memory); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err := addVolume(g, "mounts", src+":"+target, opts); err != nil {
+		if err := s.addVolume(ctx, g, "mounts", src+":"+target, opts); err != nil {
 			return nil, err
 		}
 	}
+
+	if !s.policy.WritableRoot {
+		g.ReadOnlyFilesystem = &yes
+	}
+	// Scratch space is memory: tmpfs pages are charged to the container's
+	// memory cgroup, so together they never hold more than the memory
+	// limit, and each is sized to it rather than to Podman's default of
+	// half the host's RAM. A caller's own mount at one of these paths
+	// takes its place.
+	taken := map[string]bool{}
+	for _, m := range g.Mounts {
+		taken[m.Destination] = true
+	}
+	for _, v := range g.Volumes {
+		taken[v.Dest] = true
+	}
+	for _, d := range scratchDirs {
+		if !taken[d.path] {
+			g.Mounts = append(g.Mounts, spec.Mount{Type: "tmpfs", Source: "tmpfs", Destination: d.path,
+				Options: []string{"rw", "nosuid", "nodev", "mode=" + d.mode, "size=" + strconv.FormatInt(r.Memory, 10)}})
+		}
+	}
+	shm := r.Memory
+	g.ShmSize = &shm
 	return g, nil
 }
 
 // parsePorts reads ["HOST:CONTAINER"], also "IP:HOST:CONTAINER" and a
-// "/udp" or "/tcp" suffix.
-func parsePorts(list []string) ([]nettypes.PortMapping, error) {
+// "/udp" or "/tcp" suffix, and binds each where the policy allows: on
+// 127.0.0.1 unless the operator allows other host addresses, and never
+// below host port 1024 unless allowed.
+func parsePorts(list []string, policy limits.Policy) ([]nettypes.PortMapping, error) {
 	var out []nettypes.PortMapping
 	for _, p := range list {
 		spec, proto, _ := strings.Cut(p, "/")
@@ -125,6 +184,10 @@ func parsePorts(list []string) ([]nettypes.PortMapping, error) {
 		if err1 != nil || err2 != nil || ctr == 0 {
 			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q: ports are numbers from 1 to 65535 (host 0 picks a free one)", p).With("field", "ports")
 		}
+		ip, err := policy.PortBinding(p, ip, uint16(host))
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, nettypes.PortMapping{HostIP: ip, HostPort: uint16(host), ContainerPort: uint16(ctr), Protocol: proto, Range: 1})
 	}
 	return out, nil
@@ -136,9 +199,9 @@ var (
 )
 
 // addVolume adds "SOURCE:TARGET" with options "relabel,propagation,ro":
-// a host path (absolute) is bind-mounted, anything else is a named volume
-// that Podman creates on first use.
-func addVolume(g *specgen.SpecGenerator, field, v, opts string) error {
+// a host path (absolute) is bind-mounted if the policy allows it, anything
+// else is a named volume that Podman creates on first use.
+func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field, v, opts string) error {
 	src, target, ok := strings.Cut(v, ":")
 	if !ok {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: %q is not SOURCE:TARGET", field, v).With("field", field)
@@ -161,7 +224,15 @@ func addVolume(g *specgen.SpecGenerator, field, v, opts string) error {
 		}
 	}
 	if filepath.IsAbs(src) {
-		g.Mounts = append(g.Mounts, spec.Mount{Type: "bind", Source: filepath.Clean(src), Destination: filepath.Clean(target), Options: append([]string{"rbind"}, options...)})
+		policy, err := s.mountPolicy(ctx)
+		if err != nil {
+			return err
+		}
+		resolved, err := policy.BindSource(field, src)
+		if err != nil {
+			return err
+		}
+		g.Mounts = append(g.Mounts, spec.Mount{Type: "bind", Source: resolved, Destination: filepath.Clean(target), Options: append([]string{"rbind"}, options...)})
 		return nil
 	}
 	if !volumeName.MatchString(src) {
@@ -171,23 +242,47 @@ func addVolume(g *specgen.SpecGenerator, field, v, opts string) error {
 	return nil
 }
 
-// addTmpfs adds "tmpfs:TARGET:size=16m": a scratch space of bounded size.
-func addTmpfs(g *specgen.SpecGenerator, target, opts string) error {
+// mountPolicy is the policy for host paths, with Podman's own storage
+// (wherever its service keeps it) added to what is never mounted: a
+// container holding it could read and change every image and container.
+// Podman is asked only when the operator allows host paths at all.
+func (s *Service) mountPolicy(ctx context.Context) (limits.Policy, error) {
+	p := s.policy
+	if len(p.MountRoots) == 0 || s.podman == nil {
+		return p, nil
+	}
+	store, err := s.podman.StorePaths(ctx)
+	if err != nil {
+		return p, err
+	}
+	p.NeverMount = limits.NeverMountPaths(append(slices.Clone(p.NeverMount), store...)...)
+	return p, nil
+}
+
+// addTmpfs adds "tmpfs:TARGET:size=16m": a scratch space of bounded size,
+// the container's memory limit at most (its pages count against it), and
+// the memory limit when no size is given.
+func addTmpfs(g *specgen.SpecGenerator, target, opts string, memory int64) error {
 	if !filepath.IsAbs(target) {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": the tmpfs target %q must be an absolute path", target).With("field", "mounts")
 	}
 	options := []string{"nosuid", "nodev"}
+	size := memory
 	for _, o := range strings.Split(opts, ",") {
 		if sz, ok := strings.CutPrefix(o, "size="); ok {
 			n, err := limits.ParseBytes(sz)
 			if err != nil {
 				return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": tmpfs size: %v", err).With("field", "mounts")
 			}
-			options = append(options, "size="+strconv.FormatInt(n, 10))
+			if n > memory {
+				return rpc.Errorf(rpc.KindForbidden, "Forbidden: \"mounts\": tmpfs size %s is above the container's memory limit (%s): tmpfs pages count against it, so ask for more memory", sz, limits.FormatBytes(memory)).With("field", "mounts")
+			}
+			size = n
 		} else if o != "" {
 			return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": tmpfs option %q; only size=N is taken", o).With("field", "mounts")
 		}
 	}
+	options = append(options, "size="+strconv.FormatInt(size, 10))
 	g.Mounts = append(g.Mounts, spec.Mount{Type: "tmpfs", Source: "tmpfs", Destination: filepath.Clean(target), Options: options})
 	return nil
 }

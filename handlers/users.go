@@ -92,6 +92,10 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ro, err := s.podman.ReadOnlyRoot(ctx, ctr); err == nil && ro {
+		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: add_user writes /etc/passwd, /etc/group and /etc/shadow, and container %q has a read-only root filesystem, as this worker gives function containers unless the operator allows writable roots (--writable-root)", p.Name).With("container", p.Name)
+	}
+
 	accountsMu.Lock()
 	defer accountsMu.Unlock()
 	passwd, group, shadow, err := s.readAccounts(ctx, ctr)

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestResolveDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Resources{Memory: 20 << 20, MemorySwap: 20 << 20, CPUQuota: 50000, CPUs: 0.5, Timeout: 5 * time.Second, Pids: DefaultPids, NetworkMode: "none"}
-	if res != want {
+	if !reflect.DeepEqual(res, want) {
 		t.Errorf("defaults: got %+v, want %+v", res, want)
 	}
 }
@@ -33,7 +34,25 @@ func TestResolve(t *testing.T) {
 		{"swap above memory", `{"memory":"20m","memory_swap":"50m"}`, true, func(r Resources) bool { return r.MemorySwap == 50<<20 }, -1, ""},
 		{"cpus 1.5", `{"cpus":1.5}`, true, func(r Resources) bool { return r.CPUQuota == 150000 }, -1, ""},
 		{"fractional timeout", `{"timeout":0.5}`, true, func(r Resources) bool { return r.Timeout == 500*time.Millisecond }, -1, ""},
-		{"bridge allowed", `{"network_mode":"bridge"}`, true, func(r Resources) bool { return r.NetworkMode == "bridge" }, -1, ""},
+		{"bridge refused by default", `{"network_mode":"bridge"}`, true, nil, rpc.KindForbidden, "network_mode"},
+		{"swap above the memory ceiling", `{"memory_swap":"8t"}`, true, nil, rpc.KindForbidden, "memory_swap"},
+		{"swap at the ceiling", `{"memory_swap":"1g"}`, true, func(r Resources) bool { return r.MemorySwap == 1<<30 }, -1, ""},
+		{"swap that overflows", `{"memory_swap":"99999999999t"}`, true, nil, rpc.KindInvalidParams, "memory_swap"},
+		{"memory that overflows", `{"memory":"9223372036854775807k"}`, true, nil, rpc.KindInvalidParams, "memory"},
+		{"timeout past what a duration holds", `{"timeout":1e10}`, true, nil, rpc.KindForbidden, "timeout"},
+		{"timeout far past", `{"timeout":1e300}`, true, nil, rpc.KindForbidden, "timeout"},
+		{"timeout out of float range", `{"timeout":1e400}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"timeout below a nanosecond", `{"timeout":1e-12}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"timeout negative zero", `{"timeout":-0}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"timeout negative zero string", `{"timeout":"-0.0"}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"timeout at the ceiling", `{"timeout":600}`, true, func(r Resources) bool { return r.Timeout == 10*time.Minute }, -1, ""},
+		{"cpus negative zero", `{"cpus":-0}`, true, nil, rpc.KindInvalidParams, "cpus"},
+		{"pids negative zero", `{"pids_limit":-0}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
+		{"pids that overflow", `{"pids_limit":99999999999999999999}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
+		{"memory negative zero", `{"memory":"-0"}`, true, nil, rpc.KindInvalidParams, "memory"},
+		{"cap_add not allowed", `{"cap_add":["NET_RAW"]}`, true, nil, rpc.KindForbidden, "cap_add"},
+		{"cap_add unknown", `{"cap_add":["WIZARDRY"]}`, true, nil, rpc.KindInvalidParams, "cap_add"},
+		{"cap_add empty list", `{"cap_add":[]}`, true, func(r Resources) bool { return len(r.CapAdd) == 0 }, -1, ""},
 		{"pids", `{"pids_limit":10}`, true, func(r Resources) bool { return r.Pids == 10 }, -1, ""},
 		{"memory unit unknown", `{"memory":"20x"}`, true, nil, rpc.KindInvalidParams, "memory"},
 		{"memory zero", `{"memory":"0"}`, true, nil, rpc.KindInvalidParams, "memory"},
@@ -82,6 +101,62 @@ func TestParseNetworkModes(t *testing.T) {
 	}
 	if _, err := ParseNetworkModes("bridge,wifi"); err == nil {
 		t.Error("an unknown mode was accepted")
+	}
+}
+
+// The operator widens: bridge, capabilities and swap come only from the policy.
+func TestResolveWithinAWiderPolicy(t *testing.T) {
+	p := DefaultPolicy()
+	p.NetworkModes = []string{"none", "bridge"}
+	p.AllowCaps = []string{"NET_BIND_SERVICE", "CHOWN"}
+	p.MaxMemorySwap = 2 << 30
+	res, err := p.Resolve(Request{NetworkMode: "bridge", CapAdd: []string{"net_bind_service", "CAP_CHOWN", "CHOWN"}, MemorySwap: "2g"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NetworkMode != "bridge" || !reflect.DeepEqual(res.CapAdd, []string{"CAP_NET_BIND_SERVICE", "CAP_CHOWN"}) || res.MemorySwap != 2<<30 {
+		t.Errorf("sent bridge, cap_add [net_bind_service CAP_CHOWN CHOWN], memory_swap 2g: got %+v", res)
+	}
+	_, err = p.Resolve(Request{CapAdd: []string{"SYS_ADMIN"}}, true)
+	if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindForbidden || !strings.Contains(e.Message, "--allow-caps NET_BIND_SERVICE,CHOWN") {
+		t.Errorf("sent cap_add [SYS_ADMIN] with --allow-caps NET_BIND_SERVICE,CHOWN: got %v", err)
+	}
+	_, err = p.Resolve(Request{MemorySwap: "3g"}, true)
+	if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindForbidden || !strings.Contains(e.Message, "--max-memory-swap") {
+		t.Errorf("sent memory_swap 3g above --max-memory-swap 2g: got %v", err)
+	}
+}
+
+func TestResolveBuild(t *testing.T) {
+	res, err := DefaultPolicy().ResolveBuild(BuildRequest{})
+	want := Resources{Memory: 512 << 20, MemorySwap: 512 << 20, CPUQuota: 100000, CPUs: 1, Timeout: 10 * time.Minute, Pids: 256, NetworkMode: "none"}
+	if err != nil || !reflect.DeepEqual(res, want) {
+		t.Errorf("build defaults: got %+v, %v; want %+v", res, err, want)
+	}
+	low := Policy{MaxMemory: 64 << 20, MaxCPUs: 0.5, MaxPids: 32, MaxBuildTimeout: time.Minute, NetworkModes: []string{"none"}}
+	res, err = low.ResolveBuild(BuildRequest{})
+	if err != nil || res.Memory != 64<<20 || res.CPUs != 0.5 || res.Pids != 32 || res.Timeout != time.Minute {
+		t.Errorf("build defaults under low ceilings: got %+v, %v", res, err)
+	}
+	for _, tt := range []struct {
+		req   BuildRequest
+		kind  rpc.Kind
+		field string
+		flag  string
+	}{
+		{BuildRequest{Timeout: "3600"}, rpc.KindForbidden, "timeout", "--max-build-timeout"},
+		{BuildRequest{Timeout: "1e10"}, rpc.KindForbidden, "timeout", "--max-build-timeout"},
+		{BuildRequest{Timeout: "0"}, rpc.KindInvalidParams, "timeout", ""},
+		{BuildRequest{Memory: "4g"}, rpc.KindForbidden, "memory", "--max-memory"},
+		{BuildRequest{NetworkMode: "bridge"}, rpc.KindForbidden, "network_mode", "--network-modes"},
+		{BuildRequest{NetworkMode: "slirp4netns"}, rpc.KindInvalidParams, "network_mode", ""},
+		{BuildRequest{Pids: "5000"}, rpc.KindForbidden, "pids_limit", "--max-pids"},
+	} {
+		_, err := DefaultPolicy().ResolveBuild(tt.req)
+		e, ok := err.(*rpc.Error)
+		if !ok || e.Kind != tt.kind || e.Fields["field"] != tt.field || !strings.Contains(e.Message, tt.flag) {
+			t.Errorf("sent %+v: got %v; want %s naming %q and %q", tt.req, err, (&rpc.Error{Kind: tt.kind}).Type(), tt.field, tt.flag)
+		}
 	}
 }
 

@@ -146,3 +146,14 @@ func (c *Client) RequireContainer(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ReadOnlyRoot says whether a container's root filesystem is mounted
+// read-only, in which case an upload can only write into its tmpfs and
+// volume mounts.
+func (c *Client) ReadOnlyRoot(ctx context.Context, name string) (bool, error) {
+	data, err := containers.Inspect(ctx, name, nil)
+	if err != nil {
+		return false, err
+	}
+	return data.HostConfig != nil && data.HostConfig.ReadonlyRootfs, nil
+}

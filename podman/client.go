@@ -53,6 +53,8 @@ type Client struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	watching  atomic.Bool
+	// facts are what the worker learns once about Podman's host.
+	facts factsCache
 
 	mu sync.Mutex
 	// conn is the bindings' connection; nil while disconnected.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -159,6 +160,14 @@ func runCLI(ctx context.Context, call func(ctx context.Context, method string, p
 	cmd, params, err := parseCLI(args)
 	if err != nil {
 		return cliParseOutcome(err, stdout, stderr)
+	}
+	if c, ok := params["context"].(string); ok && cmd.name == "build" && c != "" && !filepath.IsAbs(c) {
+		// The CLI's caller means its own working directory, as podman
+		// build does; the protocol takes relative contexts as relative to
+		// the first build root instead.
+		if abs, err := filepath.Abs(c); err == nil {
+			params["context"] = abs
+		}
 	}
 	raw, err := json.Marshal(params)
 	if err != nil {

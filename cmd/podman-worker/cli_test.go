@@ -22,7 +22,8 @@ import (
 // per line, after the worker's --socket: words split at spaces, and
 // single or double quotes keep a word whole, an empty one too. The setting
 // "dir: PATH" (under testdata) is the processes' working directory, and
-// "shape: COMMAND ..." compares the data of those commands by its shape,
+// "args: FLAGS" holds worker flags given to every command ($TESTDATA is
+// replaced), and "shape: COMMAND ..." compares the data of those commands by its shape,
 // where its values are machine-specific: an object by its sorted keys, a
 // number written as a string (an image's size) as <SIZE>.
 // Output lines that are JSON are normalized as in TestGolden; others
@@ -54,7 +55,8 @@ func TestCLIGolden(t *testing.T) {
 				if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 					continue
 				}
-				cmd := exec.Command(workerBin, append([]string{"--socket", svc.URI}, shellWords(vars.Replace(line))...)...)
+				args := append([]string{"--socket", svc.URI}, strings.Fields(vars.Replace(settings["args"]))...)
+				cmd := exec.Command(workerBin, append(args, shellWords(vars.Replace(line))...)...)
 				if dir := settings["dir"]; dir != "" {
 					cmd.Dir = filepath.Join(repoRoot, "testdata", dir)
 				}

@@ -86,7 +86,19 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	maxCPUs := fs.String("max-cpus", envOr("MAX_CPUS", strconv.FormatFloat(def.MaxCPUs, 'f', -1, 64)), "ceiling on a container's cpus (env MAX_CPUS)")
 	maxTimeout := fs.String("max-timeout", envOr("MAX_TIMEOUT", def.MaxTimeout.String()), "ceiling on a run's timeout, e.g. 10m (env MAX_TIMEOUT)")
 	maxPids := fs.String("max-pids", envOr("MAX_PIDS", strconv.FormatInt(def.MaxPids, 10)), "ceiling on a container's pids_limit (env MAX_PIDS)")
-	networkModes := fs.String("network-modes", envOr("NETWORK_MODES", strings.Join(def.NetworkModes, ",")), "network modes callers may choose; none is always allowed (env NETWORK_MODES)")
+	networkModes := fs.String("network-modes", envOr("NETWORK_MODES", strings.Join(def.NetworkModes, ",")), "network modes callers may choose, e.g. none,bridge; none is always allowed (env NETWORK_MODES)")
+	maxSwap := fs.String("max-memory-swap", getenv("MAX_MEMORY_SWAP"), "ceiling on memory_swap (memory plus swap); default: the --max-memory value, so no swap beyond the memory ceiling (env MAX_MEMORY_SWAP)")
+	allowCaps := fs.String("allow-caps", getenv("ALLOW_CAPS"), "capabilities a caller may add back with cap_add, e.g. NET_BIND_SERVICE; every other one is dropped (env ALLOW_CAPS)")
+	portAddrs := fs.String("port-addresses", envOr("PORT_ADDRESSES", strings.Join(def.PortAddresses, ",")), "host addresses published ports may bind to; the first is the default (env PORT_ADDRESSES)")
+	privPorts := fs.Bool("allow-privileged-ports", isTrue(getenv("ALLOW_PRIVILEGED_PORTS")), "let published ports use host ports below 1024 (env ALLOW_PRIVILEGED_PORTS=true)")
+	mountRoots := fs.String("mount-roots", getenv("MOUNT_ROOTS"), "host directories under which bind-mount sources may lie, comma-separated; empty: only named volumes and tmpfs (env MOUNT_ROOTS)")
+	buildRoots := fs.String("build-roots", getenv("BUILD_ROOTS"), "host directories under which build contexts may lie, comma-separated; empty: builds are refused (env BUILD_ROOTS)")
+	maxContext := fs.String("max-build-context", envOr("MAX_BUILD_CONTEXT", limits.FormatBytes(def.MaxBuildContext)), "largest build context, counting its files' sizes (env MAX_BUILD_CONTEXT)")
+	maxBuildTimeout := fs.String("max-build-timeout", envOr("MAX_BUILD_TIMEOUT", def.MaxBuildTimeout.String()), "ceiling on a build's timeout, e.g. 30m (env MAX_BUILD_TIMEOUT)")
+	maxLog := fs.String("max-log-bytes", envOr("MAX_LOG_BYTES", limits.FormatBytes(def.MaxLogBytes)), "largest log file of a container made by create (env MAX_LOG_BYTES)")
+	writableRoot := fs.Bool("writable-root", isTrue(getenv("WRITABLE_ROOT")), "give function containers a writable root filesystem (host disk) instead of a read-only one (env WRITABLE_ROOT=true)")
+	userns := fs.String("userns", getenv("USERNS"), "user namespace of function containers: host (container root is host root) or auto (needs a containers range in /etc/subuid and /etc/subgid) (env USERNS; default host)")
+	specialModes := fs.Bool("allow-special-modes", isTrue(getenv("ALLOW_SPECIAL_MODES")), "let add_file write set-uid, set-gid and sticky modes (env ALLOW_SPECIAL_MODES=true)")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env LOG_LEVEL)")
 	debug := fs.Bool("debug", false, "same as --log-level debug (env DEBUG=true)")
 	showVersion := fs.Bool("version", false, "print the worker's version and exit")
@@ -151,6 +163,21 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	if cfg.policy, err = parsePolicy(*maxMemory, *maxCPUs, *maxTimeout, *maxPids, *networkModes); err != nil {
 		return nil, err
 	}
+	if err := parseSandbox(&cfg.policy, sandboxFlags{
+		maxSwap: *maxSwap, allowCaps: *allowCaps, portAddrs: *portAddrs, mountRoots: *mountRoots, buildRoots: *buildRoots,
+		maxContext: *maxContext, maxBuildTimeout: *maxBuildTimeout, maxLog: *maxLog, userns: *userns,
+	}); err != nil {
+		return nil, err
+	}
+	cfg.policy.AllowPrivilegedPorts = *privPorts
+	cfg.policy.WritableRoot = *writableRoot
+	cfg.policy.AllowSpecialModes = *specialModes
+	// Never mounted, whatever --mount-roots says: the paths through which a
+	// container would reach Podman itself or the host's kernel interfaces.
+	// The socket the worker ends up using is added once it is known.
+	cfg.policy.NeverMount = limits.NeverMountPaths(append(def.NeverMount,
+		cfg.podmanRoot, "/var/lib/containers/storage", "/run/containers/storage", socketPath(cfg.socket),
+		xdgPodman(getenv))...)
 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -258,6 +285,67 @@ func parsePolicy(memory, cpus, timeout, pids, networks string) (limits.Policy, e
 		return p, fmt.Errorf("--network-modes / NETWORK_MODES: %v", err)
 	}
 	return p, nil
+}
+
+type sandboxFlags struct {
+	maxSwap, allowCaps, portAddrs, mountRoots, buildRoots, maxContext, maxBuildTimeout, maxLog, userns string
+}
+
+// parseSandbox reads the settings that widen the sandbox, each from its
+// closed default.
+func parseSandbox(p *limits.Policy, f sandboxFlags) error {
+	var err error
+	p.MaxMemorySwap = p.MaxMemory
+	if f.maxSwap != "" {
+		if p.MaxMemorySwap, err = limits.ParseBytes(f.maxSwap); err != nil || p.MaxMemorySwap < p.MaxMemory {
+			return fmt.Errorf("--max-memory-swap / MAX_MEMORY_SWAP: %q must be a size of at least --max-memory (%s)", f.maxSwap, limits.FormatBytes(p.MaxMemory))
+		}
+	}
+	if p.AllowCaps, err = limits.ParseCaps(f.allowCaps); err != nil {
+		return fmt.Errorf("--allow-caps / ALLOW_CAPS: %v", err)
+	}
+	if p.PortAddresses, err = limits.ParsePortAddresses(f.portAddrs); err != nil {
+		return fmt.Errorf("--port-addresses / PORT_ADDRESSES: %v", err)
+	}
+	if p.MountRoots, err = limits.ParseRoots(f.mountRoots); err != nil {
+		return fmt.Errorf("--mount-roots / MOUNT_ROOTS: %v", err)
+	}
+	if p.BuildRoots, err = limits.ParseRoots(f.buildRoots); err != nil {
+		return fmt.Errorf("--build-roots / BUILD_ROOTS: %v", err)
+	}
+	if p.MaxBuildContext, err = limits.ParseBytes(f.maxContext); err != nil {
+		return fmt.Errorf("--max-build-context / MAX_BUILD_CONTEXT: %q must be a size such as 256m", f.maxContext)
+	}
+	if p.MaxBuildTimeout, err = time.ParseDuration(f.maxBuildTimeout); err != nil || p.MaxBuildTimeout <= 0 {
+		return fmt.Errorf("--max-build-timeout / MAX_BUILD_TIMEOUT: %q must be a positive duration such as 30m", f.maxBuildTimeout)
+	}
+	// Podman's conmon needs a few KiB to write a line at all.
+	if p.MaxLogBytes, err = limits.ParseBytes(f.maxLog); err != nil || p.MaxLogBytes < 64<<10 {
+		return fmt.Errorf("--max-log-bytes / MAX_LOG_BYTES: %q must be a size of at least 64k such as 10m", f.maxLog)
+	}
+	if p.UserNS, err = limits.ValidUserNS(f.userns); err != nil {
+		return fmt.Errorf("--userns / USERNS: %v", err)
+	}
+	return nil
+}
+
+// socketPath is the file of a unix socket URI or path, "" for tcp.
+func socketPath(uri string) string {
+	if strings.HasPrefix(uri, "/") {
+		return uri
+	}
+	if p, ok := strings.CutPrefix(uri, "unix://"); ok {
+		return p
+	}
+	return ""
+}
+
+// xdgPodman is the rootless Podman's socket folder, when there is one.
+func xdgPodman(getenv func(string) string) string {
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "podman")
+	}
+	return ""
 }
 
 // parseSeconds reads a duration such as "30s", or plain seconds as the

@@ -47,8 +47,8 @@ func errorData(t *testing.T, r map[string]any) (msg string, data map[string]any)
 // What the function sees from inside: the limits are real cgroup limits,
 // the network is only lo, and env, workdir, user and mounts arrive.
 func TestRunLimitsSeenFromInside(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI)
 	host := t.TempDir()
+	w := startWorker(t, "--socket", service.URI, "--mount-roots", host)
 	if err := os.WriteFile(filepath.Join(host, "request.json"), []byte(`{"n":41}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestRunOutputIsCapped(t *testing.T) {
 
 // Every bad input gets its error naming the field, and the worker goes on.
 func TestRunBadParams(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI)
+	w := startWorker(t, "--socket", service.URI, "--network-modes", "none,bridge")
 	tests := []struct {
 		params, kind, field string
 	}{
@@ -285,8 +285,8 @@ func waitListed(t *testing.T, w *worker, name, psParams string, want bool) {
 }
 
 func TestRunEntrypointAndVolumes(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI)
 	host := t.TempDir()
+	w := startWorker(t, "--socket", service.URI, "--mount-roots", host)
 	if err := os.WriteFile(filepath.Join(host, "in.txt"), []byte("from the host"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -300,11 +300,12 @@ func TestRunEntrypointAndVolumes(t *testing.T) {
 	}
 }
 
-// ports publish a container port on the host (bridge network only).
+// ports publish a container port on the host (bridge network only); the
+// site lives in /tmp, since the root filesystem is read-only.
 func TestCreateWithPublishedPort(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI)
+	w := startWorker(t, "--socket", service.URI, "--network-modes", "none,bridge")
 	r, _ := w.call("1", "create", `{"image":"localhost/busybox:latest","name":"web","network_mode":"bridge","ports":["127.0.0.1:18088:8080"],`+
-		`"command":["/bin/sh","-c","mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"]}`)
+		`"command":["/bin/sh","-c","mkdir -p /tmp/www && echo served > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]}`)
 	result(t, r)
 	defer w.call("9", "rm", `{"container":"web","force":true}`)
 	deadline := time.Now().Add(10 * time.Second)
@@ -413,7 +414,8 @@ func TestRunNameReusedAtOnce(t *testing.T) {
 // At debug level each call's log line carries its params, with every
 // secret replaced: nothing secret is logged at any level.
 func TestSecretsNeverLogged(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI, "--debug")
+	// --writable-root: add_user writes /etc, which is read-only by default.
+	w := startWorker(t, "--socket", service.URI, "--debug", "--writable-root")
 	result(t, mustCall(w, "1", "create", `{"image":"localhost/busybox:latest","name":"secrets","command":["sleep","300"],"environment":{"TOKEN":"SECRET-env-create"}}`))
 	result(t, mustCall(w, "2", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password"}`))
 	mustCall(w, "3", "add_user", `{"name":"secrets","username":"carol","password":"SECRET-password-again"}`) // fails: exists

@@ -93,7 +93,7 @@ func TestStdinClosedMidBatch(t *testing.T) {
 // SIGTERM while a build runs: with a short grace period the build is
 // cancelled and answered, its tag never appears, and the worker exits 0.
 func TestSIGTERMMidBuild(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI, "--shutdown-grace", "500ms")
+	w := startWorker(t, "--socket", service.URI, "--shutdown-grace", "500ms", "--build-roots", testdataBuild())
 	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"b","method":"build","params":{"context":%q,"tag":"sigterm-build","no_cache":true}}`,
 		filepath.Join(repoRoot, "testdata", "build", "slow")))
 	for {
@@ -131,7 +131,7 @@ func TestPodmanKilledMidCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	svc := privateService(t)
-	w := startWorker(t, "--socket", svc.URI)
+	w := startWorker(t, "--socket", svc.URI, "--build-roots", testdataBuild())
 	w.send(`{"jsonrpc":"2.0","id":"run","method":"run","params":` + runParams(`"timeout":30`, "sleep", "20") + `}`)
 	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"build","method":"build","params":{"context":%q,"tag":"killed-build","no_cache":true}}`,
 		filepath.Join(repoRoot, "testdata", "build", "slow")))
@@ -182,7 +182,7 @@ func TestSlowReaderDuringHeavyBuild(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(fmt.Sprintf(
 		"FROM localhost/busybox:latest\nRUN i=0; while [ $i -lt %d ]; do echo \"line $i of heavy output, padded to make it a bit longer than it needs to be\"; i=$((i+1)); done\n", lines)), 0o644)
 
-	cmd := exec.Command(plainBin, "--socket", service.URI) // memory is measured: no race detector
+	cmd := exec.Command(plainBin, "--socket", service.URI, "--build-roots", dir) // memory is measured: no race detector
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard

@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the gold
 //
 // A file's comment (before the first section) holds settings, one per line:
 //
-//	args: --max-workers 1          extra worker flags
+//	args: --max-workers 1          extra worker flags ($TESTDATA is replaced)
 //	socket: none                   start the worker with a socket nobody serves
 //	drop: build.progress           leave these notifications out of the comparison
 //	keys: 3 4                      compare only the result keys of these ids
@@ -75,10 +75,10 @@ func runGolden(t *testing.T, file string) {
 	if settings["socket"] == "none" {
 		socket = "unix:///nonexistent/podman.sock"
 	}
-	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(settings["args"])...)
+	vars := strings.NewReplacer("$BUSYBOX", "localhost/busybox:latest", "$TESTDATA", filepath.Join(repoRoot, "testdata"), "$SOCKET", socket)
+	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(vars.Replace(settings["args"]))...)
 	w := startWorkerRaw(t, args...)
 
-	vars := strings.NewReplacer("$BUSYBOX", "localhost/busybox:latest", "$TESTDATA", filepath.Join(repoRoot, "testdata"), "$SOCKET", socket)
 	var got []string
 	collect := func(until string) {
 		for {

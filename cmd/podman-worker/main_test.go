@@ -278,6 +278,12 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
+// testdataBuild is the folder of the tests' build contexts, which the
+// tests allow with --build-roots (builds are refused without it).
+func testdataBuild() string {
+	return filepath.Join(repoRoot, "testdata", "build")
+}
+
 // privateService starts a fresh private Podman service with the busybox
 // image, stopped when the test ends: for tests that change the service's
 // state (kill it, list what it holds).

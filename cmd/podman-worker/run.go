@@ -15,6 +15,7 @@ import (
 
 	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
 	"github.com/podman-worker/podman-worker/handlers"
+	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -81,6 +82,8 @@ func run(ctx context.Context, p process) int {
 			}
 		}
 	}
+	// No container may mount the socket that drives Podman.
+	cfg.policy.NeverMount = limits.NeverMountPaths(append(cfg.policy.NeverMount, socketPath(socket))...)
 	client, err := podman.New(socket, podman.Options{MaxConns: cfg.maxWorkers, Owner: cfg.owner, PID: p.pid, Log: log})
 	if err != nil {
 		fmt.Fprintf(p.stderr, "podman-worker: --socket: %v\n", err)

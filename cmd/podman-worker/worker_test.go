@@ -45,7 +45,7 @@ func TestPingThroughAPipeExitsZero(t *testing.T) {
 // Build output must reach the client as it happens, not with the reply: a
 // step that sleeps 2 s separates the first line from the response.
 func TestBuildProgressStreamsAsItHappens(t *testing.T) {
-	w := startWorker(t, "--socket", service.URI)
+	w := startWorker(t, "--socket", service.URI, "--build-roots", testdataBuild())
 	params := fmt.Sprintf(`{"context":%q,"tag":"progress-timing","no_cache":true}`, filepath.Join(repoRoot, "testdata", "build", "slow"))
 	w.send(`{"jsonrpc":"2.0","id":"t1","method":"build","params":` + params + `}`)
 	var firstLine time.Time
@@ -222,6 +222,17 @@ func TestConfiguration(t *testing.T) {
 		{[]string{"--max-pids", "0"}, nil, 2, "--max-pids / MAX_PIDS"},
 		{[]string{"--network-modes", "none,wifi"}, nil, 2, "--network-modes / NETWORK_MODES"},
 		{[]string{"--max-output-bytes", "2g"}, nil, 2, "--max-output-bytes / MAX_OUTPUT_BYTES"},
+		{[]string{"--max-memory-swap", "512m"}, nil, 2, "--max-memory-swap / MAX_MEMORY_SWAP: \"512m\" must be a size of at least --max-memory (1g)"},
+		{nil, []string{"ALLOW_CAPS=ALL"}, 2, "--allow-caps / ALLOW_CAPS"},
+		{[]string{"--allow-caps", "SYS_WIZARD"}, nil, 2, "--allow-caps / ALLOW_CAPS"},
+		{[]string{"--port-addresses", "localhost"}, nil, 2, "--port-addresses / PORT_ADDRESSES"},
+		{[]string{"--mount-roots", "relative/dir"}, nil, 2, "--mount-roots / MOUNT_ROOTS"},
+		{nil, []string{"MOUNT_ROOTS=/no/such/dir"}, 2, "--mount-roots / MOUNT_ROOTS"},
+		{[]string{"--build-roots", "/etc/hostname"}, nil, 2, "--build-roots / BUILD_ROOTS"},
+		{[]string{"--max-build-context", "lots"}, nil, 2, "--max-build-context / MAX_BUILD_CONTEXT"},
+		{[]string{"--max-build-timeout", "30"}, nil, 2, "--max-build-timeout / MAX_BUILD_TIMEOUT"},
+		{[]string{"--max-log-bytes", "1k"}, nil, 2, "--max-log-bytes / MAX_LOG_BYTES"},
+		{nil, []string{"USERNS=keep-id"}, 2, "--userns / USERNS"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(append(tt.args, tt.env...), " "), func(t *testing.T) {
@@ -233,6 +244,49 @@ func TestConfiguration(t *testing.T) {
 				t.Errorf("exit %d, output %q; want exit %d and %q", code, out, tt.wantCode, tt.wantOut)
 			}
 		})
+	}
+}
+
+// The sandbox settings: closed by default, widened by flags or their
+// environment variables, and the socket the worker uses never mountable.
+func TestSandboxConfiguration(t *testing.T) {
+	dir, _ := filepath.EvalSymlinks(t.TempDir())
+	cfg, err := parseConfig([]string{"--socket", "/srv/pm/podman.sock"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.policy
+	if p.MaxMemorySwap != p.MaxMemory || len(p.AllowCaps) != 0 || !slices.Equal(p.PortAddresses, []string{"127.0.0.1"}) ||
+		p.AllowPrivilegedPorts || len(p.MountRoots) != 0 || len(p.BuildRoots) != 0 || p.WritableRoot || p.UserNS != "" ||
+		p.AllowSpecialModes || !slices.Equal(p.NetworkModes, []string{"none"}) || p.MaxLogBytes != 10<<20 ||
+		p.MaxBuildContext != 256<<20 || p.MaxBuildTimeout != 30*time.Minute {
+		t.Errorf("defaults: %+v", p)
+	}
+	for _, never := range []string{"/", "/proc", "/sys", "/dev", "/run/podman", "/srv/pm/podman.sock", cfg.podmanRoot} {
+		if !slices.Contains(p.NeverMount, never) {
+			t.Errorf("%s is not in the never-mount list %v", never, p.NeverMount)
+		}
+	}
+	env := map[string]string{
+		"MAX_MEMORY_SWAP": "2g", "ALLOW_CAPS": "net_bind_service", "PORT_ADDRESSES": "0.0.0.0", "ALLOW_PRIVILEGED_PORTS": "true",
+		"MOUNT_ROOTS": dir, "BUILD_ROOTS": dir, "WRITABLE_ROOT": "1", "USERNS": "auto", "ALLOW_SPECIAL_MODES": "true",
+		"NETWORK_MODES": "bridge", "MAX_LOG_BYTES": "1m", "MAX_BUILD_CONTEXT": "1g", "MAX_BUILD_TIMEOUT": "1h",
+	}
+	cfg, err = parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = cfg.policy
+	if p.MaxMemorySwap != 2<<30 || !slices.Equal(p.AllowCaps, []string{"NET_BIND_SERVICE"}) || !slices.Equal(p.PortAddresses, []string{"0.0.0.0"}) ||
+		!p.AllowPrivilegedPorts || !slices.Equal(p.MountRoots, []string{dir}) || !slices.Equal(p.BuildRoots, []string{dir}) || !p.WritableRoot ||
+		p.UserNS != "auto" || !p.AllowSpecialModes || !slices.Equal(p.NetworkModes, []string{"none", "bridge"}) || p.MaxLogBytes != 1<<20 ||
+		p.MaxBuildContext != 1<<30 || p.MaxBuildTimeout != time.Hour {
+		t.Errorf("from the environment %v: %+v", env, p)
+	}
+	// A flag wins over its variable.
+	cfg, err = parseConfig([]string{"--writable-root=false", "--userns", "host"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil || cfg.policy.WritableRoot || cfg.policy.UserNS != "" {
+		t.Errorf("flags over the environment: %+v, %v", cfg.policy, err)
 	}
 }
 
@@ -498,13 +552,16 @@ func TestPodmanRootIsMadeAbsolute(t *testing.T) {
 // settings, and nothing reaches the test binary's own stdout.
 func TestRunInProcess(t *testing.T) {
 	env := map[string]string{"MAX_WORKERS": "3"}
-	var stdout, stderr bytes.Buffer
+	// stderr is written from several goroutines (the log), as a process's
+	// descriptor would be: a plain bytes.Buffer is a data race.
+	var stdout bytes.Buffer
+	stderr := &lockedBuffer{}
 	code := run(context.Background(), process{
 		args:   []string{"--socket", service.URI},
 		getenv: func(k string) string { return env[k] },
 		pid:    4242,
 		stdin:  strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n" + `{"jsonrpc":"2.0","id":2,"method":"metrics"}` + "\n"),
-		stdout: &stdout, stderr: &stderr,
+		stdout: &stdout, stderr: stderr,
 	})
 	if code != 0 {
 		t.Fatalf("run answered %d; stderr:\n%s", code, stderr.String())
@@ -519,11 +576,11 @@ func TestRunInProcess(t *testing.T) {
 
 	// A second run in the same process takes only its own settings.
 	stdout.Reset()
-	stderr.Reset()
+	stderr = &lockedBuffer{}
 	code = run(context.Background(), process{
 		args:   []string{"--max-workers", "x"},
 		getenv: func(string) string { return "" },
-		stdin:  strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		stdin:  strings.NewReader(""), stdout: &stdout, stderr: stderr,
 	})
 	if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "--max-workers / MAX_WORKERS: \"x\"") {
 		t.Errorf("--max-workers x: exit %d, stdout %q, stderr %q; want 2 and the setting named on stderr", code, stdout.String(), stderr.String())
