@@ -81,7 +81,7 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	}
 	if err != nil {
 		var rerr *rpc.Error
-		if errors.As(err, &rerr) || s.podman.KindOf(err) == rpc.KindUnavailable {
+		if errors.As(err, &rerr) || s.podman(ctx).KindOf(err) == rpc.KindUnavailable {
 			return nil, err
 		}
 		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", strings.TrimSpace(err.Error())).

@@ -52,7 +52,7 @@ func (s *Service) specFor(c containerConfig) (*specgen.SpecGenerator, error) {
 	g.User = c.User
 	// Which worker made it: scope, and the sweep of a dead worker's
 	// containers, read these (podman.Identity).
-	g.Labels = s.podman.Identity.Labels(c.Kept)
+	g.Labels = s.identity.Labels(c.Kept)
 	no, yes := false, true
 	g.Privileged = &no
 	g.NoNewPrivileges = &yes

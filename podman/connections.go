@@ -50,7 +50,7 @@ func (cs *Connections) Get(name string) (*Client, error) {
 	if c := cs.byName[name]; c != nil {
 		return c, nil
 	}
-	return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"connection\": no connection is named %q; this worker has %s (default %s)",
+	return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"connection\": no connection is named %q; the worker's connections are %s, and calls that name none use %s",
 		name, strings.Join(cs.names, ", "), cs.def).With("field", "connection")
 }
 

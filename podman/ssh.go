@@ -99,7 +99,8 @@ func newSSHDialer(u *url.URL, opts SSHOptions, log zerolog.Logger) (*sshDialer, 
 		return nil, errors.New("no host: write ssh://USER@HOST[:PORT]/path/to/podman.sock")
 	}
 	if u.Path == "" || u.Path == "/" {
-		return nil, fmt.Errorf("no socket path after the host: write ssh://%s/run/podman/podman.sock for a rootful Podman, or /run/user/UID/podman/podman.sock for a rootless one", u.Host)
+		with := url.URL{Scheme: "ssh", User: u.User, Host: u.Host, Path: "/run/podman/podman.sock"}
+		return nil, fmt.Errorf("no socket path after the host: write %s for a rootful Podman, or /run/user/UID/podman/podman.sock for a rootless one", with.Redacted())
 	}
 	d := &sshDialer{socket: u.Path, insecure: opts.InsecureIgnoreHostKey, identity: opts.Identity, log: log}
 	port := u.Port()

@@ -283,7 +283,7 @@ func TestSSHConfigurationErrors(t *testing.T) {
 		uri, identity string
 		want          string
 	}{
-		{"ssh://root@host", key, "no socket path after the host: write ssh://host/run/podman/podman.sock"},
+		{"ssh://root@host", key, "no socket path after the host: write ssh://root@host/run/podman/podman.sock"},
 		{"ssh://root@host/", key, "no socket path"},
 		{"ssh://root:pw@host/run/podman/podman.sock", key, "a password in an ssh:// URI is not supported"},
 		{"ssh://root@host/run/podman/podman.sock", "", "no identity to log in with: pass --identity FILE"},
