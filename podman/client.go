@@ -142,7 +142,7 @@ func New(uri string, opts Options) (*Client, error) {
 			return dialer.DialContext(ctx, "unix", path)
 		}
 	case "ssh":
-		if c.ssh, err = newSSHDialer(u, opts.SSH, log.With().Str("connection", opts.Name).Logger()); err != nil {
+		if c.ssh, err = newSSHDialer(u, opts.SSH, log); err != nil {
 			return nil, fmt.Errorf("podman socket %q: %w", u.Redacted(), err)
 		}
 		c.dialSocket = c.ssh.DialContext

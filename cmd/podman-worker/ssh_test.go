@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -416,5 +417,16 @@ func TestPodmanConnectionFiles(t *testing.T) {
 	w = startWorker(t, "--podman-connections", "--known-hosts", h.sshd.KnownHosts, "--socket", h.svc.URI)
 	if def, conns := readyOf(t, w.ready); def != "default" || conns["default"]["socket"] != h.svc.URI || conns["p5"] == nil {
 		t.Errorf("with --socket and --podman-connections: default %q\n%s", def, w.ready)
+	}
+
+	// A file Podman could not read either stops the worker, naming it.
+	if err := os.WriteFile(jsonFile, []byte(`{"Connection":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(workerBin, "--podman-connections", "--socket", service.URI)
+	cmd.Stdin = strings.NewReader("")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "--podman-connections: reading Podman's connection list: parse \""+jsonFile+"\"") {
+		t.Errorf("a podman-connections.json cut short: exit %d, %q; want exit 2 naming the file", code, out)
 	}
 }
