@@ -1,10 +1,12 @@
-// Package podman owns everything the worker says to Podman: the one warm
-// connection and its transport, attach and exec streams, archive upload and
-// download, container logs, the containers the worker owns (kill, remove,
-// retry), the one table that turns Podman's errors into the worker's error
-// kinds, and the launcher of `podman system service` that the embedded
-// service and the test harness share. Handlers call it; they never hold a
-// bindings connection or classify a Podman error themselves.
+// Package podman owns everything the worker says to Podman: the warm
+// connection to each Podman service (a local socket, or a host over SSH)
+// and its transport, the named connections a call chooses among, attach
+// and exec streams, archive upload and download, container logs, the
+// containers the worker owns (kill, remove, retry), the one table that
+// turns Podman's errors into the worker's error kinds, and the launcher of
+// `podman system service` that the embedded service and the test harness
+// share. Handlers call it; they never hold a bindings connection or
+// classify a Podman error themselves.
 package podman
 
 import (
