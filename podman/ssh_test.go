@@ -221,17 +221,23 @@ func TestSSHHostKeys(t *testing.T) {
 		knownHosts string
 		insecure   bool
 		want       []string // in the error; nil: connected
+		identity   string   // "" for the key sshd lets in
 	}{
-		{"listed", h.sshd.KnownHosts, false, nil},
-		{"unknown", empty, false, []string{"ssh host key of " + h.sshd.Addr + " is unknown", "is not in " + empty, "ssh-keyscan -p " + h.sshd.Port + " 127.0.0.1"}},
-		{"no known_hosts file", missing, false, []string{"ssh host key of " + h.sshd.Addr + " cannot be checked", missing + " does not exist"}},
-		{"changed", other, false, []string{"ssh host key of " + h.sshd.Addr + " has CHANGED", other + ":1", ssh.FingerprintSHA256(h.sshd.HostKey), "ssh-keygen -R '[127.0.0.1]:" + h.sshd.Port + "' -f " + other}},
-		{"unknown, check turned off", empty, true, nil},
+		{"listed", h.sshd.KnownHosts, false, nil, ""},
+		{"a key sshd does not let in", h.sshd.KnownHosts, false, []string{"sshd at " + h.sshd.Addr + " refused user root with the key " + filepath.Join(dir, "other-key")}, filepath.Join(dir, "other-key")},
+		{"unknown", empty, false, []string{"ssh host key of " + h.sshd.Addr + " is unknown", "is not in " + empty, "ssh-keyscan -p " + h.sshd.Port + " 127.0.0.1"}, ""},
+		{"no known_hosts file", missing, false, []string{"ssh host key of " + h.sshd.Addr + " cannot be checked", missing + " does not exist"}, ""},
+		{"changed", other, false, []string{"ssh host key of " + h.sshd.Addr + " has CHANGED", other + ":1", ssh.FingerprintSHA256(h.sshd.HostKey), "ssh-keygen -R '[127.0.0.1]:" + h.sshd.Port + "' -f " + other}, ""},
+		{"unknown, check turned off", empty, true, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			identity := h.sshd.Identity
+			if tt.identity != "" {
+				identity = tt.identity
+			}
 			c, err := podman.New(h.sshd.URI(h.svc.Socket), podman.Options{
-				SSH: podman.SSHOptions{Identity: h.sshd.Identity, KnownHosts: tt.knownHosts, InsecureIgnoreHostKey: tt.insecure},
+				SSH: podman.SSHOptions{Identity: identity, KnownHosts: tt.knownHosts, InsecureIgnoreHostKey: tt.insecure},
 				Log: zerolog.Nop(),
 			})
 			if err != nil {
