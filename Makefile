@@ -3,9 +3,9 @@
 # make build   bin/podman-worker
 # make run     build, then run the examples session against an embedded
 #              private Podman service (or PODMAN_SOCKET_PATH if set)
-# make test    install what is missing (podman, runc, busybox-static from
-#              Debian, as root), go vet, go test -race against a private
-#              service, then test-compat (as root)
+# make test    install what is missing (podman, runc, busybox-static,
+#              openssh-server from Debian, as root), go vet, go test -race
+#              against a private service, then test-compat (as root)
 # make bench   benchmarks, reported as ratios against a baseline of the same run
 # make fuzz    run each fuzz target for FUZZTIME (default 60s)
 # make test-compat  the golden suites against Podman 5 (Debian 13's, in a
@@ -16,7 +16,7 @@ TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion containers_image_o
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
-DEB_PKGS  := podman runc busybox-static
+DEB_PKGS  := podman runc busybox-static openssh-server
 
 .PHONY: build run test test-compat deps vet bench fuzz clean
 
@@ -27,11 +27,14 @@ build:
 # missing. It needs root (CI runs as root); otherwise it says what to install.
 # busybox-static is checked by package: Debian's dynamic busybox also
 # provides /bin/busybox, which cannot run in an image without a libc.
+# openssh-server gives the tests a private sshd (podmantest.StartSSHD) for
+# Podman over ssh://; the tests never start or configure the machine's own.
 deps:
 	@missing=""; \
 	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
 	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
 	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing:$$missing; run: sudo apt-get install -y $(DEB_PKGS)"; exit 1; \
@@ -58,6 +61,8 @@ bench: deps
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PodmanVersionPerCall' -benchtime 64x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunThroughput' -benchtime 40x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Startup' -benchtime 10x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingOverSSH' -benchtime 2000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunOverSSH' -benchtime 40x -count 1 ./cmd/podman-worker
 
 # test-compat runs the golden suites (protocol and CLI) against Podman 5
 # (Debian 13's, in a root of its own that .ci/podman5.sh builds and starts),

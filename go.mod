@@ -3,6 +3,7 @@ module github.com/podman-worker/podman-worker
 go 1.26
 
 require (
+	github.com/blang/semver/v4 v4.0.0
 	github.com/containers/podman/v5 v5.8.1
 	github.com/go-crypt/crypt v0.14.15
 	github.com/google/go-cmp v0.7.0
@@ -10,9 +11,11 @@ require (
 	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/rs/zerolog v1.35.1
 	github.com/sirupsen/logrus v1.9.4
+	github.com/skeema/knownhosts v1.3.2
 	github.com/sourcegraph/jsonrpc2 v0.2.3
 	go.podman.io/common v0.67.0
 	go.podman.io/storage v1.62.0
+	golang.org/x/crypto v0.47.0
 	golang.org/x/sys v0.45.0
 	golang.org/x/tools v0.41.0
 )
@@ -24,7 +27,6 @@ require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/VividCortex/ewma v1.2.0 // indirect
 	github.com/acarl005/stripansi v0.0.0-20180116102854-5a71ef0e047d // indirect
-	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/chzyer/readline v1.5.1 // indirect
 	github.com/containerd/errdefs v1.0.0 // indirect
 	github.com/containerd/errdefs/pkg v0.3.0 // indirect
@@ -97,7 +99,6 @@ require (
 	github.com/sigstore/fulcio v1.7.1 // indirect
 	github.com/sigstore/protobuf-specs v0.4.1 // indirect
 	github.com/sigstore/sigstore v1.9.5 // indirect
-	github.com/skeema/knownhosts v1.3.2 // indirect
 	github.com/smallstep/pkcs7 v0.1.1 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/stefanberger/go-pkcs11uri v0.0.0-20230803200340-78284954bff6 // indirect
@@ -114,7 +115,6 @@ require (
 	go.opentelemetry.io/otel/trace v1.36.0 // indirect
 	go.podman.io/image/v5 v5.39.1 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
-	golang.org/x/crypto v0.47.0 // indirect
 	golang.org/x/net v0.49.0 // indirect
 	golang.org/x/sync v0.19.0 // indirect
 	golang.org/x/term v0.39.0 // indirect

@@ -90,7 +90,7 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 
 	// A cgroup of the worker's own bounds the RUN steps' processes and
 	// lets the timeout stop a step that is running.
-	group, why := s.podman.NewBuildCgroup(ctx, res.Pids)
+	group, why := s.podman(ctx).NewBuildCgroup(ctx, res.Pids)
 	if group != nil {
 		opts.CommonBuildOpts.CgroupParent = group.Parent()
 		defer func() {
@@ -155,7 +155,7 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	}
 	if err != nil {
 		var rerr *rpc.Error
-		if errors.As(err, &rerr) || s.podman.KindOf(err) == rpc.KindUnavailable {
+		if errors.As(err, &rerr) || s.podman(ctx).KindOf(err) == rpc.KindUnavailable {
 			return nil, err
 		}
 		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", strings.TrimSpace(err.Error())).

@@ -43,7 +43,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if _, err := checkName("name", p.Name); err != nil {
 		return nil, err
 	}
-	if err := s.podman.Owned.AwaitRemoval(ctx, p.Name); err != nil {
+	if err := s.podman(ctx).Owned.AwaitRemoval(ctx, p.Name); err != nil {
 		return nil, err
 	}
 	g, err := s.specFor(ctx, containerConfig{
@@ -60,10 +60,10 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if err := containers.Start(ctx, created.ID, nil); err != nil {
 		// A container that cannot start is no use to the caller: do not
 		// leave it behind under a name they may retry with.
-		s.podman.Owned.Remove(created.ID, false)
+		s.podman(ctx).Owned.Remove(created.ID, false)
 		return nil, err
 	}
-	return containerState{ID: created.ID, Name: p.Name, Status: s.podman.State(ctx, created.ID)}, nil
+	return containerState{ID: created.ID, Name: p.Name, Status: s.podman(ctx).State(ctx, created.ID)}, nil
 }
 
 type nameParams struct {
@@ -76,14 +76,14 @@ type nameState struct {
 }
 
 func (s *Service) start(ctx context.Context, p nameParams) (any, error) {
-	id, err := s.podman.Lookup(ctx, p.Name)
+	id, err := s.podman(ctx).Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
 	if err := containers.Start(ctx, id, nil); err != nil {
 		return nil, err
 	}
-	return nameState{Name: p.Name, Status: s.podman.State(ctx, id)}, nil
+	return nameState{Name: p.Name, Status: s.podman(ctx).State(ctx, id)}, nil
 }
 
 type stopParams struct {
@@ -93,7 +93,7 @@ type stopParams struct {
 }
 
 func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
-	id, err := s.podman.Lookup(ctx, p.Name)
+	id, err := s.podman(ctx).Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
 	if err := containers.Stop(ctx, id, opts); err != nil {
 		return nil, err
 	}
-	return nameState{Name: p.Name, Status: s.podman.State(ctx, id)}, nil
+	return nameState{Name: p.Name, Status: s.podman(ctx).State(ctx, id)}, nil
 }
 
 type logsParams struct {
@@ -129,11 +129,11 @@ func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
 		}
 		tail = *p.Tail
 	}
-	id, err := s.podman.Lookup(ctx, p.Name)
+	id, err := s.podman(ctx).Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.podman.Logs(ctx, id, tail, s.maxOutput)
+	out, err := s.podman(ctx).Logs(ctx, id, tail, s.maxOutput)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ type psEntry struct {
 }
 
 func (s *Service) ps(ctx context.Context, p psParams) (any, error) {
-	list, err := s.podman.List(ctx, p.All)
+	list, err := s.podman(ctx).List(ctx, p.All)
 	if err != nil {
 		return nil, err
 	}
@@ -195,12 +195,12 @@ func (s *Service) kill(ctx context.Context, p killParams) (any, error) {
 	if err := checkSignal(sig); err != nil {
 		return nil, err
 	}
-	id, err := s.podman.Lookup(ctx, p.Container)
+	id, err := s.podman(ctx).Lookup(ctx, p.Container)
 	if err != nil {
 		return nil, err
 	}
 	if err := containers.Kill(ctx, id, new(containers.KillOptions).WithSignal(sig)); err != nil {
-		if s.podman.KindOf(err) == rpc.KindConflict {
+		if s.podman(ctx).KindOf(err) == rpc.KindConflict {
 			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
 		}
 		return nil, err
@@ -234,7 +234,7 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 	if p.Force {
 		opts.WithTimeout(0) // the seed's --force kills at once, not after a 10 s stop timeout
 	}
-	id, err := s.podman.Lookup(ctx, target)
+	id, err := s.podman(ctx).Lookup(ctx, target)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		s.podman.Owned.Forget(r.Id)
+		s.podman(ctx).Owned.Forget(r.Id)
 	}
 	return rmResult{ContainerID: target, Name: target, Message: "Container deleted successfully", Removed: true}, nil
 }

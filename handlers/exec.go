@@ -35,14 +35,14 @@ func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
 	}
 	// One bounded writer for both streams keeps them interleaved as they
 	// arrive, and one chatty command from growing the worker or the reply.
-	id, err := s.podman.Lookup(ctx, p.Name)
+	id, err := s.podman(ctx).Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
 	out := podman.NewCapped(s.maxOutput)
-	code, err := s.podman.Exec(ctx, id, p.Command, p.User, out)
+	code, err := s.podman(ctx).Exec(ctx, id, p.Command, p.User, out)
 	if err != nil {
-		switch e := rpc.AsError(s.podman.Classify(err)); e.Kind {
+		switch e := rpc.AsError(s.podman(ctx).Classify(err)); e.Kind {
 		case rpc.KindConflict:
 			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: start it before exec (%s)", p.Name, e.Message).With("container", p.Name)
 		case rpc.KindInvalidParams:

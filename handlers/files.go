@@ -77,13 +77,13 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 	// naming a directory that is not there has most likely made a mistake,
 	// so the parent is checked first. Overwriting a directory with a file is
 	// refused for the same reason.
-	id, err := s.podman.Lookup(ctx, p.Name)
+	id, err := s.podman(ctx).Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
 	dir, base := path.Split(dest)
 	dir = path.Clean(dir)
-	switch isDir, err := s.podman.Stat(ctx, id, dir); {
+	switch isDir, err := s.podman(ctx).Stat(ctx, id, dir); {
 	case errors.Is(err, podman.ErrNoFile):
 		return nil, rpc.Errorf(rpc.KindNotFound, "directory %s does not exist in container %q", dir, p.Name).With("path", dir)
 	case err != nil:
@@ -91,10 +91,10 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 	case !isDir:
 		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %s is not a directory in container %q", dir, p.Name).With("field", "dest_path")
 	}
-	if isDir, err := s.podman.Stat(ctx, id, dest); err == nil && isDir {
+	if isDir, err := s.podman(ctx).Stat(ctx, id, dest); err == nil && isDir {
 		return nil, rpc.Errorf(rpc.KindConflict, "%s is a directory in container %q", dest, p.Name).With("field", "dest_path")
 	}
-	err = s.podman.PutArchive(ctx, id, dir, []podman.ArchiveEntry{{Header: &tar.Header{
+	err = s.podman(ctx).PutArchive(ctx, id, dir, []podman.ArchiveEntry{{Header: &tar.Header{
 		Typeflag: tar.TypeReg, Name: base, Mode: mode, ModTime: time.Now(),
 	}, Data: data}})
 	if err != nil {

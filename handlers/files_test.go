@@ -126,7 +126,7 @@ func TestAddFile(t *testing.T) {
 		// The operator's flag allows them.
 		p := limits.DefaultPolicy()
 		p.AllowSpecialModes = true
-		allowed := New(e.s.podman, zerolog.Nop(), Options{Policy: p})
+		allowed := New(e.s.conns, zerolog.Nop(), Options{Policy: p})
 		mustCall[result](t, adapt(allowed, allowed.addFile).call, `{"name":`+q(c)+`,"dest_path":"/tmp/suid","content":"x","mode":"4755"}`)
 		if out := mustCall[execOut](t, exec, `{"name":`+q(c)+`,"command":["stat","-c","%a","/tmp/suid"]}`); out.Output != "4755\n" {
 			t.Errorf("with --allow-special-modes, sent 4755: stat says %q", out.Output)

@@ -90,12 +90,12 @@ type rmiResult struct {
 
 func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
 	// A container whose run has answered is gone for this call too.
-	if err := s.podman.Owned.AwaitRemovals(ctx); err != nil {
+	if err := s.podman(ctx).Owned.AwaitRemovals(ctx); err != nil {
 		return nil, err
 	}
 	if p.Force {
 		// force removes the image's containers with it: only this owner's.
-		if err := s.podman.RequireOnlyOwnedUse(ctx, p.Image); err != nil {
+		if err := s.podman(ctx).RequireOnlyOwnedUse(ctx, p.Image); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +141,7 @@ type pruneResult struct {
 }
 
 func (s *Service) prune(ctx context.Context, p pruneParams) (any, error) {
-	if err := s.podman.Owned.AwaitRemovals(ctx); err != nil {
+	if err := s.podman(ctx).Owned.AwaitRemovals(ctx); err != nil {
 		return nil, err
 	}
 	reports, err := images.Prune(ctx, new(images.PruneOptions).WithAll(p.All))

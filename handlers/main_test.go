@@ -73,7 +73,12 @@ func podmanTest(t *testing.T) *podmanEnv {
 			envErr = err
 			return
 		}
-		e.s = New(client, zerolog.Nop(), Options{})
+		conns, err := podman.NewConnections(podman.DefaultName, client)
+		if err != nil {
+			envErr = err
+			return
+		}
+		e.s = New(conns, zerolog.Nop(), Options{})
 		e.conn, envErr = bindings.NewConnection(context.Background(), svc.URI)
 	})
 	if envErr != nil {
@@ -93,7 +98,7 @@ func (e *podmanEnv) container(t *testing.T, start bool) string {
 	sg.Command = []string{"sleep", "600"}
 	sg.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
 	// Labelled as the handlers' own: they act on nothing else.
-	sg.Labels = e.s.podman.Identity.Labels(true)
+	sg.Labels = e.s.identity.Labels(true)
 	r, err := containers.CreateWithSpec(e.conn, sg, nil)
 	if err != nil {
 		t.Fatalf("creating a container: %v", err)

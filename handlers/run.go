@@ -70,7 +70,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	owned := s.podman.Owned
+	owned := s.podman(ctx).Owned
 
 	if err := owned.AwaitRemoval(ctx, name); err != nil {
 		return nil, err
@@ -96,23 +96,23 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 	out := podman.NewOutput(s.maxOutput)
-	ended, err := s.podman.Attach(deadline, id, out.Stdout, out.Stderr)
+	ended, err := s.podman(ctx).Attach(deadline, id, out.Stdout, out.Stderr)
 	attachedAt := time.Since(begun)
 	var memory *podman.MemoryWatch
 	if err == nil {
-		memory = s.podman.WatchMemory(id, ended)
+		memory = s.podman(ctx).WatchMemory(id, ended)
 		err = containers.Start(ctx, id, nil)
 	}
 	startedAt := time.Since(begun)
 	if err != nil {
-		if e := rpc.AsError(s.podman.Classify(err)); e.Kind == rpc.KindExecutionFailed {
+		if e := rpc.AsError(s.podman(ctx).Classify(err)); e.Kind == rpc.KindExecutionFailed {
 			// The command could not start at all (127: not found, 126:
 			// not executable), as `podman run` reports it.
 			return nil, e.With("stdout", "").With("stderr", "").With("container_id", id)
 		}
 		return nil, err
 	}
-	state, err := s.podman.AwaitExit(deadline, id, ended)
+	state, err := s.podman(ctx).AwaitExit(deadline, id, ended)
 	// Where a run's time goes, for --debug: Podman's steps or the wait.
 	s.log.Debug().Str("container", id).Dur("create_ms", createdAt).Dur("attach_ms", attachedAt-createdAt).
 		Dur("start_ms", startedAt-attachedAt).Dur("exit_ms", time.Since(begun)-startedAt).Msg("run steps")

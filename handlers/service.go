@@ -31,18 +31,21 @@ type Options struct {
 	RequestTimeout time.Duration
 }
 
-// Service holds what handlers share: the warm Podman connection and the
+// Service holds what handlers share: the Podman connections and the
 // policy.
 type Service struct {
-	podman    *podman.Client
+	conns *podman.Connections
+	// identity labels every container made, whichever connection it is
+	// made through: all of them share the worker's identity.
+	identity  podman.Identity
 	log       zerolog.Logger
 	policy    limits.Policy
 	maxOutput int
 	timeout   time.Duration
 }
 
-// New returns the handlers for a Podman connection.
-func New(p *podman.Client, log zerolog.Logger, opts Options) *Service {
+// New returns the handlers for the worker's Podman connections.
+func New(conns *podman.Connections, log zerolog.Logger, opts Options) *Service {
 	if opts.Policy.MaxMemory == 0 {
 		opts.Policy = limits.DefaultPolicy()
 	}
@@ -52,7 +55,24 @@ func New(p *podman.Client, log zerolog.Logger, opts Options) *Service {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
-	return &Service{podman: p, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout}
+	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout}
+	if conns != nil {
+		s.identity = conns.Default().Identity
+	}
+	return s
+}
+
+// podman is the connection the call chose (its `connection` param, or the
+// default), which adapt put in the handler's context.
+func (s *Service) podman(ctx context.Context) *podman.Client { return podman.From(ctx) }
+
+// CommonParams are the params every method of the registry accepts besides
+// its own. They are decoded apart (rpc.DecodeParams' shared params), so no
+// method's params struct repeats them.
+type CommonParams struct {
+	// Connection names the Podman connection the call uses; "" is the
+	// default one.
+	Connection string `json:"connection"`
 }
 
 // method is one entry of the registry: the handler and its params type.
@@ -111,35 +131,43 @@ func (s *Service) Params() map[string]any {
 }
 
 // adapt turns a typed handler into an rpc.Method: it decodes params into P
-// (refusing unknown and missing fields; methods without params skip the
-// decoding of absent params), bounds calls that have no timeout of their
-// own by the request timeout, hands the handler a context that carries
-// the Podman connection, and classifies what Podman answered.
+// and the common params (refusing unknown and missing fields; methods
+// without params skip the decoding of absent params), picks the connection
+// the call named, bounds calls that have no timeout of their own by the
+// request timeout, hands the handler a context that carries that
+// connection, and classifies what Podman answered.
 func adapt[P any](s *Service, fn func(ctx context.Context, p P) (any, error)) method {
 	var zero P
 	noParams := reflect.TypeOf(zero).NumField() == 0
 	_, ownTimeout := any(&zero).(bindsItself)
-	call := func(ctx context.Context, raw json.RawMessage) (any, error) {
+	call := func(ctx context.Context, raw json.RawMessage) (res any, err error) {
 		var p P
+		var common CommonParams
 		if !noParams || len(raw) > 0 {
-			if err := rpc.DecodeParams(raw, &p); err != nil {
+			if err := rpc.DecodeParams(raw, &p, &common); err != nil {
 				return nil, err
 			}
 		}
+		client, err := s.conns.Get(common.Connection)
+		if err != nil {
+			return nil, err
+		}
+		end := client.Usage.Begin()
+		defer func() { end(err != nil) }()
 		if !ownTimeout {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeoutCause(ctx, s.timeout, errRequestTimeout)
 			defer cancel()
 		}
-		pctx, err := s.podman.Context(ctx)
+		pctx, err := client.Context(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res, err := fn(pctx, p)
+		res, err = fn(pctx, p)
 		if err != nil && errors.Is(context.Cause(ctx), errRequestTimeout) {
 			return nil, rpc.Wrap(rpc.KindTimeout, err, "the call did not finish within the request timeout of %s (--request-timeout / REQUEST_TIMEOUT)", s.timeout)
 		}
-		return res, s.podman.Classify(err)
+		return res, client.Classify(err)
 	}
 	return method{call: call, params: &zero}
 }

@@ -66,7 +66,7 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 	g.User = c.User
 	// Which worker made it: scope, and the sweep of a dead worker's
 	// containers, read these (podman.Identity).
-	g.Labels = s.podman.Identity.Labels(c.Kept)
+	g.Labels = s.identity.Labels(c.Kept)
 	no, yes := false, true
 	g.Privileged = &no
 	g.NoNewPrivileges = &yes
@@ -248,10 +248,10 @@ func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field
 // Podman is asked only when the operator allows host paths at all.
 func (s *Service) mountPolicy(ctx context.Context) (limits.Policy, error) {
 	p := s.policy
-	if len(p.MountRoots) == 0 || s.podman == nil {
+	if len(p.MountRoots) == 0 || s.podman(ctx) == nil {
 		return p, nil
 	}
-	store, err := s.podman.StorePaths(ctx)
+	store, err := s.podman(ctx).StorePaths(ctx)
 	if err != nil {
 		return p, err
 	}

@@ -10,7 +10,7 @@ import (
 
 // ping answers "Pong" once Podman itself answered /_ping.
 func (s *Service) ping(ctx context.Context, _ NoParams) (any, error) {
-	if _, err := s.podman.Ping(ctx); err != nil {
+	if _, err := s.podman(ctx).Ping(ctx); err != nil {
 		return nil, err
 	}
 	return "Pong", nil
@@ -20,7 +20,7 @@ func (s *Service) ping(ctx context.Context, _ NoParams) (any, error) {
 // call (see podman.VersionFromHeaders): never stale after an upgrade and
 // restart, and ~0.1 ms instead of /version's ~220 ms.
 func (s *Service) version(ctx context.Context, _ NoParams) (any, error) {
-	h, err := s.podman.Ping(ctx)
+	h, err := s.podman(ctx).Ping(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -88,11 +88,11 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 		}
 	}
 
-	ctr, err := s.podman.Lookup(ctx, p.Name)
+	ctr, err := s.podman(ctx).Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	if ro, err := s.podman.ReadOnlyRoot(ctx, ctr); err == nil && ro {
+	if ro, err := s.podman(ctx).ReadOnlyRoot(ctx, ctr); err == nil && ro {
 		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: add_user writes /etc/passwd, /etc/group and /etc/shadow, and container %q has a read-only root filesystem, as this worker gives function containers unless the operator allows writable roots (--writable-root)", p.Name).With("container", p.Name)
 	}
 
@@ -158,13 +158,13 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 			}, Data: f.data})
 		}
 	}
-	if isDir, err := s.podman.Stat(ctx, ctr, "/home"); err != nil || !isDir {
+	if isDir, err := s.podman(ctx).Stat(ctx, ctr, "/home"); err != nil || !isDir {
 		entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}})
 	}
 	entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
 		Typeflag: tar.TypeDir, Name: "home/" + p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now,
 	}})
-	if err := s.podman.PutArchive(ctx, ctr, "/", entries); err != nil {
+	if err := s.podman(ctx).PutArchive(ctx, ctr, "/", entries); err != nil {
 		return nil, err
 	}
 	return addUserResult{Username: p.Username, Created: true}, nil
@@ -176,7 +176,7 @@ func (s *Service) readAccounts(ctx context.Context, name string) (passwd, group,
 	var files []*accountFile
 	var hdrs []*tar.Header
 	for _, path := range []string{"/etc/passwd", "/etc/group", "/etc/shadow"} {
-		hdr, data, err := s.podman.ReadFile(ctx, name, path, maxAccountFile)
+		hdr, data, err := s.podman(ctx).ReadFile(ctx, name, path, maxAccountFile)
 		if err != nil && !errors.Is(err, podman.ErrNoFile) {
 			return nil, nil, nil, err
 		}

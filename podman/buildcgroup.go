@@ -41,8 +41,8 @@ func (g *BuildCgroup) Parent() string { return g.top + "/run" }
 // this host, manages cgroups through systemd (whose runtime takes a
 // slice, not a path), or the worker may not write the host's cgroups.
 func (c *Client) NewBuildCgroup(ctx context.Context, pids int64) (*BuildCgroup, string) {
-	if c.path == "" {
-		return nil, "Podman is reached over tcp, so the worker cannot make cgroups on its host"
+	if !c.local() {
+		return nil, "Podman is not on the worker's host (tcp or ssh), so the worker cannot make cgroups there"
 	}
 	host, err := c.hostFacts(ctx)
 	if err != nil {

@@ -1,10 +1,12 @@
-// Package podman owns everything the worker says to Podman: the one warm
-// connection and its transport, attach and exec streams, archive upload and
-// download, container logs, the containers the worker owns (kill, remove,
-// retry), the one table that turns Podman's errors into the worker's error
-// kinds, and the launcher of `podman system service` that the embedded
-// service and the test harness share. Handlers call it; they never hold a
-// bindings connection or classify a Podman error themselves.
+// Package podman owns everything the worker says to Podman: the warm
+// connection to each Podman service (a local socket, or a host over SSH)
+// and its transport, the named connections a call chooses among, attach
+// and exec streams, archive upload and download, container logs, the
+// containers the worker owns (kill, remove, retry), the one table that
+// turns Podman's errors into the worker's error kinds, and the launcher of
+// `podman system service` that the embedded service and the test harness
+// share. Handlers call it; they never hold a bindings connection or
+// classify a Podman error themselves.
 package podman
 
 import (
@@ -37,9 +39,14 @@ const connectTimeout = 10 * time.Second
 // serves and each call that needs Podman fails fast with Unavailable until
 // the service answers again, after which the next call reconnects by itself.
 type Client struct {
+	name string // the connection's name, as calls choose it
 	uri  string // as configured, e.g. unix:///run/podman/podman.sock
-	path string // the socket path for unix URIs, "" otherwise
-	log  zerolog.Logger
+	url  *url.URL
+	// dialSocket reaches the service's unix socket, locally or through
+	// SSH; nil for tcp:// URIs, which the bindings dial themselves.
+	dialSocket func(ctx context.Context) (net.Conn, error)
+	ssh        *sshDialer // for ssh:// URIs
+	log        zerolog.Logger
 
 	maxConns int
 
@@ -48,6 +55,8 @@ type Client struct {
 	// Owned is the set of containers this client created and has not
 	// removed yet.
 	Owned *Owned
+	// Usage counts the calls made through this connection.
+	Usage Usage
 
 	// closed ends the watch for Podman's return (Close).
 	closed    chan struct{}
@@ -79,19 +88,32 @@ type attempt struct {
 
 // Options configure a Client; zero values take the defaults.
 type Options struct {
+	// Name is the connection's name, as calls choose it (DefaultName
+	// when empty).
+	Name string
 	// MaxConns sizes the idle connection pool so that concurrent calls do
 	// not redial the socket each time (at least 2).
 	MaxConns int
+	// Identity labels the containers this client makes. Every connection
+	// of one worker shares the worker's identity; when it is zero, the
+	// client makes one from Owner and PID.
+	Identity Identity
 	// Owner scopes the containers this worker sees and acts on
 	// (DefaultOwner when empty).
 	Owner string
 	// PID is the worker's process id, as labelled on its containers.
 	PID int
+	// SSH is how ssh:// URIs log in and check host keys.
+	SSH SSHOptions
 	Log zerolog.Logger
 }
 
-// New prepares a connection to uri (unix://PATH, a bare PATH, or
-// tcp://HOST:PORT) without dialling yet.
+// DefaultName is the name of the connection calls use when they name none,
+// unless it comes from Podman's own connection list under its own name.
+const DefaultName = "default"
+
+// New prepares a connection to uri (unix://PATH, a bare PATH,
+// ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT) without dialling yet.
 func New(uri string, opts Options) (*Client, error) {
 	if strings.HasPrefix(uri, "/") {
 		uri = "unix://" + uri
@@ -100,20 +122,37 @@ func New(uri string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("podman socket %q is not a URL or a path: %w", uri, err)
 	}
-	if opts.Owner == "" {
-		opts.Owner = DefaultOwner
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	id := opts.Identity
+	if id.Instance == "" {
+		if opts.Owner == "" {
+			opts.Owner = DefaultOwner
+		}
+		id = Self(opts.Owner, opts.PID)
 	}
 	log := opts.Log
-	c := &Client{uri: uri, log: log, maxConns: max(opts.MaxConns, 2), Identity: Self(opts.Owner, opts.PID), closed: make(chan struct{})}
+	c := &Client{name: opts.Name, uri: uri, url: u, log: log, maxConns: max(opts.MaxConns, 2), Identity: id, closed: make(chan struct{})}
 	switch u.Scheme {
 	case "unix":
-		c.path = u.Path
-		if c.path == "" {
-			c.path = u.Host + u.Path
+		path := u.Path
+		if u.Host != "" {
+			path = "/" + u.Host + u.Path // unix://run/x means /run/x, as the bindings read it
 		}
+		c.url = &url.URL{Scheme: "unix", Path: path}
+		dialer := net.Dialer{Timeout: 5 * time.Second}
+		c.dialSocket = func(ctx context.Context) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", path)
+		}
+	case "ssh":
+		if c.ssh, err = newSSHDialer(u, opts.SSH, log); err != nil {
+			return nil, fmt.Errorf("podman socket %q: %w", u.Redacted(), err)
+		}
+		c.dialSocket = c.ssh.DialContext
 	case "tcp":
 	default:
-		return nil, fmt.Errorf("podman socket %q: only unix:// paths and tcp:// addresses are supported", uri)
+		return nil, fmt.Errorf("podman socket %q: only unix:// paths, ssh:// hosts and tcp:// addresses are supported", uri)
 	}
 	c.Owned = newOwned(c, log)
 	return c, nil
@@ -121,6 +160,9 @@ func New(uri string, opts Options) (*Client, error) {
 
 // URI is the socket the worker talks to, as it appears in messages.
 func (c *Client) URI() string { return c.uri }
+
+// Name is the connection's name, as calls choose it.
+func (c *Client) Name() string { return c.name }
 
 // Connect dials Podman now. An error is not fatal: calls retry later.
 func (c *Client) Connect(ctx context.Context) error {
@@ -144,7 +186,7 @@ func (c *Client) Context(ctx context.Context) (context.Context, error) {
 	}
 	if conn != nil {
 		c.mu.Unlock()
-		return mergedContext{Context: ctx, values: conn}, nil
+		return mergedContext{Context: ctx, values: conn, client: c}, nil
 	}
 	a := c.attempt
 	if a == nil {
@@ -162,7 +204,7 @@ func (c *Client) Context(ctx context.Context) (context.Context, error) {
 	if a.err != nil {
 		return nil, a.err
 	}
-	return mergedContext{Context: ctx, values: a.conn}, nil
+	return mergedContext{Context: ctx, values: a.conn, client: c}, nil
 }
 
 // connect makes one connection attempt and publishes its outcome. Before
@@ -198,18 +240,28 @@ func (c *Client) dial() (context.Context, error) {
 	}
 	// Only the connection's values are used afterwards, so its context
 	// ending here does not matter.
-	conn, err := bindings.NewConnection(ctx, c.uri)
+	var conn context.Context
+	var err error
+	if c.dialSocket == nil {
+		conn, err = bindings.NewConnection(ctx, c.uri)
+	} else {
+		conn, err = newBindingsConnection(ctx, c.url, c.transport())
+	}
 	if err != nil {
 		return nil, c.unavailable(err)
 	}
-	c.tune(conn)
 	return conn, nil
 }
 
-// Close stops the watch for Podman's return (see Owned); the connection
-// itself needs no closing.
+// Close stops the watch for Podman's return (see Owned) and closes the SSH
+// connection of an ssh:// URI; a local socket needs no closing.
 func (c *Client) Close() {
-	c.closeOnce.Do(func() { close(c.closed) })
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		if c.ssh != nil {
+			c.ssh.Close()
+		}
+	})
 }
 
 // watchReturn reconnects once Podman answers again, while the worker still
@@ -249,31 +301,29 @@ func (c *Client) detached(timeout time.Duration, fn func(ctx context.Context) er
 }
 
 // probe dials the socket once, so that a dead service is reported in
-// microseconds rather than after the bindings' retries.
+// microseconds rather than after the bindings' retries. Over SSH that is
+// one channel of the warm SSH connection (made first when there is none).
 func (c *Client) probe(ctx context.Context) error {
-	if c.path == "" {
+	if c.dialSocket == nil {
 		return nil
 	}
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "unix", c.path)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := c.dialSocket(pctx)
 	if err != nil {
 		return err
 	}
 	return conn.Close()
 }
 
-// tune replaces the bindings' default transport, which keeps only two idle
+// transport replaces the bindings' default one, which keeps only two idle
 // connections (so ten concurrent calls would redial on nearly every call)
-// and never notices that the service went away.
-func (c *Client) tune(conn context.Context) {
-	client, err := bindings.GetClient(conn)
-	if err != nil || c.path == "" {
-		return
-	}
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	client.Client.Transport = &noBlindRetry{next: &http.Transport{
+// and never notices that the service went away. A local socket and an SSH
+// host get the same transport; only the dial differs.
+func (c *Client) transport() http.RoundTripper {
+	return &noBlindRetry{next: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, "unix", c.path)
+			conn, err := c.dialSocket(ctx)
 			if err != nil && ctx.Err() == nil {
 				c.down.Store(true)
 			}
@@ -291,6 +341,16 @@ func (c *Client) tune(conn context.Context) {
 }
 
 func (c *Client) unavailable(err error) *rpc.Error {
+	var hostKey *HostKeyError
+	switch {
+	case errors.As(err, &hostKey):
+		// Not a Podman that is away: a host the worker refuses to trust.
+		return rpc.Wrap(rpc.KindUnavailable, err, "Podman at %s is not used: %s", c.uri, hostKey.Error()).With("socket", c.uri)
+	case c.ssh != nil:
+		return rpc.Wrap(rpc.KindUnavailable, err,
+			"Podman is not reachable at %s: %s. Check that sshd on %s lets %s in and that Podman serves %s there (systemctl enable --now podman.socket, or podman system service --time=0 unix://%s)",
+			c.uri, rootCause(err), c.ssh.addr, c.ssh.user, c.ssh.socket, c.ssh.socket).With("socket", c.uri)
+	}
 	return rpc.Wrap(rpc.KindUnavailable, err,
 		"Podman is not reachable at %s: %s. Start it (podman system service --time=0 %s) or point the worker at a running one with --socket or PODMAN_SOCKET_PATH",
 		c.uri, rootCause(err), c.uri).With("socket", c.uri)
@@ -372,15 +432,33 @@ func rootCause(err error) string {
 
 // mergedContext takes cancellation and deadline from the call and values
 // from the connection: the bindings find their client in the context, and
-// the call's cancellation must reach the HTTP request.
+// the call's cancellation must reach the HTTP request. It also answers the
+// Client itself (From), so a handler acts through the connection its call
+// chose.
 type mergedContext struct {
 	context.Context
 	values context.Context
+	client *Client
 }
 
+type clientKey struct{}
+
 func (c mergedContext) Value(key any) any {
+	if key == (clientKey{}) {
+		return c.client
+	}
 	if v := c.Context.Value(key); v != nil {
 		return v
 	}
 	return c.values.Value(key)
 }
+
+// From answers the Client whose Context made ctx, or nil.
+func From(ctx context.Context) *Client {
+	c, _ := ctx.Value(clientKey{}).(*Client)
+	return c
+}
+
+// local says whether Podman runs on the worker's own host (a unix
+// socket), where the worker can see its cgroups.
+func (c *Client) local() bool { return c.url.Scheme == "unix" }

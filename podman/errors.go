@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"syscall"
@@ -152,7 +153,11 @@ func message(model *errorhandling.ErrorModel, r *rule) string {
 func unreachable(err error) bool {
 	var opErr *net.OpError
 	var connErr bindings.ConnectError
+	var urlErr *url.Error
 	return errors.As(err, &opErr) || errors.As(err, &connErr) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || // the bindings' "server probably quit"
+		// The HTTP client's own: the service closed the connection before
+		// it answered (it was killed while the request was on its way).
+		errors.As(err, &urlErr) && errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

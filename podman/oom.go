@@ -52,8 +52,8 @@ type MemoryWatch struct {
 // container's process exists (after Attach: attaching creates it).
 func (c *Client) WatchMemory(id string, ended <-chan struct{}) *MemoryWatch {
 	w := &MemoryWatch{done: make(chan struct{})}
-	if c.path == "" {
-		w.ev.Why = "Podman is reached over tcp, so its host's cgroups are not visible to the worker"
+	if !c.local() {
+		w.ev.Why = "Podman is not on the worker's host (tcp or ssh), so its cgroups are not visible to the worker"
 		close(w.done)
 		return w
 	}

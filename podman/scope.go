@@ -22,7 +22,11 @@ func (c *Client) Lookup(ctx context.Context, ref string) (string, error) {
 	}
 	data, err := containers.Inspect(ctx, ref, nil)
 	if err != nil {
-		if c.KindOf(err) == rpc.KindNotFound {
+		switch c.KindOf(err) {
+		case rpc.KindNotFound,
+			// An id prefix that more than one container's id begins
+			// with: Podman says so, and a prefix selects nothing here.
+			rpc.KindConflict:
 			return "", notFound(ref)
 		}
 		return "", err

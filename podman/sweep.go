@@ -20,7 +20,7 @@ const sweepTimeout = 30 * time.Second
 func (c *Client) sweep(conn context.Context) {
 	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
 	defer cancel()
-	ctx = mergedContext{Context: ctx, values: conn}
+	ctx = mergedContext{Context: ctx, values: conn, client: c}
 	filter := map[string][]string{"label": {LabelOwner + "=" + c.Identity.Owner}}
 	list, err := containers.List(ctx, new(containers.ListOptions).WithAll(true).WithFilters(filter))
 	if err != nil {

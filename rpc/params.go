@@ -18,7 +18,11 @@ import (
 //   - each field is decoded on its own, so even a field type with its own
 //     UnmarshalJSON (KEY=VALUE lists, sizes) is named in its error;
 //   - a field tagged `rpc:"required"` must be present and not empty.
-func DecodeParams(raw json.RawMessage, v any) error {
+//
+// shared are pointers to structs of params that several methods accept
+// besides their own (the same rules apply to them): each field goes to v if
+// v has it, else to the first of shared that has it, else it is unknown.
+func DecodeParams(raw json.RawMessage, v any, shared ...any) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		raw = []byte("{}")
@@ -30,18 +34,34 @@ func DecodeParams(raw json.RawMessage, v any) error {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return Errorf(KindInvalidParams, "Invalid params: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	rv := reflect.ValueOf(v).Elem()
-	byName := fieldsByName(rv.Type())
+	targets := append([]any{v}, shared...)
+	values := make([]reflect.Value, len(targets))
+	byName := make([]map[string][]int, len(targets))
+	for i, t := range targets {
+		values[i] = reflect.ValueOf(t).Elem()
+		byName[i] = fieldsByName(values[i].Type())
+	}
 	for name, value := range fields {
-		index, ok := byName[name]
+		field, ok := reflect.Value{}, false
+		for i := range targets {
+			if index, found := byName[i][name]; found {
+				field, ok = values[i].FieldByIndex(index), true
+				break
+			}
+		}
 		if !ok {
 			return Errorf(KindInvalidParams, "Invalid params: unknown field %q", name).With("field", name)
 		}
-		if err := json.Unmarshal(value, rv.FieldByIndex(index).Addr().Interface()); err != nil {
+		if err := json.Unmarshal(value, field.Addr().Interface()); err != nil {
 			return fieldError(name, err)
 		}
 	}
-	return checkRequired(v)
+	for _, t := range targets {
+		if err := checkRequired(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fieldsByName maps json names to the index paths of a params struct's

@@ -570,6 +570,43 @@ func TestDecodeParamsEmbedded(t *testing.T) {
 	}
 }
 
+// A param every method accepts (which connection to use) is decoded apart
+// from each method's own params, under the same rules.
+func TestDecodeParamsShared(t *testing.T) {
+	type common struct {
+		Connection string `json:"connection"`
+	}
+	type own struct {
+		Image string `json:"image" rpc:"required"`
+	}
+	tests := []struct {
+		sent      string
+		wantImage string
+		wantConn  string
+		wantField string // the field an error names; "" for success
+	}{
+		{`{"image":"x"}`, "x", "", ""},
+		{`{"image":"x","connection":"b"}`, "x", "b", ""},
+		{`{"connection":"b"}`, "", "", "image"},                // the method's required field is still required
+		{`{"image":"x","connection":5}`, "", "", "connection"}, // type errors name the shared field
+		{`{"image":"x","conection":"b"}`, "", "", "conection"}, // a typo is unknown, as always
+	}
+	for _, tt := range tests {
+		var p own
+		var c common
+		err := DecodeParams(json.RawMessage(tt.sent), &p, &c)
+		if tt.wantField != "" {
+			if e, ok := err.(*Error); !ok || e.Kind != KindInvalidParams || e.Fields["field"] != tt.wantField {
+				t.Errorf("sent %s: got %v, want InvalidParams naming %q", tt.sent, err, tt.wantField)
+			}
+			continue
+		}
+		if err != nil || p.Image != tt.wantImage || c.Connection != tt.wantConn {
+			t.Errorf("sent %s: got image %q, connection %q, %v; want %q, %q", tt.sent, p.Image, c.Connection, err, tt.wantImage, tt.wantConn)
+		}
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	m := NewMetrics()
 	for i := 1; i <= 100; i++ {

@@ -29,7 +29,13 @@ type config struct {
 	socket string
 	// socketSet says the socket was configured (flag or environment);
 	// otherwise the default locations are tried, then an embedded service.
-	socketSet      bool
+	socketSet bool
+	// connections are the named ones of --connection, in order.
+	connections []connectionFlag
+	// podmanConnections adds Podman's own connection list.
+	podmanConnections bool
+	// ssh is how ssh:// URIs log in and check host keys.
+	ssh            podman.SSHOptions
 	podmanRoot     string
 	podmanConf     string
 	owner          string
@@ -70,7 +76,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		}
 		return def
 	}
-	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
+	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
+	var connections connectionFlags
+	fs.Var(&connections, "connection", "a named Podman connection, NAME=URI or NAME=URI,IDENTITY; repeat it for more. A call chooses one with its connection param (env PODMAN_WORKER_CONNECTIONS, space-separated)")
+	podmanConnections := fs.Bool("podman-connections", isTrue(getenv("PODMAN_WORKER_PODMAN_CONNECTIONS")), "also use Podman's own connections (podman system connection list); Podman's default is the default unless a socket is configured (env PODMAN_WORKER_PODMAN_CONNECTIONS=true)")
+	identity := fs.String("identity", getenv("CONTAINER_SSHKEY"), "private key file for ssh:// sockets and connections that name none of their own (env CONTAINER_SSHKEY, as Podman reads it)")
+	knownHosts := fs.String("known-hosts", getenv("PODMAN_WORKER_KNOWN_HOSTS"), "known_hosts file that ssh host keys are checked against (env PODMAN_WORKER_KNOWN_HOSTS; default ~/.ssh/known_hosts)")
+	insecureHostKey := fs.Bool("insecure-ignore-host-key", isTrue(getenv("PODMAN_WORKER_INSECURE_IGNORE_HOST_KEY")), "accept any ssh host key, unchecked: for throwaway hosts only (env PODMAN_WORKER_INSECURE_IGNORE_HOST_KEY=true)")
 	maxWorkers := fs.String("max-workers", envOr("MAX_WORKERS", strconv.Itoa(rpc.DefaultMaxWorkers)), "calls run at once; more wait their turn (env MAX_WORKERS)")
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
 	maxQueued := fs.String("max-queued", envOr("MAX_QUEUED", strconv.Itoa(rpc.DefaultMaxQueued)), "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)")
@@ -120,6 +132,15 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	cfg := &config{showVersion: *showVersion, cliArgs: fs.Args()}
 	cfg.socket = firstNonEmpty(*socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
 	cfg.socketSet = *socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
+	if connections == nil {
+		for _, c := range strings.Fields(getenv("PODMAN_WORKER_CONNECTIONS")) {
+			if err := connections.Set(c); err != nil {
+				return nil, fmt.Errorf("PODMAN_WORKER_CONNECTIONS: %v", err)
+			}
+		}
+	}
+	cfg.connections, cfg.podmanConnections = connections, *podmanConnections
+	cfg.ssh = podman.SSHOptions{Identity: *identity, KnownHosts: *knownHosts, InsecureIgnoreHostKey: *insecureHostKey}
 	root, err := filepath.Abs(*podmanRoot) // the service runs inside it: a relative path would resolve twice
 	if err != nil {
 		return nil, fmt.Errorf("--podman-root / PODMAN_WORKER_ROOT: %v", err)
@@ -250,6 +271,37 @@ func parseHTTP(addr, tokenFile, envToken, maxBody, cors, headerTimeout string, s
 }
 
 var ownerPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// connectionFlag is one --connection NAME=URI[,IDENTITY].
+type connectionFlag struct {
+	name, uri, identity string
+}
+
+// connectionFlags collects the repeated --connection flag.
+type connectionFlags []connectionFlag
+
+func (c *connectionFlags) String() string {
+	var out []string
+	for _, f := range *c {
+		out = append(out, f.name+"="+f.uri)
+	}
+	return strings.Join(out, " ")
+}
+
+func (c *connectionFlags) Set(v string) error {
+	name, rest, _ := strings.Cut(v, "=")
+	uri, identity, _ := strings.Cut(rest, ",")
+	if !ownerPattern.MatchString(name) || uri == "" {
+		return fmt.Errorf("%q must be NAME=URI or NAME=URI,IDENTITY, such as build2=ssh://core@build2/run/podman/podman.sock,/etc/podman-worker/id_ed25519; NAME is 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", v)
+	}
+	for _, f := range *c {
+		if f.name == name {
+			return fmt.Errorf("%q: a connection is already named %s", v, name)
+		}
+	}
+	*c = append(*c, connectionFlag{name: name, uri: uri, identity: identity})
+	return nil
+}
 
 func firstNonEmpty(values ...string) string {
 	for _, v := range values {

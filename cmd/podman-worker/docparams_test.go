@@ -22,6 +22,19 @@ func methodParams() map[string][]string {
 	return out
 }
 
+// commonParams returns, for every method that takes them, the params it
+// accepts besides its own (handlers.CommonParams): the methods of the
+// handlers' registry, not the worker's own.
+func commonParams() map[string][]string {
+	a := &app{svc: handlers.New(nil, zerolog.Nop(), handlers.Options{})}
+	names := jsonNames(reflect.TypeOf(handlers.CommonParams{}))
+	out := map[string][]string{}
+	for name := range a.svc.Params() {
+		out[name] = names
+	}
+	return out
+}
+
 // jsonNames lists a struct's json field names as rpc.DecodeParams reads
 // them: embedded structs without a name of their own are flattened.
 func jsonNames(t reflect.Type) []string {

@@ -46,7 +46,7 @@ func TestProtocolDoc(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the protocol document: %v", err)
 	}
-	if problems := checkProtocolDoc(string(doc), methodParams()); len(problems) > 0 {
+	if problems := checkProtocolDoc(string(doc), methodParams(), commonParams()); len(problems) > 0 {
 		abs, _ := filepath.Abs(docPath)
 		t.Errorf("%s disagrees with the methods the worker serves (%d problems). Fix protocol.md; "+
 			"if the code is what is wrong, fix the method's params struct in handlers/ (or its "+
@@ -61,45 +61,49 @@ func TestProtocolDocReportsEveryMismatch(t *testing.T) {
 	served := map[string][]string{"ping": nil, "rm": {"container", "force"}}
 	ping := docSection("ping")
 	rm := docSection("rm", "container", "force")
+	common := map[string][]string{"rm": {"connection"}}
+	rules := "### Rules for params (all methods)\n\n- `connection` chooses the Podman connection.\n\n"
+	withConnection := strings.Replace(rm, `"params":{}`, `"params":{"container":"c","connection":"b"}`, 1)
 	tests := []struct {
 		name   string
 		doc    string
 		served map[string][]string
-		want   []string // one substring per expected problem, in the sorted order of the report
+		common map[string][]string // params a method takes besides its own
+		want   []string            // one substring per expected problem, in the sorted order of the report
 	}{
-		{"in agreement", ping + rm, served, nil},
-		{"documented, not served", ping + rm + docSection("gone", "x"), served,
+		{"in agreement", ping + rm, served, nil, nil},
+		{"documented, not served", ping + rm + docSection("gone", "x"), served, nil,
 			[]string{`protocol.md documents "gone", but the worker serves no such method`}},
-		{"served, not documented", ping, served,
+		{"served, not documented", ping, served, nil,
 			[]string{"the worker serves \"rm\", but protocol.md has no `#### rm` section"}},
-		{"param missing from the doc", ping + docSection("rm", "container"), served,
+		{"param missing from the doc", ping + docSection("rm", "container"), served, nil,
 			[]string{`rm: the worker accepts param "force", but protocol.md's params table does not list it`}},
-		{"param documented, not accepted", ping + docSection("rm", "container", "force", "forse"), served,
+		{"param documented, not accepted", ping + docSection("rm", "container", "force", "forse"), served, nil,
 			[]string{`rm: protocol.md lists param "forse", which the worker does not accept`}},
-		{"params none, but the method takes params", ping + docSection("rm"), served,
+		{"params none, but the method takes params", ping + docSection("rm"), served, nil,
 			[]string{`rm: the worker accepts param "container"`, `rm: the worker accepts param "force"`}},
-		{"two sections", ping + ping + rm, served,
+		{"two sections", ping + ping + rm, served, nil,
 			[]string{"ping: protocol.md has 2 `#### ping` sections"}},
 		{"neither a params table nor the none line",
-			strings.Replace(ping, paramsNoneLine+"\n", "", 1) + rm, served,
+			strings.Replace(ping, paramsNoneLine+"\n", "", 1) + rm, served, nil,
 			[]string{`ping: no params table and no "Params: none." line`}},
-		{"two params tables", strings.Replace(rm, "| `force` |", "\n| param | type | default | meaning |\n|---|---|---|---|\n| `force` |", 1) + ping, served,
+		{"two params tables", strings.Replace(rm, "| `force` |", "\n| param | type | default | meaning |\n|---|---|---|---|\n| `force` |", 1) + ping, served, nil,
 			[]string{"rm: 2 params tables"}},
-		{"a params table and the none line", strings.Replace(rm, "Result:", paramsNoneLine+"\n\nResult:", 1) + ping, served,
+		{"a params table and the none line", strings.Replace(rm, "Result:", paramsNoneLine+"\n\nResult:", 1) + ping, served, nil,
 			[]string{`rm: both a params table and the "Params: none." line`}},
-		{"a row without a backticked name", strings.Replace(rm, "| `force` |", "| force |", 1) + ping, served,
+		{"a row without a backticked name", strings.Replace(rm, "| `force` |", "| force |", 1) + ping, served, nil,
 			[]string{`rm: params row "| force |`, `rm: the worker accepts param "force"`}},
-		{"no result table", strings.Replace(ping, "| field | type | meaning |", "| what | type | meaning |", 1) + rm, served,
+		{"no result table", strings.Replace(ping, "| field | type | meaning |", "| what | type | meaning |", 1) + rm, served, nil,
 			[]string{"ping: 0 result tables", `ping: a table whose header is`}},
-		{"two examples", ping + rm + "```json\n{}\n```\n", served,
+		{"two examples", ping + rm + "```json\n{}\n```\n", served, nil,
 			[]string{"rm: 2 examples (fenced blocks)"}},
-		{"example of another method", strings.Replace(rm, `"method":"rm"`, `"method":"kill"`, 1) + ping, served,
+		{"example of another method", strings.Replace(rm, `"method":"rm"`, `"method":"kill"`, 1) + ping, served, nil,
 			[]string{`rm: the example has no request line for "rm"`}},
-		{"example without its response", strings.Replace(ping, `{"jsonrpc":"2.0","id":1,"result":{}}`, `{"jsonrpc":"2.0","id":2,"result":{}}`, 1) + rm, served,
+		{"example without its response", strings.Replace(ping, `{"jsonrpc":"2.0","id":1,"result":{}}`, `{"jsonrpc":"2.0","id":2,"result":{}}`, 1) + rm, served, nil,
 			[]string{`ping: the example has no response line with the request's id 1`}},
-		{"example sends a param the method refuses", strings.Replace(rm, `"params":{}`, `"params":{"container":"c","now":true}`, 1) + ping, served,
+		{"example sends a param the method refuses", strings.Replace(rm, `"params":{}`, `"params":{"container":"c","now":true}`, 1) + ping, served, nil,
 			[]string{`rm: the example sends param "now", which the worker does not accept`}},
-		{"every problem at once", docSection("gone") + docSection("rm", "forse"), served,
+		{"every problem at once", docSection("gone") + docSection("rm", "forse"), served, nil,
 			[]string{
 				`protocol.md documents "gone"`,
 				`rm: protocol.md lists param "forse"`,
@@ -107,10 +111,15 @@ func TestProtocolDocReportsEveryMismatch(t *testing.T) {
 				`rm: the worker accepts param "force"`,
 				"the worker serves \"ping\", but protocol.md has no `#### ping` section",
 			}},
+		{"a common param in the example, documented in the rules", rules + ping + withConnection, served, common, nil},
+		{"a common param not documented in the rules", ping + withConnection, served, common,
+			[]string{"protocol.md's \"Rules for params\" do not document `connection`"}},
+		{"a common param in a method's table", rules + ping + docSection("rm", "container", "force", "connection"), served, common,
+			[]string{`rm: protocol.md lists param "connection" in the method's table`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := checkProtocolDoc(tt.doc, tt.served)
+			got := checkProtocolDoc(tt.doc, tt.served, tt.common)
 			ok := len(got) == len(tt.want)
 			for i := 0; ok && i < len(got); i++ {
 				ok = strings.Contains(got[i], tt.want[i])
@@ -150,11 +159,24 @@ type docMethod struct {
 }
 
 // checkProtocolDoc compares protocol.md's method sections with served (the
-// params of every method, as methodParams returns them) and returns every
-// problem found, sorted, each saying what to change.
-func checkProtocolDoc(doc string, served map[string][]string) []string {
+// params of every method, as methodParams returns them) and common (the
+// params each method takes besides its own, as commonParams returns them,
+// which protocol.md documents once, in its rules for params) and returns
+// every problem found, sorted, each saying what to change.
+func checkProtocolDoc(doc string, served, common map[string][]string) []string {
 	var problems []string
 	sections := parseMethodSections(doc)
+	documented := map[string]bool{}
+	for _, names := range common {
+		for _, n := range names {
+			if !documented[n] {
+				documented[n] = true
+				if !strings.Contains(rulesForParams(doc), "`"+n+"`") {
+					problems = append(problems, fmt.Sprintf("protocol.md's \"Rules for params\" do not document `%s`, which methods take besides their own params: add it there, once", n))
+				}
+			}
+		}
+	}
 	count := map[string]int{}
 	for _, s := range sections {
 		count[s.name]++
@@ -176,6 +198,10 @@ func checkProtocolDoc(doc string, served map[string][]string) []string {
 			}
 		}
 		for _, p := range s.params {
+			if slices.Contains(common[s.name], p) {
+				problems = append(problems, fmt.Sprintf("%s: protocol.md lists param %q in the method's table, but it is common to all methods and documented once in the rules for params: remove the row", s.name, p))
+				continue
+			}
 			if !slices.Contains(accepted, p) {
 				problems = append(problems, fmt.Sprintf("%s: protocol.md lists param %q, which the worker does not accept (it refuses it as an unknown field): fix or remove the row in protocol.md", s.name, p))
 			}
@@ -190,11 +216,27 @@ func checkProtocolDoc(doc string, served map[string][]string) []string {
 	// comparison has said what the method accepts.
 	for _, s := range sections {
 		if accepted, ok := served[s.name]; ok {
-			problems = append(problems, s.exampleParams(accepted)...)
+			problems = append(problems, s.exampleParams(append(slices.Clone(accepted), common[s.name]...))...)
 		}
 	}
 	sort.Strings(problems)
 	return problems
+}
+
+// rulesForParams is the text of protocol.md's "Rules for params" section.
+func rulesForParams(doc string) string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		if level, title := heading(line); level > 0 {
+			in = strings.HasPrefix(title, "Rules for params")
+			continue
+		}
+		if in {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // parseMethodSections splits protocol.md into its method sections and checks

@@ -61,16 +61,32 @@ func run(ctx context.Context, p process) int {
 	}
 	routeLogrus(log)
 
+	// Podman's own list, when asked for, may name the default connection.
+	var destinations []podman.Destination
+	if cfg.podmanConnections {
+		if destinations, err = podman.PodmanDestinations(); err != nil {
+			fmt.Fprintf(p.stderr, "podman-worker: --podman-connections: %v\n", err)
+			return 2
+		}
+	}
+	podmanDefault := ""
+	for _, d := range destinations {
+		if d.Default {
+			podmanDefault = d.Name
+		}
+	}
 	socket := cfg.socket
 	if !cfg.socketSet {
 		socket = ""
-		for _, candidate := range defaultSockets(p.getenv) {
-			if answers(candidate) {
-				socket = candidate
-				break
+		if podmanDefault == "" { // else Podman's default is the default
+			for _, candidate := range defaultSockets(p.getenv) {
+				if answers(candidate) {
+					socket = candidate
+					break
+				}
 			}
 		}
-		if socket == "" {
+		if socket == "" && podmanDefault == "" {
 			embedded, err := startEmbedded(ctx, cfg.podmanRoot, cfg.podmanConf, p.pid, log)
 			if err != nil {
 				// Serve anyway: calls answer Unavailable naming the socket.
@@ -82,26 +98,38 @@ func run(ctx context.Context, p process) int {
 			}
 		}
 	}
-	// No container may mount the socket that drives Podman.
-	cfg.policy.NeverMount = limits.NeverMountPaths(append(cfg.policy.NeverMount, socketPath(socket))...)
-	client, err := podman.New(socket, podman.Options{MaxConns: cfg.maxWorkers, Owner: cfg.owner, PID: p.pid, Log: log})
+	conns, err := newConnections(cfg, socket, destinations, p.pid, log)
 	if err != nil {
-		fmt.Fprintf(p.stderr, "podman-worker: --socket: %v\n", err)
+		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
 		return 2
 	}
+	// No container may mount a socket that drives Podman.
+	for _, c := range conns.All() {
+		if path := socketPath(c.URI()); path != "" {
+			cfg.policy.NeverMount = append(cfg.policy.NeverMount, path)
+		}
+	}
+	cfg.policy.NeverMount = limits.NeverMountPaths(cfg.policy.NeverMount...)
 	// Connecting goes on in the background when it takes longer: the
 	// worker serves meanwhile, and each call waits at most its own deadline.
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err = client.Connect(cctx)
-	cancel()
-	if err != nil {
-		log.Warn().Err(err).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
+	var wg sync.WaitGroup
+	for _, c := range conns.All() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Connect(cctx); err != nil {
+				log.Warn().Err(err).Str("connection", c.Name()).Msg("podman is not reachable yet; calls that need it fail with Unavailable until it answers")
+			}
+		}()
 	}
-	defer client.Owned.Close()
+	wg.Wait()
+	cancel()
+	defer conns.Close()
 
 	a := &app{
-		podman: client, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
-		svc: handlers.New(client, log, handlers.Options{
+		conns: conns, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
+		svc: handlers.New(conns, log, handlers.Options{
 			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
 		}),
 	}
@@ -117,7 +145,7 @@ func run(ctx context.Context, p process) int {
 		Order:          handlers.ContainerKey,
 		Ready:          a.ready(ctx),
 	})
-	log.Info().Str("version", version).Str("socket", client.URI()).Int("max_workers", cfg.maxWorkers).Msg("serving")
+	log.Info().Str("version", version).Str("socket", conns.Default().URI()).Strs("connections", conns.Names()).Int("max_workers", cfg.maxWorkers).Msg("serving")
 	if len(cfg.cliArgs) > 0 {
 		// Through the dispatcher, as a call on stdio would go: its panic
 		// recovery, log line and limits included.
@@ -179,6 +207,62 @@ func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, std
 	}
 	log.Info().Msg("stopped; every request was answered")
 	return 0
+}
+
+// newConnections makes a client for every connection: the socket (named
+// "default"), Podman's own connections when asked for, and --connection's.
+// A --connection hides Podman's connection of the same name. The default
+// is the socket when there is one, else Podman's default. Every client
+// shares the worker's identity: containers are labelled with the same
+// worker whichever host runs them.
+func newConnections(cfg *config, socket string, destinations []podman.Destination, pid int, log zerolog.Logger) (*podman.Connections, error) {
+	type spec struct{ name, uri, identity, source string }
+	var specs []spec
+	def := podman.DefaultName
+	if socket != "" {
+		specs = append(specs, spec{podman.DefaultName, socket, "", "--socket"})
+	}
+	flagged := map[string]bool{}
+	for _, c := range cfg.connections {
+		flagged[c.name] = true
+	}
+	for _, d := range destinations {
+		if d.Default && socket == "" {
+			def = d.Name
+		}
+		if flagged[d.Name] || socket != "" && d.Name == podman.DefaultName {
+			log.Warn().Str("connection", d.Name).Msg("Podman's connection of this name is hidden by the worker's own")
+			continue
+		}
+		if d.TLS {
+			log.Warn().Str("connection", d.Name).Str("uri", d.URI).Msg("left out: the worker does not support TLS client certificates")
+			continue
+		}
+		specs = append(specs, spec{d.Name, d.URI, d.Identity, "Podman's connection " + d.Name})
+	}
+	for _, c := range cfg.connections {
+		if socket != "" && c.name == podman.DefaultName {
+			return nil, fmt.Errorf("--connection %s=%s: %q names the --socket connection; choose another name", c.name, c.uri, c.name)
+		}
+		specs = append(specs, spec{c.name, c.uri, c.identity, "--connection " + c.name})
+	}
+	id := podman.Self(cfg.owner, pid)
+	var clients []*podman.Client
+	for _, sp := range specs {
+		ssh := cfg.ssh
+		if sp.identity != "" {
+			ssh.Identity = sp.identity
+		}
+		c, err := podman.New(sp.uri, podman.Options{
+			Name: sp.name, MaxConns: cfg.maxWorkers, Identity: id, SSH: ssh,
+			Log: log.With().Str("connection", sp.name).Logger(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", sp.source, err)
+		}
+		clients = append(clients, c)
+	}
+	return podman.NewConnections(def, clients...)
 }
 
 // logrusMu guards the bindings' global logrus logger, which routeLogrus

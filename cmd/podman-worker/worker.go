@@ -14,15 +14,15 @@ import (
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
-// app is the running worker process: the dispatcher, the Podman connection and
-// the handlers. Its own methods (health, metrics, shutdown) describe the
+// app is the running worker process: the dispatcher, the Podman connections
+// and the handlers. Its own methods (health, metrics, shutdown) describe the
 // process rather than Podman, so they live here, next to what they report.
 // The seed REST API's /health and /metrics, as methods: neither needs
 // Podman to answer, since a supervisor asks them precisely when something
 // is wrong.
 type app struct {
 	server  *rpc.Server
-	podman  *podman.Client
+	conns   *podman.Connections
 	svc     *handlers.Service
 	calls   *rpc.Metrics
 	log     zerolog.Logger
@@ -50,16 +50,24 @@ func (a *app) methodParams() map[string]any {
 }
 
 type healthResult struct {
-	Status  string        `json:"status"` // ok, or degraded while Podman does not answer
-	Podman  podman.Status `json:"podman"`
-	UptimeS float64       `json:"uptime_s"`
+	// Status is ok, or degraded while the default connection's Podman does
+	// not answer. Another connection being down leaves it ok: calls to the
+	// others are served in full, and restarting the worker would not bring
+	// a host back; Connections says which one is down.
+	Status string `json:"status"`
+	// Podman is the default connection's status, Connections every one's.
+	Podman            podman.Status            `json:"podman"`
+	DefaultConnection string                   `json:"default_connection"`
+	Connections       map[string]podman.Status `json:"connections"`
+	UptimeS           float64                  `json:"uptime_s"`
 }
 
 func (a *app) health(ctx context.Context, raw json.RawMessage) (any, error) {
 	if err := noParams(raw); err != nil {
 		return nil, err
 	}
-	res := healthResult{Status: "ok", Podman: a.podmanStatus(ctx), UptimeS: a.uptime()}
+	res := healthResult{Status: "ok", DefaultConnection: a.conns.Default().Name(), Connections: a.podmanStatus(ctx), UptimeS: a.uptime()}
+	res.Podman = res.Connections[res.DefaultConnection]
 	if !res.Podman.Connected {
 		res.Status = "degraded"
 	}
@@ -76,7 +84,9 @@ type metricsResult struct {
 	Goroutines      int `json:"goroutines"`
 	Procs           int `json:"procs"` // GOMAXPROCS: 1 unless the environment set it
 	OpenFDs         int `json:"open_fds"`
-	OwnedContainers int `json:"owned_containers"`
+	OwnedContainers int `json:"owned_containers"` // of every connection
+	// Connections counts calls and owned containers per connection.
+	Connections map[string]podman.UsageSnapshot `json:"connections"`
 }
 
 func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
@@ -86,7 +96,12 @@ func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
 	res := metricsResult{
 		UptimeS: a.uptime(), Snapshot: a.calls.Snapshot(), Workers: a.server.Stats(),
 		Goroutines: runtime.NumGoroutine(), Procs: runtime.GOMAXPROCS(0), OpenFDs: openFDs(),
-		OwnedContainers: a.podman.Owned.Count(),
+		Connections: map[string]podman.UsageSnapshot{},
+	}
+	for _, c := range a.conns.All() {
+		u := c.UsageSnapshot()
+		res.Connections[c.Name()] = u
+		res.OwnedContainers += u.OwnedContainers
 	}
 	res.InFlight = res.Workers.Busy + res.Workers.Queued
 	return res, nil
@@ -112,27 +127,32 @@ func (a *app) shutdown(_ context.Context, raw json.RawMessage) (any, error) {
 // readyParams is the worker.ready notification: the first line the worker
 // writes, once it can serve.
 type readyParams struct {
-	Version string        `json:"version"`
-	PID     int           `json:"pid"`
-	Podman  podman.Status `json:"podman"`
+	Version           string                   `json:"version"`
+	PID               int                      `json:"pid"`
+	Podman            podman.Status            `json:"podman"` // the default connection's
+	DefaultConnection string                   `json:"default_connection"`
+	Connections       map[string]podman.Status `json:"connections"`
 }
 
 func (a *app) ready(ctx context.Context) func() (string, any) {
 	return func() (string, any) {
-		return "worker.ready", readyParams{Version: version, PID: a.pid, Podman: a.podmanStatus(ctx)}
+		r := readyParams{Version: version, PID: a.pid, DefaultConnection: a.conns.Default().Name(), Connections: a.podmanStatus(ctx)}
+		r.Podman = r.Connections[r.DefaultConnection]
+		return "worker.ready", r
 	}
 }
 
 // statusTimeout is how long health and worker.ready wait for Podman: a
 // supervisor asks for health to decide whether to restart the worker, so
 // it gets an answer (degraded, saying why) rather than a hang when Podman
-// accepts connections and never answers.
+// accepts connections and never answers. Connections are pinged at once,
+// so that is the bound however many there are.
 const statusTimeout = time.Second
 
-func (a *app) podmanStatus(ctx context.Context) podman.Status {
+func (a *app) podmanStatus(ctx context.Context) map[string]podman.Status {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	return a.podman.Status(ctx)
+	return a.conns.Statuses(ctx)
 }
 
 func (a *app) uptime() float64 {
