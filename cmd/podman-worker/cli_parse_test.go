@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -271,6 +273,7 @@ func TestCLIParse(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		var got string
+		cwd, _ := os.Getwd()
 		code := runCLI(context.Background(), func(_ context.Context, method string, params json.RawMessage) (any, error) {
 			got = method + " " + string(params)
 			return nil, nil
@@ -285,8 +288,10 @@ func TestCLIParse(t *testing.T) {
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			got = lines[len(lines)-1]
 		}
-		if got != row.want || code != row.code {
-			t.Errorf("argv %q:\n got %s (exit %d)\nwant %s (exit %d)\nstderr: %s", row.args, got, code, row.want, row.code, stderr.String())
+		// A relative build context is the caller's working directory's.
+		want := strings.ReplaceAll(row.want, `"context":"."`, `"context":`+strconv.Quote(cwd))
+		if got != want || code != row.code {
+			t.Errorf("argv %q:\n got %s (exit %d)\nwant %s (exit %d)\nstderr: %s", row.args, got, code, want, row.code, stderr.String())
 		}
 	}
 }

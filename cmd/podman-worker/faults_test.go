@@ -246,7 +246,10 @@ func TestFiveHundredRuns(t *testing.T) {
 	w := startWorker(t, "--socket", service.URI, "--max-workers", "8")
 	before := result(t, mustCall(w, `"m0"`, "metrics", ""))
 	loadTest(t, w, 500, 8, func(i int) (string, string) {
-		return "run", runParams("", "echo", fmt.Sprintf(`{"n":%d}`, i))
+		// A timeout well above what an echo needs: this test is about
+		// load and leaks, and a loaded 2-core machine under the race
+		// detector can take seconds to set a container up.
+		return "run", runParams(`"timeout":60`, "echo", fmt.Sprintf(`{"n":%d}`, i))
 	}, func(i int, r map[string]any) bool {
 		res, _ := r["result"].(map[string]any)
 		out, _ := res["stdout"].(map[string]any)

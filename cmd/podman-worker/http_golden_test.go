@@ -31,7 +31,7 @@ import (
 // unless a Content-Type line says otherwise; with a token setting, every
 // request carries it unless an Authorization line says otherwise
 // ("Authorization: -" sends none). Lines starting with '#' are comments.
-// $BUSYBOX and $TESTDATA are replaced before sending.
+// $BUSYBOX and $TESTDATA are replaced before sending ($TESTDATA in args too).
 //
 // Section "transcript" is each request ("> " lines) and its answer: "< "
 // and the status line, the headers that matter to a client (Allow,
@@ -51,7 +51,8 @@ func runHTTPGolden(t *testing.T, file string) {
 		t.Fatalf("%s has no requests section", file)
 	}
 	svc := privateService(t)
-	args := append([]string{"--socket", svc.URI}, strings.Fields(settings["args"])...)
+	testdata := strings.NewReplacer("$TESTDATA", filepath.Join(repoRoot, "testdata"))
+	args := append([]string{"--socket", svc.URI}, strings.Fields(testdata.Replace(settings["args"]))...)
 	token := settings["token"]
 	if token != "" {
 		tf := filepath.Join(t.TempDir(), "token")

@@ -186,14 +186,16 @@ func TestHTTPGolden(t *testing.T) {
 // Every route of the seed on one container's life, as a client of the
 // Flask service used them, with podman-py's shapes for the create fields.
 func TestHTTPCreateTakesPodmanPyShapes(t *testing.T) {
-	hw := startHTTPWorker(t, "--socket", service.URI)
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "greeting"), []byte("hello from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The operator allows bridge networking (for the port) and the host
+	// folder (for the volume).
+	hw := startHTTPWorker(t, "--socket", service.URI, "--network-modes", "bridge", "--mount-roots", host)
 	port := freePort(t)
 	body := fmt.Sprintf(`{"image":"localhost/busybox:latest","name":"pyshapes",`+
-		`"command":["/bin/sh","-c","mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"],`+
+		`"command":["/bin/sh","-c","mkdir -p /tmp/www && echo served > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"],`+
 		`"environment":{"GREETING":"hi"},"ports":{"8080/tcp":["127.0.0.1",%d]},"volumes":{%q:{"bind":"/data","mode":"ro"}}}`, port, host)
 	created := must(t, hw.do(t, "POST", "/api/v1/containers", body), 201, "create with podman-py's ports and volumes")
 	defer hw.do(t, "DELETE", "/api/v1/containers/pyshapes?force=true", "")

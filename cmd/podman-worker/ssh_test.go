@@ -86,7 +86,7 @@ func readyOf(t *testing.T, line string) (def string, conns map[string]map[string
 // build whose progress streams before its reply.
 func TestSSHRunsFunctions(t *testing.T) {
 	h := startSSHHost(t)
-	w := startWorker(t, "--socket", h.uri(), "--identity", h.sshd.Identity, "--known-hosts", h.sshd.KnownHosts)
+	w := startWorker(t, "--socket", h.uri(), "--identity", h.sshd.Identity, "--known-hosts", h.sshd.KnownHosts, "--build-roots", repoRoot+"/testdata/build")
 	if def, conns := readyOf(t, w.ready); def != "default" || conns["default"]["connected"] != true || conns["default"]["socket"] != h.uri() {
 		t.Fatalf("worker.ready: %s", w.ready)
 	}
