@@ -164,6 +164,10 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	ref := p.Tag
 	if ref == "" {
 		ref = report.ID
+	} else {
+		// The tag may now name another image: prewarmed containers of
+		// the old one make way for new ones.
+		s.warm.renew(ctx, s.podman(ctx))
 	}
 	described, err := describeImage(ctx, ref, tags)
 	if err != nil {

@@ -89,8 +89,12 @@ type rmiResult struct {
 }
 
 func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
-	// A container whose run has answered is gone for this call too.
-	if err := s.podman(ctx).Owned.AwaitRemovals(ctx); err != nil {
+	// A container whose run has answered is gone for this call too, and
+	// prewarmed containers, which hold their images, are removed and none
+	// is made meanwhile.
+	resume, err := s.warm.suspend(ctx, s.podman(ctx))
+	defer resume()
+	if err != nil {
 		return nil, err
 	}
 	if p.Force {
@@ -141,7 +145,9 @@ type pruneResult struct {
 }
 
 func (s *Service) prune(ctx context.Context, p pruneParams) (any, error) {
-	if err := s.podman(ctx).Owned.AwaitRemovals(ctx); err != nil {
+	resume, err := s.warm.suspend(ctx, s.podman(ctx))
+	defer resume()
+	if err != nil {
 		return nil, err
 	}
 	reports, err := images.Prune(ctx, new(images.PruneOptions).WithAll(p.All))

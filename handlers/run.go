@@ -16,22 +16,28 @@ import (
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
-type runParams struct {
+// RunSpec is what makes a run's container: run's params, and prewarm's,
+// which keeps containers of the same spec ready.
+type RunSpec struct {
 	Image      string      `json:"image" rpc:"required"`
-	Name       string      `json:"name"`
 	Entrypoint argv        `json:"entrypoint"`
 	Command    commandLine `json:"command"`
 	Env        keyValues   `json:"env"`
 	Ports      []string    `json:"ports"`
 	Volumes    []string    `json:"volumes"`
 	Mounts     []string    `json:"mounts"`
-	AutoRemove *bool       `json:"auto_remove"`
 	Workdir    string      `json:"workdir"`
 	User       string      `json:"user"`
+	limits.Request
+}
+
+type runParams struct {
+	RunSpec
+	Name       string `json:"name"`
+	AutoRemove *bool  `json:"auto_remove"`
 	// Detach is accepted for the seed CLI's sake: run always waits for the
 	// exit and returns the output; long-lived containers are create's job.
 	Detach bool `json:"detach"`
-	limits.Request
 }
 
 type runResult struct {
@@ -62,60 +68,65 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 	autoRemove := p.AutoRemove == nil || *p.AutoRemove
-	g, err := s.specFor(ctx, containerConfig{
-		Image: p.Image, Name: name, Command: p.Command, Entrypoint: p.Entrypoint, Env: p.Env,
-		Ports: p.Ports, Volumes: p.Volumes, Mounts: p.Mounts, Workdir: p.Workdir, User: p.User, Resources: res,
-		Kept: !autoRemove,
-	})
+	g, err := s.specFor(ctx, p.config(name, res, !autoRemove))
 	if err != nil {
 		return nil, err
 	}
-	owned := s.podman(ctx).Owned
+	client := s.podman(ctx)
+	owned := client.Owned
 
 	if err := owned.AwaitRemoval(ctx, name); err != nil {
 		return nil, err
 	}
+	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
+	defer cancel()
 	begun := time.Now()
-	created, err := containers.CreateWithSpec(ctx, g, nil)
-	createdAt := time.Since(begun)
-	if err != nil {
+	// A prewarmed container of this exact spec, when a pool holds one
+	// (only for containers removed after the run: each serves one run);
+	// else one made now, the cold way. Either way it is created and
+	// attached to (Podman has set its process up), not started.
+	var c *podman.Prepared
+	if autoRemove {
+		c, err = s.warm.take(ctx, client, g, p.Name)
+	}
+	warm := c != nil
+	if c == nil && err == nil {
+		c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
+	}
+	if c == nil {
 		return nil, err
 	}
-	id := created.ID
-	owned.Add(id, autoRemove)
+	id, name := c.ID, c.Name
 	// Every way out of this function passes here: a failed start, a
 	// timeout, a cancel and a normal exit all leave nothing behind.
 	defer func() {
+		c.Release()
 		if autoRemove {
 			owned.RemoveLater(id, name)
 		} else {
 			owned.Forget(id)
 		}
 	}()
-
-	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
-	defer cancel()
-	out := podman.NewOutput(s.maxOutput)
-	ended, err := s.podman(ctx).Attach(deadline, id, out.Stdout, out.Stderr)
-	attachedAt := time.Since(begun)
+	preparedAt := time.Since(begun)
+	out, ended := c.Output, c.Ended
 	var memory *podman.MemoryWatch
 	if err == nil {
-		memory = s.podman(ctx).WatchMemory(id, ended)
+		memory = client.WatchMemory(id, ended)
 		err = containers.Start(ctx, id, nil)
 	}
 	startedAt := time.Since(begun)
 	if err != nil {
-		if e := rpc.AsError(s.podman(ctx).Classify(err)); e.Kind == rpc.KindExecutionFailed {
+		if e := rpc.AsError(client.Classify(err)); e.Kind == rpc.KindExecutionFailed {
 			// The command could not start at all (127: not found, 126:
 			// not executable), as `podman run` reports it.
 			return nil, e.With("stdout", "").With("stderr", "").With("container_id", id)
 		}
 		return nil, err
 	}
-	state, err := s.podman(ctx).AwaitExit(deadline, id, ended)
+	state, err := client.AwaitExit(deadline, id, ended)
 	// Where a run's time goes, for --debug: Podman's steps or the wait.
-	s.log.Debug().Str("container", id).Dur("create_ms", createdAt).Dur("attach_ms", attachedAt-createdAt).
-		Dur("start_ms", startedAt-attachedAt).Dur("exit_ms", time.Since(begun)-startedAt).Msg("run steps")
+	s.log.Debug().Str("container", id).Bool("prewarmed", warm).Dur("prepare_ms", preparedAt).
+		Dur("start_ms", startedAt-preparedAt).Dur("exit_ms", time.Since(begun)-startedAt).Msg("run steps")
 	if err != nil {
 		// Kill first, so the function stops now even though removal
 		// happens later.

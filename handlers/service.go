@@ -29,6 +29,9 @@ type Options struct {
 	// RequestTimeout bounds every call that has no timeout of its own
 	// (default 30 s, the seed REST API's REQUEST_TIMEOUT).
 	RequestTimeout time.Duration
+	// MaxWarm bounds the prewarmed containers, of every spec together
+	// (0: prewarm is refused).
+	MaxWarm int
 }
 
 // Service holds what handlers share: the Podman connections and the
@@ -42,6 +45,7 @@ type Service struct {
 	policy    limits.Policy
 	maxOutput int
 	timeout   time.Duration
+	warm      *warmPools
 }
 
 // New returns the handlers for the worker's Podman connections.
@@ -55,7 +59,8 @@ func New(conns *podman.Connections, log zerolog.Logger, opts Options) *Service {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
-	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout}
+	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout,
+		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log)}
 	if conns != nil {
 		s.identity = conns.Default().Identity
 	}
@@ -95,15 +100,16 @@ func (s *Service) registry() map[string]method {
 		"inspect": adapt(s, s.inspect),
 		"rmi":     adapt(s, s.rmi),
 		"prune":   adapt(s, s.prune),
-		// run.go, containers.go
-		"run":    adapt(s, s.run),
-		"create": adapt(s, s.create),
-		"start":  adapt(s, s.start),
-		"stop":   adapt(s, s.stop),
-		"logs":   adapt(s, s.logs),
-		"ps":     adapt(s, s.ps),
-		"kill":   adapt(s, s.kill),
-		"rm":     adapt(s, s.rm),
+		// run.go, warm.go, containers.go
+		"run":     adapt(s, s.run),
+		"prewarm": adapt(s, s.prewarm),
+		"create":  adapt(s, s.create),
+		"start":   adapt(s, s.start),
+		"stop":    adapt(s, s.stop),
+		"logs":    adapt(s, s.logs),
+		"ps":      adapt(s, s.ps),
+		"kill":    adapt(s, s.kill),
+		"rm":      adapt(s, s.rm),
 		// exec.go, files.go, users.go
 		"exec":     adapt(s, s.exec),
 		"add_file": adapt(s, s.addFile),

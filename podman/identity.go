@@ -25,6 +25,9 @@ const (
 	// run with auto_remove false): it is meant to outlive the call and
 	// the worker, so the sweep of a dead worker's containers leaves it.
 	LabelKept = "io.podman-worker.kept"
+	// LabelWarm marks a prewarmed container: created and initialised
+	// ahead of a run. Until a run starts it, callers do not see it.
+	LabelWarm = "io.podman-worker.warm"
 )
 
 // DefaultOwner is the owner label's value unless the operator sets one.

@@ -2,6 +2,7 @@ package podman
 
 import (
 	"context"
+	"slices"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
@@ -31,7 +32,8 @@ func (c *Client) Lookup(ctx context.Context, ref string) (string, error) {
 		}
 		return "", err
 	}
-	if (data.Name != ref && data.ID != ref) || data.Config == nil || data.Config.Labels[LabelOwner] != c.Identity.Owner {
+	if (data.Name != ref && data.ID != ref) || data.Config == nil || data.Config.Labels[LabelOwner] != c.Identity.Owner ||
+		data.State != nil && idleWarm(data.Config.Labels, data.State.Status) {
 		return "", notFound(ref)
 	}
 	return data.ID, nil
@@ -48,7 +50,17 @@ func (c *Client) List(ctx context.Context, all bool) ([]types.ListContainer, err
 		return nil, err
 	}
 	filter := map[string][]string{"label": {LabelOwner + "=" + c.Identity.Owner}}
-	return containers.List(ctx, new(containers.ListOptions).WithAll(all).WithFilters(filter))
+	list, err := containers.List(ctx, new(containers.ListOptions).WithAll(all).WithFilters(filter))
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(list, func(ctr types.ListContainer) bool { return idleWarm(ctr.Labels, ctr.State) }), nil
+}
+
+// idleWarm says whether a container is prewarmed and not yet taken by a
+// run: the worker's own stock, which no caller has asked for.
+func idleWarm(labels map[string]string, state string) bool {
+	return labels[LabelWarm] == "true" && (state == "created" || state == "initialized" || state == "configured")
 }
 
 // RequireOnlyOwnedUse answers Conflict when a container this worker's

@@ -103,7 +103,8 @@ func fieldError(field string, err error) error {
 	return Errorf(KindInvalidParams, "Invalid params: %q: %s", field, msg).With("field", field)
 }
 
-// checkRequired reports the first top-level field tagged `rpc:"required"` that is zero.
+// checkRequired reports the first field tagged `rpc:"required"` that is
+// zero, among the top-level fields and those of embedded structs.
 func checkRequired(v any) error {
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer {
@@ -115,6 +116,14 @@ func checkRequired(v any) error {
 	rt := rv.Type()
 	for i := 0; i < rt.NumField(); i++ {
 		f := rt.Field(i)
+		if f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {
+			// Embedded groups of params are params of their own, as in
+			// decoding: their required fields are checked too.
+			if err := checkRequired(rv.Field(i).Addr().Interface()); err != nil {
+				return err
+			}
+			continue
+		}
 		if f.Tag.Get("rpc") != "required" || !rv.Field(i).IsZero() {
 			continue
 		}

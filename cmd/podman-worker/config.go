@@ -43,6 +43,7 @@ type config struct {
 	maxLineBytes   int64
 	maxQueued      int
 	maxQueuedBytes int64
+	maxWarm        int
 	maxOutputBytes int64
 	requestTimeout time.Duration
 	shutdownGrace  time.Duration
@@ -87,6 +88,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
 	maxQueued := fs.String("max-queued", envOr("MAX_QUEUED", strconv.Itoa(rpc.DefaultMaxQueued)), "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)")
 	maxQueuedBytes := fs.String("max-queued-bytes", envOr("MAX_QUEUED_BYTES", limits.FormatBytes(rpc.DefaultMaxQueuedBytes)), "bytes of requests that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED_BYTES)")
+	maxWarm := fs.String("max-warm", envOr("MAX_WARM", "8"), "prewarmed containers the worker keeps at most, of every spec together; 0 refuses prewarm (env MAX_WARM)")
 	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
 	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
 	owner := fs.String("owner", envOr("PODMAN_WORKER_OWNER", podman.DefaultOwner), "the label that scopes this worker's containers: it sees and acts only on containers of its owner, and removes those that dead workers of the same owner left (env PODMAN_WORKER_OWNER)")
@@ -165,6 +167,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	cfg.maxLineBytes = size
 
+	if cfg.maxWarm, err = strconv.Atoi(*maxWarm); err != nil || cfg.maxWarm < 0 || cfg.maxWarm > 1024 {
+		return nil, fmt.Errorf("--max-warm / MAX_WARM: %q must be a whole number from 0 to 1024", *maxWarm)
+	}
 	if cfg.maxQueued, err = strconv.Atoi(*maxQueued); err != nil || cfg.maxQueued < 1 || cfg.maxQueued > 1<<20 {
 		return nil, fmt.Errorf("--max-queued / MAX_QUEUED: %q must be a whole number from 1 to 1048576", *maxQueued)
 	}

@@ -427,7 +427,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if !strings.Contains(log, `"params":`) {
 		t.Fatalf("debug logging carries no params:\n%s", log)
 	}
-	if !regexp.MustCompile(`"create_ms":[0-9.]+,"attach_ms":[0-9.]+,"start_ms":[0-9.]+,"exit_ms":[0-9.]+,"time":"[^"]+","message":"run steps"`).MatchString(log) {
+	if !regexp.MustCompile(`"prewarmed":false,"prepare_ms":[0-9.]+,"start_ms":[0-9.]+,"exit_ms":[0-9.]+,"time":"[^"]+","message":"run steps"`).MatchString(log) {
 		t.Errorf("debug logging does not time the run's steps:\n%s", log)
 	}
 	if strings.Contains(log, "SECRET") {

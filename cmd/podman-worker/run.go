@@ -131,8 +131,12 @@ func run(ctx context.Context, p process) int {
 		conns: conns, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
 		svc: handlers.New(conns, log, handlers.Options{
 			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
+			MaxWarm: cfg.maxWarm,
 		}),
 	}
+	// Before the containers are removed (conns.Close, deferred above):
+	// the prewarm pools stop making them and let go of theirs.
+	defer a.svc.Close()
 	a.server = rpc.NewServer(a.methods(), rpc.Options{
 		MaxWorkers:     cfg.maxWorkers,
 		MaxLineBytes:   int(cfg.maxLineBytes),

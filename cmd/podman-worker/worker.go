@@ -60,6 +60,9 @@ type healthResult struct {
 	DefaultConnection string                   `json:"default_connection"`
 	Connections       map[string]podman.Status `json:"connections"`
 	UptimeS           float64                  `json:"uptime_s"`
+	// WarmErrors lists the prewarm pools that cannot be refilled, and why
+	// (the image is gone, a limit changed): their runs go cold meanwhile.
+	WarmErrors []handlers.WarmPool `json:"warm_errors,omitempty"`
 }
 
 func (a *app) health(ctx context.Context, raw json.RawMessage) (any, error) {
@@ -68,6 +71,11 @@ func (a *app) health(ctx context.Context, raw json.RawMessage) (any, error) {
 	}
 	res := healthResult{Status: "ok", DefaultConnection: a.conns.Default().Name(), Connections: a.podmanStatus(ctx), UptimeS: a.uptime()}
 	res.Podman = res.Connections[res.DefaultConnection]
+	for _, p := range a.svc.Warm().Pools {
+		if p.Error != "" {
+			res.WarmErrors = append(res.WarmErrors, p)
+		}
+	}
 	if !res.Podman.Connected {
 		res.Status = "degraded"
 	}
@@ -87,6 +95,8 @@ type metricsResult struct {
 	OwnedContainers int `json:"owned_containers"` // of every connection
 	// Connections counts calls and owned containers per connection.
 	Connections map[string]podman.UsageSnapshot `json:"connections"`
+	// Warm is the prewarm pools: sizes, hits and misses.
+	Warm handlers.WarmStats `json:"warm"`
 }
 
 func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
@@ -96,7 +106,7 @@ func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
 	res := metricsResult{
 		UptimeS: a.uptime(), Snapshot: a.calls.Snapshot(), Workers: a.server.Stats(),
 		Goroutines: runtime.NumGoroutine(), Procs: runtime.GOMAXPROCS(0), OpenFDs: openFDs(),
-		Connections: map[string]podman.UsageSnapshot{},
+		Connections: map[string]podman.UsageSnapshot{}, Warm: a.svc.Warm(),
 	}
 	for _, c := range a.conns.All() {
 		u := c.UsageSnapshot()
