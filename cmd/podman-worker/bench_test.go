@@ -155,6 +155,57 @@ func BenchmarkRun(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// BenchmarkRunPrewarmed measures a run that takes a prewarmed container
+// (the spec prewarmed with count 2; the pool refills between runs) against,
+// in the same run and alternating, a cold run of the worker (the same
+// function with another timeout, so no pool matches it) and one
+// `podman run --rm` process per call.
+func BenchmarkRunPrewarmed(b *testing.B) {
+	w := startLean(b, workerBin, "--socket", service.URI)
+	spec := `"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"`
+	if r := w.roundTrip([]byte(`{"jsonrpc":"2.0","id":0,"method":"prewarm","params":{` + spec + `,"count":2}}` + "\n")); !bytes.Contains(r, []byte(`"warm":2`)) {
+		b.Fatalf("prewarm: %s", r)
+	}
+	call := func(params string) func() {
+		line := []byte(`{"jsonrpc":"2.0","id":1,"method":"run","params":{` + params + `}}` + "\n")
+		return func() {
+			if r := w.roundTrip(line); !bytes.Contains(r, []byte(`"result"`)) {
+				b.Fatalf("run: %s", r)
+			}
+		}
+	}
+	warm, cold := call(spec), call(spec+`,"timeout":6`)
+	cli := func() {
+		if err := cliRun(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	warm() // warm up
+	cold()
+	time.Sleep(500 * time.Millisecond) // the pool refills
+
+	b.ResetTimer()
+	var tw, tc, tp []time.Duration
+	for i := 0; i < b.N; i++ {
+		tw = append(tw, timed(warm))
+		tc = append(tc, timed(cold))
+		tp = append(tp, timed(cli))
+	}
+	b.StopTimer()
+	reportLatency(b, "prewarmed", tw)
+	reportLatency(b, "cold", tc)
+	reportLatency(b, "podman-run", tp)
+	pw := percentile(tw, 50)
+	b.ReportMetric(percentile(tc, 50).Seconds()/pw.Seconds(), "cold/prewarmed")
+	b.ReportMetric(percentile(tp, 50).Seconds()/pw.Seconds(), "podman-run/prewarmed")
+	// Runs that found the pool empty went cold: say how many.
+	m := w.roundTrip([]byte(`{"jsonrpc":"2.0","id":2,"method":"metrics"}` + "\n"))
+	if i := bytes.Index(m, []byte(`"misses":`)); i >= 0 {
+		b.Logf("pool: %s", m[bytes.LastIndex(m[:i], []byte(`"hits"`)):i+12])
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
 // runRequest is the benchmarks' function invocation as a run call.
 func runRequest(id int) []byte {
 	return fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"run","params":{"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"}}`+"\n", id)
