@@ -87,7 +87,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	// attached to (Podman has set its process up), not started.
 	var c *podman.Prepared
 	if autoRemove {
-		c, err = s.warm.take(ctx, client, g, p.Name)
+		var refill func()
+		c, refill, err = s.warm.take(ctx, client, g, p.Name)
+		defer refill() // once this run is over
 	}
 	warm := c != nil
 	if c == nil && err == nil {

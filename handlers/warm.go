@@ -259,36 +259,36 @@ func (w *warmPools) refill(p *warmPool) {
 
 // take hands a run a prepared container of its spec, renamed to name when
 // the run asked for one; nil when the pool has none (or there is no pool).
-// The pool refills in the background either way.
-func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.SpecGenerator, name string) (*podman.Prepared, error) {
+// refill, which the run calls once it is over, makes the replacement: a
+// container made while the run starts would compete with it for Podman.
+func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.SpecGenerator, name string) (c *podman.Prepared, refill func(), err error) {
 	key, _ := warmKey(client, g)
 	w.mu.Lock()
 	p := w.pools[key]
 	if p == nil {
 		w.mu.Unlock()
-		return nil, nil
+		return nil, func() {}, nil
 	}
+	refill = func() { w.refill(p) }
 	if len(p.ready) == 0 {
 		p.misses++
 		w.mu.Unlock()
-		w.refill(p)
-		return nil, nil
+		return nil, refill, nil
 	}
-	c := p.ready[0]
+	c = p.ready[0]
 	p.ready = p.ready[1:]
 	p.hits++
 	w.mu.Unlock()
-	w.refill(p)
 
 	if name != "" {
 		if err := containers.Rename(ctx, c.ID, new(containers.RenameOptions).WithName(name)); err != nil {
 			c.Release()
 			client.Owned.RemoveLater(c.ID, "")
-			return nil, err
+			return nil, refill, err
 		}
 		c.Name = name
 	}
-	return c, nil
+	return c, refill, nil
 }
 
 // suspend stops every pool from making containers, and removes the ready
