@@ -65,12 +65,12 @@ bench: deps
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingOverSSH' -benchtime 2000x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunOverSSH' -benchtime 40x -count 1 ./cmd/podman-worker
 
-# test-compat runs the golden suites (protocol and CLI) against Podman 5
+# test-compat runs the golden suites (protocol, CLI and HTTP) against Podman 5
 # (Debian 13's, in a root of its own that .ci/podman5.sh builds and starts),
 # so the worker is known to answer the same on Podman 4 and 5.
 test-compat: deps
 	@sock=$$(.ci/podman5.sh start) || exit 1; \
-	PODMAN_WORKER_TEST_SOCKET=$$sock $(GO) test -tags "$(TAGS)" -count=1 -run 'TestGolden|TestCLIGolden' ./cmd/podman-worker; \
+	PODMAN_WORKER_TEST_SOCKET=$$sock $(GO) test -tags "$(TAGS)" -count=1 -run 'TestGolden|TestCLIGolden|TestHTTPGolden' ./cmd/podman-worker; \
 	rc=$$?; .ci/podman5.sh stop; exit $$rc
 
 # fuzz explores each target for FUZZTIME; go test runs their seeds every time.

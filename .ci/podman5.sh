@@ -62,7 +62,11 @@ start)
 	# container enter the container's mount namespace with setns, which
 	# starts at the namespace's root. Under a plain chroot that root is the
 	# host's, so exec sessions and archive calls would see the host's files.
+	# The repository is bind-mounted at the same path inside, so that
+	# host paths the tests mount into containers (testdata) exist there.
+	repo=$(pwd)
 	setsid unshare --mount --propagation private sh -ec "
+		mkdir -p '$R$repo'; mount --bind '$repo' '$R$repo'
 		cd '$R'; mkdir -p .old-root; pivot_root . .old-root; cd /
 		umount -l /.old-root
 		cd /run/pw
