@@ -28,7 +28,7 @@ func DecodeParams(raw json.RawMessage, v any, shared ...any) error {
 		raw = []byte("{}")
 	}
 	if raw[0] != '{' {
-		return Errorf(KindInvalidParams, "Invalid params: params must be an object of named fields, got %s", jsonKind(raw))
+		return Errorf(KindInvalidParams, "Invalid params: params must be an object of named fields, got %s", JSONKind(raw))
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
@@ -156,8 +156,9 @@ func typeName(t reflect.Type) string {
 	}
 }
 
-// jsonKind names the JSON type of a raw value, for messages.
-func jsonKind(raw []byte) string {
+// JSONKind names the JSON type of a raw value, for messages: "an object",
+// "an array", "a string", "a boolean", "null", "a number", or "nothing".
+func JSONKind(raw []byte) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return "nothing"

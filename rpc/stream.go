@@ -204,7 +204,7 @@ func (s *stream) handleLine(line []byte, owned bool) *call {
 		}
 		return nil
 	default:
-		s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", jsonKind(line)))
+		s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", JSONKind(line)))
 		return nil
 	}
 }
@@ -215,7 +215,7 @@ func (s *stream) handleLine(line []byte, owned bool) *call {
 // request's id when it has a usable one, and null otherwise.
 func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	if raw[0] != '{' {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", jsonKind(raw)))
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", JSONKind(raw)))
 		return nil
 	}
 	r, dup := readMembers(raw)
@@ -224,7 +224,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 		return nil
 	}
 	if r.id != nil && !validID(r.id) {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", jsonKind(r.id)))
+		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", JSONKind(r.id)))
 		return nil
 	}
 	// JSON text is UTF-8 (RFC 8259), and every line the worker writes is
@@ -254,7 +254,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 		return nil
 	}
 	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
-		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, jsonKind(r.params)))
+		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, JSONKind(r.params)))
 		return nil
 	}
 
@@ -345,7 +345,7 @@ func encodeResponse(id, result, wireErr json.RawMessage) []byte {
 }
 
 func validID(raw json.RawMessage) bool {
-	switch jsonKind(raw) {
+	switch JSONKind(raw) {
 	case "a string", "a number", "null":
 		return true
 	}

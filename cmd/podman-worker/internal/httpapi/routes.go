@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // Prefix is where the seed's routes live.
@@ -218,7 +220,7 @@ func (s *Server) readBody(w *recorder, r *http.Request, rule bodyRule) (body, *a
 		return nil, newError(http.StatusBadRequest, "BadRequest", "Invalid JSON in the request body: "+strings.TrimPrefix(fmt.Sprint(err), "json: "))
 	}
 	if data[0] != '{' {
-		return nil, newError(http.StatusBadRequest, "BadRequest", "the request body must be a JSON object of named fields, got "+jsonKind(data))
+		return nil, newError(http.StatusBadRequest, "BadRequest", "the request body must be a JSON object of named fields, got "+rpc.JSONKind(data))
 	}
 	var b body
 	if err := json.Unmarshal(data, &b); err != nil {
@@ -235,21 +237,6 @@ func tooLarge(limit int64) *apiError {
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
-}
-
-func jsonKind(data []byte) string {
-	switch data[0] {
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
 }
 
 // unhealthy is health's result turned into a 503 when Podman does not answer.
