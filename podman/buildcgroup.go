@@ -55,25 +55,15 @@ func (c *Client) NewBuildCgroup(ctx context.Context, pids int64) (*BuildCgroup, 
 	_, _ = rand.Read(b)
 	g := &BuildCgroup{top: "/podman-worker-build-" + hex.EncodeToString(b)}
 	limit := strconv.FormatInt(pids, 10)
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
-		// cgroup v2: one hierarchy; pids.max appears only where the pids
-		// controller is enabled for the root's children.
-		g.v2 = true
-		dir := filepath.Join(cgroupRoot, g.top)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return nil, "making " + dir + ": " + err.Error()
-		}
-		g.dirs = []string{dir}
-		if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(limit), 0o644); err != nil {
-			g.Remove()
-			return nil, "setting pids.max in " + dir + ": " + err.Error()
-		}
-		return g, ""
-	}
-	// cgroup v1: the pids controller has a hierarchy of its own. The
-	// runtime makes the folder in every other hierarchy; Remove removes
-	// them all.
+	// cgroup v2: one hierarchy; pids.max appears only where the pids
+	// controller is enabled for the root's children. cgroup v1: the pids
+	// controller has a hierarchy of its own; the runtime makes the folder
+	// in every other hierarchy, and Remove removes them all.
 	dir := filepath.Join(cgroupRoot, "pids", g.top)
+	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+		g.v2 = true
+		dir = filepath.Join(cgroupRoot, g.top)
+	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, "making " + dir + ": " + err.Error()
 	}
