@@ -125,9 +125,19 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 	discard(client, drop)
 
 	// The first fill is the caller's: it learns at once whether the spec
-	// can be prewarmed at all, and how many are ready.
-	if err := w.fill(ctx, pool); err != nil && w.readyOf(pool) == 0 && pool.target > 0 {
-		return nil, err
+	// can be prewarmed at all, and how many are ready. A spec of which no
+	// container can be made is not kept: it would hold part of --max-warm
+	// for nothing.
+	if err := w.fill(ctx, pool); err != nil {
+		w.mu.Lock()
+		empty := len(pool.ready) == 0
+		if empty && pool.making == 0 && w.pools[key] == pool {
+			delete(w.pools, key)
+		}
+		w.mu.Unlock()
+		if empty {
+			return nil, err
+		}
 	}
 	return prewarmResult{Warm: w.readyOf(pool)}, nil
 }

@@ -69,6 +69,14 @@ func TestPrewarmedRuns(t *testing.T) {
 	if _, data := errorData(t, r); data["type"] != "Forbidden" || data["field"] != "count" {
 		t.Errorf("2 more prewarmed containers with --max-warm 3 and 2 asked for: %v", r)
 	}
+	// A spec of which no container can be made is refused, and not kept.
+	r, _ = w.call(`"noimage"`, "prewarm", `{"image":"localhost/no-such-image:latest","count":1}`)
+	if _, data := errorData(t, r); data["type"] != "NotFound" {
+		t.Errorf("prewarm of a missing image: %v", r)
+	}
+	if n := len(metricsOf(t, w)["warm"].(map[string]any)["pools"].([]any)); n != 1 {
+		t.Errorf("after a refused prewarm there are %d pools, want the 1 of before", n)
+	}
 	if r, _ := w.call(`"drain"`, "prewarm", "{"+warmSpec+`,"count":0}`); fmt.Sprint(result(t, r)["warm"]) != "0" {
 		t.Errorf("prewarm count 0: %v", r)
 	}
