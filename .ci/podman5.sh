@@ -20,6 +20,9 @@ stop_service() {
 	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 	kill -KILL "$pid" 2>/dev/null || true
 	rm -f "$R/run/pw/pid"
+	# Podman keeps an exec session's conmon for 5 minutes after the
+	# command (--exit-delay 300); its clean-up would find no service.
+	pkill -f -- "-b /var/lib/pw/root/overlay-containers/" 2>/dev/null || true
 }
 
 unmount_all() {
