@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/podman/podmantest"
 	"golang.org/x/tools/txtar"
 )
 
@@ -42,7 +41,7 @@ func TestCLIGolden(t *testing.T) {
 			}
 			ar := txtar.Parse(data)
 			svc := privateService(t)
-			vars := strings.NewReplacer("$BUSYBOX", podmantest.BusyboxImage, "$TESTDATA", filepath.Join(repoRoot, "testdata"))
+			vars := goldenVars()
 			settings := parseSettings(ar.Comment)
 			norm := newNormalizer(settings, svc.URI)
 			shaped := map[string]bool{}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/podman-worker/podman-worker/podman/podmantest"
 	"golang.org/x/tools/txtar"
 )
 
@@ -75,7 +76,7 @@ func runGolden(t *testing.T, file string) {
 	if settings["socket"] == "none" {
 		socket = "unix:///nonexistent/podman.sock"
 	}
-	vars := strings.NewReplacer("$BUSYBOX", "localhost/busybox:latest", "$TESTDATA", filepath.Join(repoRoot, "testdata"), "$SOCKET", socket)
+	vars := goldenVars("$SOCKET", socket)
 	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(vars.Replace(settings["args"]))...)
 	w := startWorkerRaw(t, args...)
 
@@ -298,6 +299,12 @@ func parseSettings(comment []byte) map[string]string {
 		}
 	}
 	return out
+}
+
+// goldenVars replaces the placeholders every golden file may use
+// ($BUSYBOX, $TESTDATA), and the extra old, new pairs given.
+func goldenVars(extra ...string) *strings.Replacer {
+	return strings.NewReplacer(append([]string{"$BUSYBOX", podmantest.BusyboxImage, "$TESTDATA", filepath.Join(repoRoot, "testdata")}, extra...)...)
 }
 
 // section returns the content of the archive's file name, if any.

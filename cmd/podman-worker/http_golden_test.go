@@ -51,8 +51,8 @@ func runHTTPGolden(t *testing.T, file string) {
 		t.Fatalf("%s has no requests section", file)
 	}
 	svc := privateService(t)
-	testdata := strings.NewReplacer("$TESTDATA", filepath.Join(repoRoot, "testdata"))
-	args := append([]string{"--socket", svc.URI}, strings.Fields(testdata.Replace(settings["args"]))...)
+	vars := goldenVars()
+	args := append([]string{"--socket", svc.URI}, strings.Fields(vars.Replace(settings["args"]))...)
 	token := settings["token"]
 	if token != "" {
 		tf := filepath.Join(t.TempDir(), "token")
@@ -62,7 +62,6 @@ func runHTTPGolden(t *testing.T, file string) {
 		args = append(args, "--http-token-file", tf)
 	}
 	hw := startHTTPWorker(t, args...)
-	vars := strings.NewReplacer("$BUSYBOX", "localhost/busybox:latest", "$TESTDATA", filepath.Join(repoRoot, "testdata"))
 	norm := newNormalizer(settings, svc.URI)
 
 	var out strings.Builder
