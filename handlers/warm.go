@@ -47,9 +47,10 @@ type warmPools struct {
 
 	mu    sync.Mutex
 	pools map[string]*warmPool
-	// suspended counts image operations under way (rmi, prune) during
-	// which no pool makes containers: a new one would hold the image.
-	suspended int
+	// suspended counts, per connection, the image operations under way
+	// (rmi, prune) during which its pools make no container: a new one
+	// would hold the image. Other connections' pools go on.
+	suspended map[*podman.Client]int
 	life      context.Context // ends at Close: every pool's attach ends with it
 	stop      context.CancelFunc
 	fills     sync.WaitGroup
@@ -71,7 +72,8 @@ type warmPool struct {
 
 func newWarmPools(max, maxOutput int, log zerolog.Logger) *warmPools {
 	life, stop := context.WithCancel(context.Background())
-	return &warmPools{max: max, maxOutput: maxOutput, log: log, pools: map[string]*warmPool{}, life: life, stop: stop}
+	return &warmPools{max: max, maxOutput: maxOutput, log: log, pools: map[string]*warmPool{},
+		suspended: map[*podman.Client]int{}, life: life, stop: stop}
 }
 
 // warmKey identifies a spec on a connection: everything but the name and
@@ -190,7 +192,7 @@ func (w *warmPools) fill(ctx context.Context, p *warmPool) error {
 	var last error
 	for {
 		w.mu.Lock()
-		if w.suspended > 0 || len(p.ready)+p.making >= p.target || w.life.Err() != nil {
+		if w.suspended[p.client] > 0 || len(p.ready)+p.making >= p.target || w.life.Err() != nil {
 			w.mu.Unlock()
 			return last
 		}
@@ -204,7 +206,7 @@ func (w *warmPools) fill(ctx context.Context, p *warmPool) error {
 		switch {
 		case err != nil:
 			p.err = err.Error()
-		case w.suspended > 0 || len(p.ready) >= p.target:
+		case w.suspended[p.client] > 0 || len(p.ready) >= p.target:
 			// An image operation began, or the target fell, meanwhile.
 			w.mu.Unlock()
 			discard(p.client, []*podman.Prepared{c})
@@ -301,24 +303,28 @@ func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.
 	return c, refill, nil
 }
 
-// suspend stops every pool from making containers, and removes the ready
-// ones, until the returned func is called: a prewarmed container holds its
-// image, so rmi and prune come after none is left; after them, the pools
-// refill from the images as they are then (a failure shows in health).
+// suspend stops the pools of client's connection from making containers,
+// and removes their ready ones, until the returned func is called: a
+// prewarmed container holds its image, so rmi and prune come after none
+// is left; after them, the pools refill from the images as they are then
+// (a failure shows in health). Images are per connection: other
+// connections' pools are left alone.
 func (w *warmPools) suspend(ctx context.Context, client *podman.Client) (resume func(), err error) {
 	w.mu.Lock()
-	w.suspended++
+	w.suspended[client]++
+	var pools []*warmPool
 	for _, p := range w.pools {
-		discard(p.client, p.ready)
-		p.ready = nil
+		if p.client == client {
+			discard(p.client, p.ready)
+			p.ready = nil
+			pools = append(pools, p)
+		}
 	}
 	w.mu.Unlock()
 	resume = func() {
 		w.mu.Lock()
-		w.suspended--
-		var pools []*warmPool
-		for _, p := range w.pools {
-			pools = append(pools, p)
+		if w.suspended[client]--; w.suspended[client] == 0 {
+			delete(w.suspended, client)
 		}
 		w.mu.Unlock()
 		for _, p := range pools {
@@ -328,8 +334,8 @@ func (w *warmPools) suspend(ctx context.Context, client *podman.Client) (resume 
 	return resume, client.Owned.AwaitRemovals(ctx)
 }
 
-// renew replaces every ready container, after a build may have given a
-// pool's image tag to a new image.
+// renew replaces the ready containers of client's connection, after a
+// build there may have given a pool's image tag to a new image.
 func (w *warmPools) renew(ctx context.Context, client *podman.Client) {
 	resume, _ := w.suspend(ctx, client)
 	resume()
