@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/logsink"
 	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
@@ -31,6 +32,10 @@ type process struct {
 	// stdout carries the protocol and nothing else; logs go to stderr.
 	stdout, stderr io.Writer
 }
+
+// logDelay bounds how long an info or debug line may wait to be written
+// (see logsink): what a kill -9 can take from the log.
+const logDelay = 10 * time.Millisecond
 
 // run is the whole program behind main.
 func run(ctx context.Context, p process) int {
@@ -52,9 +57,20 @@ func run(ctx context.Context, p process) int {
 		}
 	}
 
-	// One write per line, whatever the writer: a test's buffer is not safe for
-	// concurrent writers the way a file is.
-	log := zerolog.New(zerolog.SyncWriter(p.stderr)).Level(cfg.logLevel).With().Timestamp().Logger()
+	// Serving, the log's lines are gathered into a few writes (warnings and
+	// worse at once, info within logDelay): one write per call's line was
+	// the largest step of the worker's own share of a ping. The per-call
+	// CLI makes one call, and its callers read its stderr as it comes. In
+	// both, a writer is never written by two goroutines at once (a test's
+	// buffer is not safe for that the way a file is).
+	var logOut io.Writer = zerolog.SyncWriter(p.stderr)
+	flushLog := func() {}
+	if len(cfg.cliArgs) == 0 {
+		sink := logsink.New(p.stderr, logDelay, 64<<10)
+		defer sink.Flush() // deferred first, so it runs last: after every other clean-up's lines
+		logOut, flushLog = sink, func() { _ = sink.Flush() }
+	}
+	log := zerolog.New(logOut).Level(cfg.logLevel).With().Timestamp().Logger()
 	if len(cfg.cliArgs) > 0 && cfg.logLevel > zerolog.DebugLevel {
 		// The per-call CLI's callers parse stderr as its error envelope.
 		log = zerolog.Nop()
@@ -65,6 +81,7 @@ func run(ctx context.Context, p process) int {
 	var destinations []podman.Destination
 	if cfg.podmanConnections {
 		if destinations, err = podman.PodmanDestinations(); err != nil {
+			flushLog() // the lines before it first
 			fmt.Fprintf(p.stderr, "podman-worker: --podman-connections: %v\n", err)
 			return 2
 		}
@@ -100,6 +117,7 @@ func run(ctx context.Context, p process) int {
 	}
 	conns, err := newConnections(cfg, socket, destinations, p.pid, log)
 	if err != nil {
+		flushLog()
 		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
 		return 2
 	}
