@@ -9,28 +9,27 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/sourcegraph/jsonrpc2"
 )
 
-// Handle implements jsonrpc2.Handler. The library calls it from its read
-// loop, with the internal id of the request the stream just handed it, so
-// it returns quickly: no request waits here for anything but the output.
-func (s *Server) Handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	st := s.stream
-	c := st.take(req.ID.Num)
-	if c == nil {
-		s.log.Error().Uint64("internal_id", req.ID.Num).Msg("rpc: the library handed back a message the stream did not hand it")
-		return
-	}
-	s.mu.Lock()
-	if st.stopped.Load() {
+// readLoop dispatches the requests st reads, one after another, until
+// reading ends. Each is queued, refused or handed off at once, so the
+// next line is read while earlier calls run.
+func (s *Server) readLoop(st *stream) {
+	for {
+		c, err := st.next()
+		if err != nil {
+			return // st.end has recorded it for Serve
+		}
+		s.mu.Lock()
+		if st.stopped.Load() {
+			s.mu.Unlock()
+			return // Serve has returned: nothing more is dispatched
+		}
+		s.inFlight++ // under the same lock as the check: Serve's last drain waits for it
+		closing := s.closing
 		s.mu.Unlock()
-		return // Serve has returned: nothing more is dispatched
+		s.dispatch(c, closing)
 	}
-	s.inFlight++ // under the same lock as the check: Serve's last drain waits for it
-	closing := s.closing
-	s.mu.Unlock()
-	s.dispatch(c, closing)
 }
 
 // dispatch sends a request on its way; it is counted in flight, and

@@ -17,8 +17,9 @@
 //     meet the queue's bounds one by one, and their replies are joined
 //     into one array on one line once the last is answered. A batch with
 //     more entries than MaxWorkers+MaxQueued is refused whole.
-//   - Id swap: the library sees an internal counter; a reply carries the
-//     caller's id byte for byte. Params reach the handler as sent.
+//   - Ids and params: a reply carries the caller's id byte for byte (1.0,
+//     1e2 and ids beyond 2^53 included); params reach the handler as sent.
+//     Each request is parsed once, by the scanner.
 //   - Registry (registry.go): the calls not yet answered, by the caller's
 //     id: a second call with an id in flight is refused, and
 //     $/cancelRequest finds the call it names.
@@ -36,23 +37,18 @@
 //   - Metrics (metrics.go): per-method counts and recent durations, fed by
 //     Options.Observe.
 //
-// What github.com/sourcegraph/jsonrpc2 does: it is the dispatcher of
-// Serve's stream, and nothing else. Serve calls jsonrpc2.NewConn with the
-// stream and the Server, which starts two goroutines: a read loop and a
-// watch that closes the Conn when its context ends (conn.Close at the end
-// of Serve ends both). The read loop calls stream.ReadObject, which
-// returns one valid request as {"method":"","id":N}; the library parses
-// that and calls Server.Handle with N as req.ID.Num, on the same
-// goroutine, before it reads the next message (so Handle returns quickly:
-// it queues, refuses or hands off, and never runs a method itself). When ReadObject returns an error (io.EOF at the
-// end of the input or once Serve has returned, or a read error, which it
-// logs through the worker's logger), it closes the Conn and the loop
-// ends. It is never shown a caller's id, a method name, params, a batch
-// or an invalid line, never writes anything (replies and notifications
-// are written by the stream; its WriteObject refuses), and never sees
-// Server.Call's calls.
+// What github.com/sourcegraph/jsonrpc2 gives: the protocol's error codes
+// and error object (errors.go) and the encoding of notifications
+// (Server.Notify). It is not in the request path: its Conn closes on the
+// first message it cannot decode, takes "id": null for a notification,
+// knows no batches and turns a negative id into a huge unsigned one, so
+// the framing above was always this package's; and its read loop decoded
+// each request a second time (a stand-in message, into maps), 16 µs of
+// the worker's ~70 µs share of a ping. The read loop (readLoop) is a few
+// lines of this package. The tests drive Serve with the library's Conn as
+// a client (TestLibraryClient): a Go caller can use it as it is.
 //
-// Goroutines: the library's read loop and watch, MaxWorkers workers
+// Goroutines: the read loop, MaxWorkers workers
 // (started with Serve, or as Call needs them; they end when Serve returns
 // or Shutdown is done), one per running control call (at most 16), and one
 // per queued call cancelled (for an instant). None is left once Serve has

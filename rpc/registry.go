@@ -19,10 +19,9 @@ type call struct {
 	weight int             // bytes the request holds while it waits: its own length
 	order  string          // Options.Order's key: "" runs free of others
 
-	internal uint64 // the id the library sees, for a call read from the stream
-	out      *stream
-	batch    *batch
-	ret      chan outcome // for Server.Call: where the outcome goes
+	out   *stream
+	batch *batch
+	ret   chan outcome // for Server.Call: where the outcome goes
 
 	start  time.Time
 	ctx    context.Context

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,8 +234,7 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 	}
 	s.pool.start()
-	conn := jsonrpc2.NewConn(context.Background(), st, s, jsonrpc2.SetLogger(zerologPrinter{s.log}))
-	defer conn.Close()
+	go s.readLoop(st)
 
 	select {
 	case <-st.ended:
@@ -295,11 +293,14 @@ func (s *Server) Notify(method string, params any) error {
 	if w == nil {
 		return errors.New("rpc: Notify before Serve")
 	}
-	data, err := json.Marshal(struct {
-		JSONRPC string `json:"jsonrpc"`
-		Method  string `json:"method"`
-		Params  any    `json:"params"`
-	}{"2.0", method, params})
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return err
+	}
+	p := json.RawMessage(raw)
+	// The library's Request without an id is a notification:
+	// {"jsonrpc":"2.0","method":…,"params":…}.
+	data, err := json.Marshal(&jsonrpc2.Request{Method: method, Params: &p, Notif: true})
 	if err != nil {
 		return err
 	}
@@ -351,11 +352,4 @@ func withCall(ctx context.Context, c *Call) context.Context {
 func CallFrom(ctx context.Context) *Call {
 	c, _ := ctx.Value(callKey{}).(*Call)
 	return c
-}
-
-// zerologPrinter routes the library's own log lines into the worker's log.
-type zerologPrinter struct{ log zerolog.Logger }
-
-func (p zerologPrinter) Printf(format string, v ...any) {
-	p.log.Warn().Str("component", "jsonrpc2").Msg(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

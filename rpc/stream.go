@@ -8,24 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 )
 
-// stream is the jsonrpc2.ObjectStream between the newline-delimited wire and
-// sourcegraph/jsonrpc2. That library closes its connection on the first
-// message it cannot decode, takes "id": null for a notification, knows no
-// batches and turns a negative id into a huge unsigned one. So every rule of
-// JSON-RPC 2.0 framing is enforced here, and the library only ever sees
-// {"method":"","id":N}, N an internal counter:
+// stream is the newline-delimited wire: it reads lines, enforces every
+// rule of JSON-RPC 2.0 framing, and writes replies. next returns the
+// valid requests one at a time, in order, for the read loop to dispatch;
+// everything else is answered here:
 //   - a line that is not JSON is answered with -32700 and reading goes on;
 //   - JSON that is not a request is answered with -32600 and id null;
 //   - a batch is split into single requests, read one at a time, and
 //     their replies are joined back into one array on one line once the
 //     last of them is answered;
-//   - the caller's exact id bytes are restored on every reply.
+//   - the caller's exact id bytes are repeated on every reply.
 type stream struct {
 	r        *lineReader
 	w        *lineWriter
@@ -34,7 +31,7 @@ type stream struct {
 	maxBatch int             // most entries a batch line may hold
 
 	// The batch line being read, entry by entry: its requests are
-	// registered one at a time, as the library asks for the next message,
+	// registered one at a time, as the read loop asks for the next one,
 	// so a batch never holds more calls than the queue lets through.
 	batch   *batch
 	entries entries
@@ -43,40 +40,35 @@ type stream struct {
 	// each request of it a check of its own.
 	lineUTF8 bool
 
-	next   uint64 // the last internal id
-	handed *call  // the request handed to the library, which Handle takes
-	msg    []byte // the message handed to the library, reused
-
 	// stopped is set (under Server.mu, so that Handle's check of it and
 	// Serve's last drain cannot interleave) when Serve returns: whatever is
 	// read after that is dropped, and reading ends.
 	stopped atomic.Bool
-	// ended is closed when ReadObject returns its last error (readErr):
+	// ended is closed when next returns its last error (readErr):
 	// the end of the input, a read error, or stopped.
 	ended   chan struct{}
 	readErr error
 }
 
-// end reports the last error ReadObject returns; the library closes its
-// connection on it.
+// end reports the last error next returns: the read loop ends on it.
 func (s *stream) end(err error) error {
 	s.readErr = err
 	close(s.ended)
 	return err
 }
 
-// ReadObject implements jsonrpc2.ObjectStream. It returns only with a
-// valid request, or at the end of the input; protocol errors are answered
-// here.
-func (s *stream) ReadObject(v any) error {
+// next returns the next valid request, or the error that ends reading
+// (io.EOF at the end of the input or once Serve has returned); protocol
+// errors are answered here.
+func (s *stream) next() (*call, error) {
 	for {
 		if s.stopped.Load() {
-			return s.end(io.EOF)
+			return nil, s.end(io.EOF)
 		}
 		if s.batch != nil {
 			if entry, ok := s.entries.next(); ok {
 				if c := s.admit(entry, s.batch, false); c != nil {
-					return s.hand(c, v)
+					return c, nil
 				}
 				continue
 			}
@@ -94,57 +86,13 @@ func (s *stream) ReadObject(v any) error {
 				tooLong.n, tooLong.max))
 			continue
 		case err != nil:
-			return s.end(err) // io.EOF at the end of the input
+			return nil, s.end(err) // io.EOF at the end of the input
 		}
 		if c := s.handleLine(line, owned); c != nil {
-			return s.hand(c, v)
+			return c, nil
 		}
 	}
 }
-
-// hand gives the library the one thing it needs to dispatch c: an id to
-// hand back to Handle, in a message it takes for a request. It parses what
-// it is given twice, into maps, and would re-encode params (keys sorted,
-// '<' escaped, a 16 MiB add_file copied several times), so it gets neither
-// params nor the caller's id: Handle takes c whole.
-func (s *stream) hand(c *call, v any) error {
-	s.next++
-	c.internal = s.next
-	s.handed = c
-	s.msg = strconv.AppendUint(append(s.msg[:0], `{"method":"","id":`...), c.internal, 10)
-	s.msg = append(s.msg, '}')
-	if u, ok := v.(json.Unmarshaler); ok {
-		return u.UnmarshalJSON(s.msg) // well-formed by construction: no validation pass
-	}
-	return json.Unmarshal(s.msg, v)
-}
-
-// take returns the request handed to the library as internal. The
-// library's read loop calls Handle before it reads the next message, on
-// the same goroutine, so there is only ever one.
-func (s *stream) take(internal uint64) *call {
-	c := s.handed
-	s.handed = nil
-	if c == nil || c.internal != internal {
-		return nil
-	}
-	return c
-}
-
-// WriteObject implements jsonrpc2.ObjectStream. The library writes only
-// when asked to: Conn.Call, DispatchCall, Notify, Reply, ReplyWithError
-// and SendResponse are its only senders, and its read loop sends nothing
-// of its own. The server never calls them (replies go through reply,
-// notifications through Server.Notify, each encoded once), so nothing
-// reaches this; a write here would carry an internal id the caller never
-// sent, and is refused.
-func (s *stream) WriteObject(any) error {
-	return errors.New("rpc: the library has nothing to send: replies and notifications are written by the server")
-}
-
-// Close implements jsonrpc2.ObjectStream. The input and output belong to the
-// caller of Serve, so there is nothing to close.
-func (s *stream) Close() error { return nil }
 
 // reply sends c's one reply: e when it is set, else result. A result that
 // cannot be encoded is answered as an internal error.
@@ -166,8 +114,8 @@ func (s *stream) reply(c *call, result any, e *Error) error {
 	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
 }
 
-// handleLine reads one input line: a request is returned to be handed to
-// the library, a batch becomes the batch being read, and anything else is
+// handleLine reads one input line: a request is returned to be
+// dispatched, a batch becomes the batch being read, and anything else is
 // answered here. owned says the line is a fresh allocation that nothing
 // else will write to, so a request may keep parts of it; otherwise it
 // lives in the reader's buffer and what a request keeps is copied.
@@ -280,7 +228,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	return c
 }
 
-// replyError answers a message the library never sees.
+// replyError answers a message that is not a valid request.
 func (s *stream) replyError(id json.RawMessage, b *batch, e *Error) {
 	wireErr, _ := json.Marshal(e.wire())
 	if b != nil {
