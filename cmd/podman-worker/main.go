@@ -17,10 +17,8 @@ func main() {
 	// for Podman, handed between goroutines (reader, handler, the HTTP
 	// transport's loops). With more processors each hand-off wakes another
 	// thread, which cost ~60 µs per sequential ping on a 2-vCPU VM (ping
-	// p50 342-360 µs with one, 405-409 µs with two). Two processors pay
-	// off only when the worker's own CPU is the limit: ~25% more calls/s
-	// with 64 pings in flight (~9,000/s), far beyond what runs, which
-	// Podman limits to ~12/s there, need. See README, Benchmarks.
+	// p50 342-360 µs with one, 405-409 µs with two). With 8 or 64 pings in
+	// flight two made no clear difference there (README, Benchmarks).
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
