@@ -45,7 +45,7 @@ func TestLibraryClient(t *testing.T) {
 	go func() { served <- s.Serve(context.Background(), inR, outW) }()
 
 	var mu sync.Mutex
-	var seen []string // notifications, and "reply" where the reply arrived
+	var seen []string // the notifications, in the order they arrived
 	client := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(pipeRWC{outR, inW}),
 		jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
 			if !req.Notif {
