@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/blang/semver/v4 v4.0.0
+	github.com/containers/buildah v1.43.0
 	github.com/containers/podman/v5 v5.8.1
 	github.com/go-crypt/crypt v0.14.15
 	github.com/google/go-cmp v0.7.0
@@ -33,7 +34,6 @@ require (
 	github.com/containerd/log v0.1.0 // indirect
 	github.com/containerd/platforms v1.0.0-rc.1 // indirect
 	github.com/containerd/stargz-snapshotter/estargz v0.17.0 // indirect
-	github.com/containers/buildah v1.43.0 // indirect
 	github.com/containers/libtrust v0.0.0-20230121012942-c1716e8a8d01 // indirect
 	github.com/containers/ocicrypt v1.2.1 // indirect
 	github.com/containers/psgo v1.9.1-0.20250826150930-4ae76f200c86 // indirect
