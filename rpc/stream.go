@@ -40,7 +40,7 @@ type stream struct {
 	// each request of it a check of its own.
 	lineUTF8 bool
 
-	// stopped is set (under Server.mu, so that Handle's check of it and
+	// stopped is set (under Server.mu, so that readLoop's check of it and
 	// Serve's last drain cannot interleave) when Serve returns: whatever is
 	// read after that is dropped, and reading ends.
 	stopped atomic.Bool
