@@ -1,6 +1,7 @@
 package logsink
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -124,5 +125,51 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 		if l != strings.Repeat("x", 30) {
 			t.Fatalf("a line was cut or mixed: %q", l)
 		}
+	}
+}
+
+// failing refuses every write while full is set, like stderr on a full
+// disk or a pipe nobody reads any more.
+type failing struct {
+	recorder
+	full bool
+}
+
+func (f *failing) Write(p []byte) (int, error) {
+	if f.full {
+		return 0, errors.New("no space left on device")
+	}
+	return f.recorder.Write(p)
+}
+
+// A log that cannot be written loses the lines of the failed write and
+// reports it, holds nothing more for them (memory does not grow with a
+// full disk), and writes the lines that come after once it can again.
+func TestAFailedWriteDropsItsLinesAndTheNextOnesGetThrough(t *testing.T) {
+	f := &failing{full: true}
+	s := New(f, time.Hour, 1<<10)
+	s.Write([]byte("lost\n"))
+	if _, err := s.WriteLevel(zerolog.ErrorLevel, []byte("lost too\n")); err == nil {
+		t.Fatal("a warning that could not be written reported no error")
+	}
+	if err := s.Flush(); err == nil {
+		t.Error("Flush after a failed write reported no error")
+	}
+	for i := 0; i < 1000; i++ {
+		s.Write([]byte(strings.Repeat("x", 100) + "\n")) // past maxBuffered: written (and failing) in batches
+	}
+	s.mu.Lock()
+	held := len(s.buf)
+	s.mu.Unlock()
+	if held >= 1<<10 {
+		t.Errorf("%d bytes held while the disk is full; want less than maxBuffered (1024)", held)
+	}
+	f.full = false
+	s.WriteLevel(zerolog.WarnLevel, []byte("back\n"))
+	if got := f.got(); len(got) != 1 || !strings.HasSuffix(got[0], "back\n") {
+		t.Errorf("after the writer recovered: %q; want one write ending with the new line", got)
+	}
+	if err := s.Flush(); err != nil {
+		t.Errorf("Flush once writes succeed again: %v", err)
 	}
 }
