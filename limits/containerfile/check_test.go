@@ -293,6 +293,21 @@ func TestCheckFetches(t *testing.T) {
 		{name: "COPY --from=$X is refused",
 			src:  "ARG X=alpine\nFROM scratch\nARG X\nCOPY --from=$X /x /x\n",
 			kind: rpc.KindForbidden, err: "COPY --from=$X is not allowed", line: 4},
+		{name: "COPY --from=0 of a named stage is refused, asking for the name",
+			src:  "FROM scratch AS build\nFROM scratch\nCOPY --from=0 /x /x\n",
+			kind: rpc.KindForbidden, err: "write --from=build", line: 3},
+		{name: "COPY --from=1 of a later stage is an image, not a stage",
+			src:    "FROM scratch\nCOPY --from=1 /x /x\nFROM scratch\n",
+			images: []Image{{Ref: "1", Line: 2, Instruction: "COPY --from"}}},
+		{name: "FROM 0 is an image, never stage 0",
+			src:    "FROM scratch\nFROM 0\n",
+			images: []Image{{Ref: "0", Line: 2, Instruction: "FROM"}}},
+		{name: "COPY --from of its own stage by name is an image, not a stage",
+			src:    "FROM scratch AS a\nCOPY --from=a /x /x\n",
+			images: []Image{{Ref: "a", Line: 2, Instruction: "COPY --from"}}},
+		{name: "COPY --from of its own stage by number is an image, not a stage",
+			src:    "FROM scratch\nCOPY --from=0 /x /x\n",
+			images: []Image{{Ref: "0", Line: 2, Instruction: "COPY --from"}}},
 		{name: "COPY --from of a later stage is an image, not a stage",
 			src:    "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n",
 			images: []Image{{Ref: "b", Line: 2, Instruction: "COPY --from"}}},
@@ -368,11 +383,11 @@ WORKDIR /src
 COPY --chown=1000:1000 --chmod=0644 go.mod go.sum ./
 RUN --mount=type=tmpfs,target=/root/.cache,size=512m \
     go build -o /app .
-FROM build AS test
+FROM build
 RUN go test ./...
-FROM scratch
+FROM alpine
 COPY --from=build /app /app
-COPY --from=0 --link /src/go.mod /go.mod
+COPY --from=1 --link /app /app2
 ADD --chown=1:1 app.tar.gz /srv/
 LABEL org.opencontainers.image.title=app version="1.0"
 ENV PATH=/bin
@@ -385,7 +400,7 @@ ENTRYPOINT ["/app"]
 	runCases(t, []checkCase{
 		{name: "a multi-stage build returns only its external image, expanded",
 			src:    multi,
-			images: []Image{{Ref: "golang:1.22", Line: 3, Instruction: "FROM"}}},
+			images: []Image{{Ref: "golang:1.22", Line: 3, Instruction: "FROM"}, {Ref: "alpine", Line: 10, Instruction: "FROM"}}},
 		{name: "build_args override the meta ARG of FROM",
 			src:    "ARG GO=1.22\nFROM golang:${GO}\n",
 			opts:   Options{BuildArgs: map[string]string{"GO": "1.23"}},

@@ -72,10 +72,15 @@ func (c *checker) copy(n, outer *parser.Node) error {
 		if c.trigger > 0 || c.inOnbuild {
 			return c.forbidden(n, "ONBUILD COPY --from is not allowed: it would read a stage or an image of a build the worker has not seen")
 		}
-		if c.stage(from) == nil {
-			if err := c.image(n, from, "COPY --from"); err != nil {
-				return err
-			}
+		// The stages before this one; inside ONBUILD we returned above.
+		earlier := len(c.stages) - 1
+		if st, ok := c.stageIndex(from, earlier); ok && st != nil && st.name != "" {
+			return c.forbidden(n, "COPY --from=%s is not allowed: stage %s is named %s; write --from=%s, which every Podman reads as that stage", from, from, st.name, st.name)
+		} else if st != nil || c.stage(from, earlier) != nil {
+			continue
+		}
+		if err := c.image(n, from, "COPY --from"); err != nil {
+			return err
 		}
 	}
 	if len(words(n)) < 2 {

@@ -102,7 +102,7 @@ func (c *checker) from(n *parser.Node) error {
 		}
 		st.name = words[2]
 	}
-	switch base := c.stage(ref); {
+	switch base := c.stage(ref, len(c.stages)); {
 	case base != nil:
 		for k, v := range base.vars {
 			if v.env {
@@ -122,22 +122,33 @@ func (c *checker) from(n *parser.Node) error {
 	return nil
 }
 
-// stage returns the earlier stage ref names, by name as written or by
-// index, or nil. A name that differs only in case is not matched: it is
-// returned as an image, so the worker sees it whatever Podman makes of it.
-func (c *checker) stage(ref string) *stage {
-	if i, err := strconv.Atoi(ref); err == nil && strconv.Itoa(i) == ref {
-		if i >= 0 && i < len(c.stages) {
-			return &c.stages[i]
-		}
-		return nil
-	}
-	for i := range c.stages {
+// stage returns the earlier stage ref names, by name as written, or nil.
+// A name that differs only in case is not matched: it is returned as an
+// image, so the worker sees it whatever Podman makes of it. FROM never
+// names a stage by number; COPY --from does, see stageIndex.
+// Only the first upto stages count: a stage cannot read itself.
+func (c *checker) stage(ref string, upto int) *stage {
+	for i := range c.stages[:upto] {
 		if c.stages[i].name != "" && c.stages[i].name == ref {
 			return &c.stages[i]
 		}
 	}
 	return nil
+}
+
+// stageIndex reads ref as an earlier stage's number, as COPY --from
+// allows: ok is false when ref is not a number; named is the stage's name
+// when it has one; only the first upto stages count. imagebuilder names an unnamed stage by its number, so
+// that form resolves in every Podman; a named stage may not.
+func (c *checker) stageIndex(ref string, upto int) (st *stage, ok bool) {
+	i, err := strconv.Atoi(ref)
+	if err != nil || strconv.Itoa(i) != ref {
+		return nil, false
+	}
+	if i >= 0 && i < upto {
+		return &c.stages[i], true
+	}
+	return nil, true
 }
 
 // image records an external image after checking it is a reference at
