@@ -201,6 +201,9 @@ func (c *checker) arg(n *parser.Node, vs vars, external bool) error {
 		} else {
 			continue // declared without a value: stays as it was
 		}
+		if _, builtin := podmanArgs[name]; builtin && !fromCaller(c.opts.BuildArgs, name) && v.doubt == "" {
+			v.doubt = "is an argument Podman sets itself; pass it in build_args"
+		}
 		if old, ok := vs[name]; ok && old.env {
 			v = value{val: old.val, env: true, doubt: "is set by both ENV and ARG"}
 		} else if external && v.doubt == "" {
@@ -250,4 +253,21 @@ func varName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// podmanArgs are the ARGs Podman fills in when a Containerfile declares
+// them: the platform of the build and the proxy settings of the host's
+// environment. Their value is Podman's, not the default written here,
+// unless the caller passes them.
+var podmanArgs = map[string]struct{}{
+	"TARGETPLATFORM": {}, "TARGETOS": {}, "TARGETARCH": {}, "TARGETVARIANT": {},
+	"BUILDPLATFORM": {}, "BUILDOS": {}, "BUILDARCH": {}, "BUILDVARIANT": {},
+	"HTTP_PROXY": {}, "http_proxy": {}, "HTTPS_PROXY": {}, "https_proxy": {},
+	"FTP_PROXY": {}, "ftp_proxy": {}, "NO_PROXY": {}, "no_proxy": {},
+	"ALL_PROXY": {}, "all_proxy": {},
+}
+
+func fromCaller(args map[string]string, name string) bool {
+	_, ok := args[name]
+	return ok
 }
