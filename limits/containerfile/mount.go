@@ -52,9 +52,12 @@ func (c *checker) mount(n *parser.Node, val string) error {
 		opts[k] = v
 		order = append(order, k)
 	}
+	// buildah 1.28 keeps the type of the previous --mount of the same RUN
+	// when one omits it (bind for the first), so an untyped mount is
+	// refused even where binds are open.
 	typ, ok := opts["type"]
 	if !ok {
-		return c.forbidden(n, "RUN --mount without type= is a bind mount and is not allowed: bind mounts read host files; %s", bindHint)
+		return c.forbidden(n, "RUN --mount without type= is not allowed: Podman 4 takes it for a bind mount, or for the type of the mount before it; write type=tmpfs")
 	}
 	switch typ {
 	case "tmpfs":

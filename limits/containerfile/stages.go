@@ -69,6 +69,10 @@ func sortedKeys(m map[string]struct{}) []string {
 // from starts a stage. Its image is expanded with the ARGs declared before
 // the first FROM (BuildArgs override their defaults) and is either an
 // earlier stage, scratch, or an external image that is returned.
+//
+// Any variable outside that set is refused, not taken as empty: Podman 4's
+// imagebuilder also lets into FROM a build arg declared by an ARG anywhere
+// in the file, and its own platform arguments, where buildkit sees none.
 func (c *checker) from(n *parser.Node) error {
 	if err := c.flags(n, "FROM", map[string]bool{"platform": true}); err != nil {
 		return err
