@@ -54,6 +54,10 @@ func Check(src []byte, opts Options) ([]Image, error) {
 	if len(c.stages) == 0 {
 		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile: no FROM instruction; a build starts with FROM <image> or FROM scratch").With("field", "file")
 	}
+	if line := sameLines(src, res); line > 0 {
+		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: Containerfile line %d: Podman 4 and Podman 5 would cut the file into different instructions here; put any # escape= on the first line, and do not end a line with an escaped escape character or a lone carriage return", line).
+			With("field", "file").With("line", line)
+	}
 	return c.images, nil
 }
 

@@ -21,6 +21,8 @@ func FuzzCheck(f *testing.F) {
 		"FROM alpine\nLABEL \"io.podman-worker.owner\"=x\n",
 		"FROM alpine\nRUN --mount=type=bind,source=../x,target=/m true\n",
 		"ONBUILD\nFROM\nARG\nLABEL\nENV\n",
+		"FROM alpine\nADD a b \\\\\nCOPY http://127.0.0.1/x /s\n",
+		"# syntax=x\n# escape=`\nFROM alpine\r\nRUN echo `\r\r\n",
 	} {
 		f.Add(seed, true)
 	}
