@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +15,9 @@ import (
 	buildahDefine "github.com/containers/buildah/define"
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
-	"go.podman.io/storage/pkg/fileutils"
 
 	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -66,25 +65,25 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, containerfile, err := s.buildOptions(p, res)
+	client := s.podman(ctx)
+	opts, containerfile, err := s.buildOptions(ctx, p, res)
 	if err != nil {
 		return nil, err
 	}
 	tags := []string{}
 	if p.Tag != "" {
 		tags = append(tags, p.Tag)
-		if !p.Force {
-			if exists, err := images.Exists(ctx, p.Tag, nil); err != nil {
-				return nil, err
-			} else if exists {
-				res, err := describeImage(ctx, p.Tag, tags)
-				if err != nil {
-					return nil, err
-				}
-				res.Skipped = true
-				res.Message = "image " + p.Tag + " exists and was not rebuilt; pass force to rebuild it"
-				return res, nil
-			}
+		// A build names only its owner's images: a tag that another
+		// owner's image (or the operator's) holds is refused, not moved.
+		held, err := client.ClaimTag(ctx, p.Tag)
+		if err != nil {
+			return nil, err
+		}
+		if held != nil && !p.Force {
+			res := describeImage(held, tags)
+			res.Skipped = true
+			res.Message = "image " + p.Tag + " exists and was not rebuilt; pass force to rebuild it"
+			return res, nil
 		}
 	}
 
@@ -142,9 +141,14 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		}
 		stopBuild()
 	}()
+	// The context's bound holds on the upload itself, counted unpacked.
+	buildCtx, upload := podman.LimitUpload(buildCtx, s.policy.MaxBuildContext)
 	report, err := images.Build(buildCtx, []string{containerfile}, opts)
 	close(finished)
 	progress.flush()
+	if upload.Exceeded() {
+		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"context\": %s holds more than this worker's limit of %s (--max-build-context), counted as sent to Podman, unpacked; leave large files out with .containerignore or .dockerignore", p.Context, limits.FormatBytes(s.policy.MaxBuildContext)).With("field", "context")
+	}
 	if timedOut.Load() {
 		return nil, rpc.Errorf(rpc.KindTimeout, "the build did not finish within its timeout of %ss and was stopped", seconds(res.Timeout)).
 			With("timeout", res.Timeout.Seconds()).With("logs", progress.lines()).With("logs_truncated", progress.truncated)
@@ -169,10 +173,11 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		// the old one make way for new ones.
 		s.warm.renew(ctx, s.podman(ctx))
 	}
-	described, err := describeImage(ctx, ref, tags)
+	img, err := client.ImageOf(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
+	described := describeImage(img, tags)
 	described.Logs, described.LogsTruncated = progress.lines(), progress.truncated
 	return described, nil
 }
@@ -182,7 +187,7 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 // only under the operator's build roots and within the size cap, and RUN
 // steps with the resolved limits, the chosen network (none by default)
 // and fewer capabilities.
-func (s *Service) buildOptions(p buildParams, res limits.Resources) (types.BuildOptions, string, error) {
+func (s *Service) buildOptions(ctx context.Context, p buildParams, res limits.Resources) (types.BuildOptions, string, error) {
 	var opts types.BuildOptions
 	dir, err := s.policy.BuildPath("context", p.Context)
 	if isKind(err, rpc.KindInvalidParams) {
@@ -219,7 +224,10 @@ func (s *Service) buildOptions(p buildParams, res limits.Resources) (types.Build
 	if st, err := os.Stat(resolved); err != nil || st.IsDir() {
 		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": no Containerfile at %s", file).With("field", "file")
 	}
-	if err := checkContextSize(dir, s.policy.MaxBuildContext); err != nil {
+	if err := limits.CheckBuildContext(dir, resolved); err != nil {
+		return opts, "", err
+	}
+	if err := s.checkContainerfile(ctx, dir, resolved, p.BuildArgs); err != nil {
 		return opts, "", err
 	}
 	if p.Platform != "" {
@@ -235,6 +243,13 @@ func (s *Service) buildOptions(p buildParams, res limits.Resources) (types.Build
 	}
 	opts.ContextDirectory = dir
 	opts.Output = p.Tag
+	// The image is its owner's (the Containerfile may not set this label).
+	opts.Labels = []string{podman.LabelOwner + "=" + s.podman(ctx).Identity.Owner}
+	// FROM names a local image, checked above; Podman fetches nothing.
+	opts.PullPolicy = buildahDefine.PullNever
+	// ONBUILD triggers do not survive in OCI images: an owner's image
+	// carries none into another build.
+	opts.OutputFormat = buildahDefine.OCIv1ImageManifest
 	opts.Args = p.BuildArgs
 	opts.NoCache = p.NoCache
 	// A failed or stopped build leaves no build container behind.
@@ -264,64 +279,13 @@ func isKind(err error, k rpc.Kind) bool {
 	return errors.As(err, &e) && e.Kind == k
 }
 
-// checkContextSize refuses a context whose files, less those its
-// .containerignore (or .dockerignore) leaves out, add up to more than max
-// bytes, before anything is sent: the upload is a tar of them. Symlinks
-// count as links, which is how they are sent.
-func checkContextSize(dir string, max int64) error {
-	var patterns []string
-	for _, name := range []string{".containerignore", ".dockerignore"} {
-		if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
-			for _, l := range strings.Split(string(data), "\n") {
-				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-					patterns = append(patterns, l)
-				}
-			}
-			break
-		}
+// describeImage is a built (or existing) image as the result shows it.
+func describeImage(img *podman.Image, tags []string) *buildResult {
+	res := &buildResult{Tags: tags, Logs: []string{}, ImageID: imageID(img.ID)}
+	if d := img.Report.ImageData; d != nil {
+		res.Platform = d.Os + "/" + d.Architecture
 	}
-	pm, err := fileutils.NewPatternMatcher(patterns)
-	if err != nil {
-		pm, _ = fileutils.NewPatternMatcher(nil) // a bad pattern fails the build later; count everything
-	}
-	var total int64
-	errTooLarge := errors.New("too large")
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		rel, _ := filepath.Rel(dir, path)
-		// The bindings' own matcher and call, so the count agrees with the upload.
-		if excluded, _ := pm.Matches(filepath.ToSlash(rel)); excluded { //nolint:staticcheck
-
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			total += info.Size()
-		}
-		if total > max {
-			return errTooLarge
-		}
-		return nil
-	})
-	if errors.Is(err, errTooLarge) {
-		return rpc.Errorf(rpc.KindForbidden, "Forbidden: \"context\": %s holds more than this worker's limit of %s (--max-build-context); leave large files out with .containerignore or .dockerignore", dir, limits.FormatBytes(max)).With("field", "context")
-	}
-	return nil
-}
-
-// describeImage inspects a built (or existing) image for the result.
-func describeImage(ctx context.Context, ref string, tags []string) (*buildResult, error) {
-	img, err := images.GetImage(ctx, ref, nil)
-	if err != nil {
-		return nil, err
-	}
-	res := &buildResult{Tags: tags, Logs: []string{}}
-	if img.ImageData != nil {
-		res.ImageID = imageID(img.ID)
-		res.Platform = img.Os + "/" + img.Architecture
-	}
-	return res, nil
+	return res
 }
 
 // progress splits build output into lines and sends each as a

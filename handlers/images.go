@@ -2,14 +2,8 @@ package handlers
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
-
-	"github.com/containers/podman/v5/pkg/bindings/images"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // imageSummary is the seed CLI's `images` entry.
@@ -26,7 +20,7 @@ type imagesParams struct {
 }
 
 func (s *Service) images(ctx context.Context, p imagesParams) (any, error) {
-	list, err := images.List(ctx, new(images.ListOptions).WithAll(p.All))
+	list, err := s.podman(ctx).ListImages(ctx, p.All)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +46,7 @@ type imageParams struct {
 }
 
 func (s *Service) exists(ctx context.Context, p imageParams) (any, error) {
-	return images.Exists(ctx, p.Image, nil)
+	return s.podman(ctx).ImageExists(ctx, p.Image)
 }
 
 type inspectParams struct {
@@ -63,10 +57,11 @@ type inspectParams struct {
 // inspect answers podman's image inspect object, with the image id in the
 // same "sha256:<hex>" form as every other image id the worker reports.
 func (s *Service) inspect(ctx context.Context, p inspectParams) (any, error) {
-	report, err := images.GetImage(ctx, p.Image, nil)
+	img, err := s.podman(ctx).ImageOf(ctx, p.Image)
 	if err != nil {
 		return nil, err
 	}
+	report := img.Report
 	if report.ImageData != nil {
 		report.ImageData.ID = imageID(report.ImageData.ID)
 	}
@@ -97,26 +92,8 @@ func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Force {
-		// force removes the image's containers with it: only this owner's.
-		if err := s.podman(ctx).RequireOnlyOwnedUse(ctx, p.Image); err != nil {
-			return nil, err
-		}
-	}
-	report, errs := images.Remove(ctx, []string{p.Image}, new(images.RemoveOptions).WithForce(p.Force))
-	if len(errs) > 0 {
-		err := errors.Join(errs...)
-		if report == nil {
-			return nil, err
-		}
-		// `podman rmi` reports its outcome as an exit code (1: no such
-		// image, 2: in use), the same for Podman 4 and 5.
-		switch report.ExitCode {
-		case 1:
-			return nil, rpc.Wrap(rpc.KindNotFound, err, "%s", err.Error())
-		case 2:
-			return nil, rpc.Wrap(rpc.KindConflict, err, "%s; pass force to remove it with its containers", err.Error())
-		}
+	report, err := s.podman(ctx).RemoveImage(ctx, p.Image, p.Force)
+	if err != nil {
 		return nil, err
 	}
 	res := rmiResult{Image: p.Image, Message: "Image deleted successfully", Untagged: []string{}, Deleted: []string{}}
@@ -150,22 +127,13 @@ func (s *Service) prune(ctx context.Context, p pruneParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	reports, err := images.Prune(ctx, new(images.PruneOptions).WithAll(p.All))
+	deleted, reclaimed, err := s.podman(ctx).PruneImages(ctx, p.All)
 	if err != nil {
 		return nil, err
 	}
-	res := pruneResult{ImagesDeleted: []string{}, Message: "Images pruned successfully"}
-	var errs []error
-	for _, r := range reports {
-		if r.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.Id, r.Err))
-			continue
-		}
-		res.ImagesDeleted = append(res.ImagesDeleted, imageID(r.Id))
-		res.SpaceReclaimed += r.Size
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	res := pruneResult{ImagesDeleted: []string{}, SpaceReclaimed: reclaimed, Message: "Images pruned successfully"}
+	for _, id := range deleted {
+		res.ImagesDeleted = append(res.ImagesDeleted, imageID(id))
 	}
 	return res, nil
 }

@@ -68,7 +68,7 @@ func podmanTest(t *testing.T) *podmanEnv {
 		if envErr = podmantest.EnsureBusybox(ctx, svc.URI); envErr != nil {
 			return
 		}
-		client, err := podman.New(svc.URI, podman.Options{MaxConns: 4, PID: os.Getpid(), Log: zerolog.Nop()})
+		client, err := podman.New(svc.URI, podman.Options{MaxConns: 4, PID: os.Getpid(), SharedImages: []string{podmantest.BusyboxImage}, Log: zerolog.Nop()})
 		if err != nil {
 			envErr = err
 			return

@@ -57,7 +57,15 @@ var scratchDirs = []struct{ path, mode string }{{"/tmp", "1777"}, {"/var/tmp", "
 // paths and ports only within the policy, and a conmon-side timeout so
 // that a run's deadline holds even if the worker itself dies.
 func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.SpecGenerator, error) {
-	g := specgen.NewSpecGenerator(c.Image, false)
+	// The image is one the caller's owner may use (its own, or a shared
+	// one), and the container is made from the id it has now: a name
+	// that moves between this check and the create cannot swap it.
+	img, err := s.podman(ctx).ImageOf(ctx, c.Image)
+	if err != nil {
+		return nil, err
+	}
+	g := specgen.NewSpecGenerator(img.ID, false)
+	g.RawImageName = c.Image
 	g.Name = c.Name
 	g.Command = c.Command
 	g.Entrypoint = c.Entrypoint

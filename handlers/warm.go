@@ -59,6 +59,9 @@ type warmPools struct {
 // warmPool is the stock of one spec on one connection.
 type warmPool struct {
 	key, image string
+	// imageID is the image the pool's containers are made of: the one
+	// its image name had when they were made.
+	imageID string
 	client     *podman.Client
 	spec       []byte // the spec without name and labels, as JSON: each container is made from a copy
 	target     int
@@ -76,14 +79,18 @@ func newWarmPools(max, maxOutput int, log zerolog.Logger) *warmPools {
 		suspended: map[*podman.Client]int{}, life: life, stop: stop}
 }
 
-// warmKey identifies a spec on a connection: everything but the name and
-// the labels (which say which worker made the container).
-func warmKey(client *podman.Client, g *specgen.SpecGenerator) (string, []byte) {
+// warmKey identifies a spec on a connection: everything but the name, the
+// labels (which say which worker made the container) and the image id,
+// which the image's name resolves to at each run: a pool follows its
+// name to a new image (take). spec is the whole spec, id included.
+func warmKey(client *podman.Client, g *specgen.SpecGenerator) (key string, spec []byte) {
 	c := *g
 	c.Name = ""
 	c.Labels = nil
-	spec, _ := json.Marshal(&c)
-	sum := sha256.Sum256(append([]byte(client.Name()+"\x00"), spec...))
+	spec, _ = json.Marshal(&c)
+	c.Image = ""
+	keyed, _ := json.Marshal(&c)
+	sum := sha256.Sum256(append([]byte(client.Name()+"\x00"), keyed...))
 	return hex.EncodeToString(sum[:8]), spec
 }
 
@@ -115,11 +122,12 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"count\": %d prewarmed containers would pass this worker's ceiling of %d in all (%d are asked for already; --max-warm)", *p.Count, w.max, others).With("field", "count")
 	}
 	if pool == nil {
-		pool = &warmPool{key: key, image: p.Image, client: client, spec: spec}
+		pool = &warmPool{key: key, image: p.Image, client: client, spec: spec, imageID: g.Image}
 		w.pools[key] = pool
 	}
+	drop := w.follow(pool, g.Image, spec)
 	pool.target = *p.Count
-	drop := w.trim(pool)
+	drop = append(drop, w.trim(pool)...)
 	if pool.target == 0 && pool.making == 0 {
 		delete(w.pools, key)
 	}
@@ -166,6 +174,20 @@ func (w *warmPools) readyOf(p *warmPool) int {
 	return len(p.ready)
 }
 
+// follow moves a pool to the image its name names now, when that is
+// another image than its containers': they are taken out, to be
+// discarded, and the pool makes new ones of the new image. A container of
+// an image whose tag moved is never used. w.mu is held.
+func (w *warmPools) follow(p *warmPool, imageID string, spec []byte) []*podman.Prepared {
+	if p.imageID == imageID {
+		return nil
+	}
+	p.imageID, p.spec = imageID, spec
+	drop := p.ready
+	p.ready = nil
+	return drop
+}
+
 // trim takes out the containers above the pool's target; w.mu is held.
 func (w *warmPools) trim(p *warmPool) []*podman.Prepared {
 	if len(p.ready) <= p.target {
@@ -197,17 +219,19 @@ func (w *warmPools) fill(ctx context.Context, p *warmPool) error {
 			return last
 		}
 		p.making++
+		spec, imageID := p.spec, p.imageID
 		w.mu.Unlock()
 
-		c, err := w.make(ctx, p)
+		c, err := w.make(ctx, p, spec)
 
 		w.mu.Lock()
 		p.making--
 		switch {
 		case err != nil:
 			p.err = err.Error()
-		case w.suspended[p.client] > 0 || len(p.ready) >= p.target:
-			// An image operation began, or the target fell, meanwhile.
+		case w.suspended[p.client] > 0 || len(p.ready) >= p.target || p.imageID != imageID:
+			// An image operation began, the target fell, or the
+			// pool's name moved to another image, meanwhile.
 			w.mu.Unlock()
 			discard(p.client, []*podman.Prepared{c})
 			w.mu.Lock()
@@ -224,9 +248,9 @@ func (w *warmPools) fill(ctx context.Context, p *warmPool) error {
 }
 
 // make creates and initialises one container of the pool's spec.
-func (w *warmPools) make(ctx context.Context, p *warmPool) (*podman.Prepared, error) {
+func (w *warmPools) make(ctx context.Context, p *warmPool, spec []byte) (*podman.Prepared, error) {
 	var g specgen.SpecGenerator
-	if err := json.Unmarshal(p.spec, &g); err != nil {
+	if err := json.Unmarshal(spec, &g); err != nil {
 		return nil, err
 	}
 	name, _ := checkName("name", "")
@@ -274,7 +298,7 @@ func (w *warmPools) refill(p *warmPool) {
 // refill, which the run calls once it is over, makes the replacement: a
 // container made while the run starts would compete with it for Podman.
 func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.SpecGenerator, name string) (c *podman.Prepared, refill func(), err error) {
-	key, _ := warmKey(client, g)
+	key, spec := warmKey(client, g)
 	w.mu.Lock()
 	p := w.pools[key]
 	if p == nil {
@@ -282,6 +306,11 @@ func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.
 		return nil, func() {}, nil
 	}
 	refill = func() { w.refill(p) }
+	if moved := w.follow(p, g.Image, spec); len(moved) > 0 {
+		w.mu.Unlock()
+		discard(client, moved)
+		w.mu.Lock()
+	}
 	if len(p.ready) == 0 {
 		p.misses++
 		w.mu.Unlock()

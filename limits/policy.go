@@ -73,6 +73,14 @@ type Policy struct {
 	MaxBuildContext int64
 	// MaxBuildTimeout caps a build's timeout.
 	MaxBuildTimeout time.Duration
+	// BuildContextMounts lets RUN steps bind-mount parts of their own
+	// build context (read-only, no symlinks); other RUN mounts, but
+	// tmpfs, stay refused.
+	BuildContextMounts bool
+	// SharedImages are the operator's base images (names or ids) that
+	// every owner sees, runs and builds FROM, and none changes; an
+	// owner's other images are the ones it built.
+	SharedImages []string
 
 	// MaxLogBytes caps the log file of a long-lived (create) container.
 	MaxLogBytes int64

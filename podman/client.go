@@ -57,6 +57,9 @@ type Client struct {
 	Owned *Owned
 	// Usage counts the calls made through this connection.
 	Usage Usage
+	// sharedImages are the operator's base images every owner may use,
+	// as normalized names and full ids (images.go).
+	sharedImages map[string]bool
 
 	// closed ends the watch for Podman's return (Close).
 	closed    chan struct{}
@@ -105,6 +108,9 @@ type Options struct {
 	PID int
 	// SSH is how ssh:// URIs log in and check host keys.
 	SSH SSHOptions
+	// SharedImages are the operator's base images (names or ids) that
+	// every owner sees and uses but none changes (images.go).
+	SharedImages []string
 	Log zerolog.Logger
 }
 
@@ -153,6 +159,14 @@ func New(uri string, opts Options) (*Client, error) {
 	case "tcp":
 	default:
 		return nil, fmt.Errorf("podman socket %q: only unix:// paths, ssh:// hosts and tcp:// addresses are supported", uri)
+	}
+	c.sharedImages = map[string]bool{}
+	for _, ref := range opts.SharedImages {
+		n, err := NormalizeImageRef(ref)
+		if err != nil {
+			return nil, fmt.Errorf("shared image: %w", err)
+		}
+		c.sharedImages[n] = true
 	}
 	c.Owned = newOwned(c, log)
 	return c, nil

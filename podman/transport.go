@@ -32,7 +32,11 @@ func (t *noBlindRetry) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var gotConn bool
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn = true }}
-	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	send, err := meterUpload(req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.next.RoundTrip(send.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	if err != nil && gotConn {
 		t.mu.Lock()
 		if t.sent == nil {

@@ -107,6 +107,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	privPorts := fs.Bool("allow-privileged-ports", isTrue(getenv("ALLOW_PRIVILEGED_PORTS")), "let published ports use host ports below 1024 (env ALLOW_PRIVILEGED_PORTS=true)")
 	mountRoots := fs.String("mount-roots", getenv("MOUNT_ROOTS"), "host directories under which bind-mount sources may lie, comma-separated; empty: only named volumes and tmpfs (env MOUNT_ROOTS)")
 	buildRoots := fs.String("build-roots", getenv("BUILD_ROOTS"), "host directories under which build contexts may lie, comma-separated; empty: builds are refused (env BUILD_ROOTS)")
+	sharedImages := fs.String("shared-images", getenv("SHARED_IMAGES"), "the operator's base images (names or ids, comma-separated) that every owner may run and build FROM and none may change; an owner's other images are those it built (env SHARED_IMAGES)")
+	contextMounts := fs.Bool("build-context-mounts", isTrue(getenv("BUILD_CONTEXT_MOUNTS")), "let RUN steps bind-mount parts of their build context, read-only and without symlinks (RUN --mount=type=bind); other RUN mounts but tmpfs stay refused (env BUILD_CONTEXT_MOUNTS=true)")
 	maxContext := fs.String("max-build-context", envOr("MAX_BUILD_CONTEXT", limits.FormatBytes(def.MaxBuildContext)), "largest build context, counting its files' sizes (env MAX_BUILD_CONTEXT)")
 	maxBuildTimeout := fs.String("max-build-timeout", envOr("MAX_BUILD_TIMEOUT", def.MaxBuildTimeout.String()), "ceiling on a build's timeout, e.g. 30m (env MAX_BUILD_TIMEOUT)")
 	maxLog := fs.String("max-log-bytes", envOr("MAX_LOG_BYTES", limits.FormatBytes(def.MaxLogBytes)), "largest log file of a container made by create (env MAX_LOG_BYTES)")
@@ -196,6 +198,16 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, err
 	}
 	cfg.policy.AllowPrivilegedPorts = *privPorts
+	cfg.policy.BuildContextMounts = *contextMounts
+	for _, ref := range strings.Split(*sharedImages, ",") {
+		if ref = strings.TrimSpace(ref); ref == "" {
+			continue
+		}
+		if _, err := podman.NormalizeImageRef(ref); err != nil {
+			return nil, fmt.Errorf("--shared-images / SHARED_IMAGES: %v", err)
+		}
+		cfg.policy.SharedImages = append(cfg.policy.SharedImages, ref)
+	}
 	cfg.policy.WritableRoot = *writableRoot
 	cfg.policy.AllowSpecialModes = *specialModes
 	// Never mounted, whatever --mount-roots says: the paths through which a

@@ -59,6 +59,11 @@ func testMain(m *testing.M) (code int) {
 	}
 	defer os.RemoveAll(tmp)
 	workerBin = filepath.Join(tmp, "podman-worker")
+	// The tests' base image is made by hand (podmantest), so no worker
+	// owns it: every worker they start shares it, as an operator would.
+	if os.Getenv("SHARED_IMAGES") == "" {
+		os.Setenv("SHARED_IMAGES", podmantest.BusyboxImage)
+	}
 	args := []string{"build", "-tags", buildTags, "-o", workerBin}
 	if raceEnabled {
 		args = append(args, "-race") // the child is checked for races too

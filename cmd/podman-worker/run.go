@@ -276,7 +276,7 @@ func newConnections(cfg *config, socket string, destinations []podman.Destinatio
 			ssh.Identity = sp.identity
 		}
 		c, err := podman.New(sp.uri, podman.Options{
-			Name: sp.name, MaxConns: cfg.maxWorkers, Identity: id, SSH: ssh,
+			Name: sp.name, MaxConns: cfg.maxWorkers, Identity: id, SSH: ssh, SharedImages: cfg.policy.SharedImages,
 			Log: log.With().Str("connection", sp.name).Logger(),
 		})
 		if err != nil {
