@@ -23,6 +23,9 @@ type createParams struct {
 	Ports       []string    `json:"ports"`
 	Volumes     []string    `json:"volumes"`
 	User        string      `json:"user"`
+	// Writable names further folders to get writable in-memory copies,
+	// as /etc and /home do.
+	Writable []string `json:"writable"`
 	limits.Request
 }
 
@@ -48,7 +51,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	}
 	g, err := s.specFor(ctx, containerConfig{
 		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
-		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true, LongLived: true,
+		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true, LongLived: true, Writable: p.Writable,
 	})
 	if err != nil {
 		return nil, err
@@ -80,8 +83,16 @@ func (s *Service) start(ctx context.Context, p nameParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	wasRunning := s.podman(ctx).State(ctx, id) == "running"
 	if err := containers.Start(ctx, id, nil); err != nil {
 		return nil, err
+	}
+	if !wasRunning {
+		// Its in-memory folders are the image's again: what the worker
+		// had written there is written again (state.go).
+		if err := s.state.replay(ctx, s.podman(ctx), id); err != nil {
+			return nil, err
+		}
 	}
 	return nameState{Name: p.Name, Status: s.podman(ctx).State(ctx, id)}, nil
 }
@@ -248,6 +259,7 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 		}
 		s.podman(ctx).Owned.Forget(r.Id)
 	}
+	s.state.forget(id)
 	return rmResult{ContainerID: target, Name: target, Message: "Container deleted successfully", Removed: true}, nil
 }
 

@@ -40,7 +40,12 @@ func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
 		return nil, err
 	}
 	out := podman.NewCapped(s.maxOutput)
-	code, err := s.podman(ctx).Exec(ctx, id, p.Command, p.User, out)
+	execAs, home := s.execUser(ctx, id, p.User)
+	var env []string
+	if home != "" {
+		env = []string{"HOME=" + home}
+	}
+	code, err := s.podman(ctx).Exec(ctx, id, p.Command, execAs, env, out)
 	if err != nil {
 		switch e := rpc.AsError(s.podman(ctx).Classify(err)); e.Kind {
 		case rpc.KindConflict:

@@ -28,6 +28,9 @@ type addFileParams struct {
 type addFileResult struct {
 	DestPath string `json:"dest_path"`
 	Size     int    `json:"size"`
+	// Note says, when it is there, that the file would not come back
+	// after a stop and start (state.go).
+	Note string `json:"note,omitempty"`
 }
 
 var octalPattern = regexp.MustCompile(`^[0-7]+$`)
@@ -73,34 +76,63 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 		mode = m
 	}
 
-	// Podman 4.3.1 silently creates missing directories on upload; a caller
-	// naming a directory that is not there has most likely made a mistake,
-	// so the parent is checked first. Overwriting a directory with a file is
-	// refused for the same reason.
-	id, err := s.podman(ctx).Lookup(ctx, p.Name)
+	// The file goes where the container can be written (its in-memory
+	// folders, or a writable root); missing folders on the way are made,
+	// 0755, as the seed's upload did. A directory is not overwritten.
+	client := s.podman(ctx)
+	id, err := client.Lookup(ctx, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	dir, base := path.Split(dest)
-	dir = path.Clean(dir)
-	switch isDir, err := s.podman(ctx).Stat(ctx, id, dir); {
-	case errors.Is(err, podman.ErrNoFile):
-		return nil, rpc.Errorf(rpc.KindNotFound, "directory %s does not exist in container %q", dir, p.Name).With("path", dir)
-	case err != nil:
+	writable, err := client.WritablePlaces(ctx, id)
+	if err != nil {
 		return nil, err
-	case !isDir:
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %s is not a directory in container %q", dir, p.Name).With("field", "dest_path")
 	}
-	if isDir, err := s.podman(ctx).Stat(ctx, id, dest); err == nil && isDir {
+	if err := requireWritable(writable, dest, p.Name, "add_file writes"); err != nil {
+		return nil, err
+	}
+	if isDir, err := client.Stat(ctx, id, dest); err == nil && isDir {
 		return nil, rpc.Errorf(rpc.KindConflict, "%s is a directory in container %q", dest, p.Name).With("field", "dest_path")
 	}
-	err = s.podman(ctx).PutArchive(ctx, id, dir, []podman.ArchiveEntry{{Header: &tar.Header{
-		Typeflag: tar.TypeReg, Name: base, Mode: mode, ModTime: time.Now(),
-	}, Data: data}})
+	dir, missing, err := s.existingParent(ctx, id, p.Name, dest)
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now()
+	var entries []podman.ArchiveEntry
+	for i := range missing {
+		entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
+			Typeflag: tar.TypeDir, Name: path.Join(missing[:i+1]...) + "/", Mode: 0o755, ModTime: now,
+		}})
+	}
+	entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
+		Typeflag: tar.TypeReg, Name: path.Join(append(missing, path.Base(dest))...), Mode: mode, ModTime: now,
+	}, Data: data})
+	if err := client.PutArchive(ctx, id, dir, entries); err != nil {
+		return nil, err
+	}
+	if !s.state.record(id, dir, entries) {
+		return addFileResult{DestPath: dest, Size: len(data), Note: journalNote(false)}, nil
+	}
 	return addFileResult{DestPath: dest, Size: len(data)}, nil
+}
+
+// existingParent finds the deepest folder of dest's parents that exists
+// in the container, and the names of the ones below it that do not.
+func (s *Service) existingParent(ctx context.Context, id, name, dest string) (dir string, missing []string, err error) {
+	for dir = path.Dir(dest); ; dir = path.Dir(dir) {
+		isDir, err := s.podman(ctx).Stat(ctx, id, dir)
+		switch {
+		case errors.Is(err, podman.ErrNoFile):
+			missing = append([]string{path.Base(dir)}, missing...)
+			continue
+		case err != nil:
+			return "", nil, err
+		case !isDir:
+			return "", nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %s is not a directory in container %q", dir, name).With("field", "dest_path")
+		}
+		return dir, missing, nil
+	}
 }
 
 // containerPath validates an absolute path inside a container and cleans it.

@@ -46,6 +46,9 @@ type Service struct {
 	maxOutput int
 	timeout   time.Duration
 	warm      *warmPools
+	// state keeps what the worker wrote into long-lived containers'
+	// in-memory folders, to write it again after a stop (state.go).
+	state *stateJournal
 }
 
 // New returns the handlers for the worker's Podman connections.
@@ -60,7 +63,7 @@ func New(conns *podman.Connections, log zerolog.Logger, opts Options) *Service {
 		opts.RequestTimeout = 30 * time.Second
 	}
 	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout,
-		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log)}
+		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log), state: newStateJournal()}
 	if conns != nil {
 		s.identity = conns.Default().Identity
 	}

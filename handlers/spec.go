@@ -40,14 +40,28 @@ type containerConfig struct {
 	// the call (create; run with auto_remove false).
 	Kept bool
 	// LongLived is a container from create: its output goes to a capped
-	// log file, since nobody is attached to it.
+	// log file, since nobody is attached to it, and it gets writable
+	// in-memory copies of /etc and /home (stateDirs) and of Writable.
 	LongLived bool
+	// Writable are further folders a create caller asked to be writable
+	// in the same way.
+	Writable []string
 }
 
 // scratchDirs are the writable places of a function container whose root
 // filesystem is read-only: tmpfs mounts, as on AWS Lambda, with the mode
 // an image's own directories would have.
 var scratchDirs = []struct{ path, mode string }{{"/tmp", "1777"}, {"/var/tmp", "1777"}, {"/run", "755"}}
+
+// stateDirs are the folders a long-lived (create) container gets as
+// writable in-memory copies of the image's own, so that seed 003's users
+// (add_user) and files (add_file) work on a read-only root: tmpfs mounts
+// that Podman fills with the image's content (tmpcopyup), charged to the
+// container's memory limit like the scratch space, never on host disk.
+var stateDirs = []string{"/etc", "/home"}
+
+// maxWritable bounds the folders a create call may add to stateDirs.
+const maxWritable = 8
 
 // specFor builds a locked-down spec: no new privileges, never privileged,
 // no capabilities (unless the operator allows some and the caller asks),
@@ -163,9 +177,51 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 				Options: []string{"rw", "nosuid", "nodev", "mode=" + d.mode, "size=" + strconv.FormatInt(r.Memory, 10)}})
 		}
 	}
+	if c.LongLived && !s.policy.WritableRoot {
+		dirs, err := writableDirs(c.Writable)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dirs {
+			if !taken[d] {
+				taken[d] = true
+				g.Mounts = append(g.Mounts, spec.Mount{Type: "tmpfs", Source: "tmpfs", Destination: d,
+					Options: []string{"rw", "nosuid", "nodev", "tmpcopyup", "size=" + strconv.FormatInt(r.Memory, 10)}})
+			}
+		}
+	}
 	shm := r.Memory
 	g.ShmSize = &shm
 	return g, nil
+}
+
+// writableDirs checks a create call's writable folders and answers them
+// after stateDirs: absolute, at most maxWritable, never / nor a folder
+// the kernel or Podman provides (/proc, /sys, /dev and what is under them).
+func writableDirs(list []string) ([]string, error) {
+	if len(list) > maxWritable {
+		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"writable\" names %d folders; at most %d", len(list), maxWritable).With("field", "writable")
+	}
+	dirs := slices.Clone(stateDirs)
+	for _, d := range list {
+		if strings.ContainsRune(d, 0) || !filepath.IsAbs(d) || hasDotDot(d) {
+			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"writable\": %q must be an absolute path in the container, without \"..\"", d).With("field", "writable")
+		}
+		d = filepath.Clean(d)
+		for _, sys := range []string{"/proc", "/sys", "/dev"} {
+			if d == "/" || d == sys || strings.HasPrefix(d, sys+"/") {
+				return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"writable\": %q cannot be made writable: /, /proc, /sys and /dev are the kernel's and the container's own", d).With("field", "writable")
+			}
+		}
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs, nil
+}
+
+func hasDotDot(p string) bool {
+	return slices.Contains(strings.Split(p, "/"), "..")
 }
 
 // parsePorts reads ["HOST:CONTAINER"], also "IP:HOST:CONTAINER" and a

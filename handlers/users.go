@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
+	"github.com/moby/sys/user"
 
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -51,6 +52,9 @@ type addUserParams struct {
 type addUserResult struct {
 	Username string `json:"username"`
 	Created  bool   `json:"created"`
+	// Note says, when it is there, that the user would not come back
+	// after a stop and start (state.go).
+	Note string `json:"note,omitempty"`
 }
 
 // accountFile is one of the account databases as read from the container.
@@ -92,10 +96,15 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ro, err := s.podman(ctx).ReadOnlyRoot(ctx, ctr); err == nil && ro {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: add_user writes /etc/passwd, /etc/group and /etc/shadow, and container %q has a read-only root filesystem, as this worker gives function containers unless the operator allows writable roots (--writable-root)", p.Name).With("container", p.Name)
+	writable, err := s.podman(ctx).WritablePlaces(ctx, ctr)
+	if err != nil {
+		return nil, err
 	}
-
+	for _, dir := range []string{"/etc/passwd", "/home/" + p.Username} {
+		if err := requireWritable(writable, dir, p.Name, "add_user writes"); err != nil {
+			return nil, err
+		}
+	}
 	accountsMu.Lock()
 	defer accountsMu.Unlock()
 	passwd, group, shadow, err := s.readAccounts(ctx, ctr)
@@ -146,26 +155,37 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 		}
 	}
 
-	// One upload to "/" carries the files and the home directory, so they
-	// change together.
+	// Two uploads: the account files into /etc, the home into /home
+	// (each may be an in-memory folder of its own on a read-only root).
 	now := time.Now()
-	var entries []podman.ArchiveEntry
+	var files []podman.ArchiveEntry
 	for _, f := range []*accountFile{passwd, group, shadow} {
 		if f.write {
-			entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
-				Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.path, "/"),
+			files = append(files, podman.ArchiveEntry{Header: &tar.Header{
+				Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.path, "/etc/"),
 				Mode: f.mode & 0o7777, Uid: f.uid, Gid: f.gid, ModTime: now,
 			}, Data: f.data})
 		}
 	}
+	homeDir, homeEntries := "/home", []podman.ArchiveEntry{{Header: &tar.Header{
+		Typeflag: tar.TypeDir, Name: p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now,
+	}}}
 	if isDir, err := s.podman(ctx).Stat(ctx, ctr, "/home"); err != nil || !isDir {
-		entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}})
+		homeDir = "/"
+		homeEntries = []podman.ArchiveEntry{
+			{Header: &tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755, ModTime: now}},
+			{Header: &tar.Header{Typeflag: tar.TypeDir, Name: "home/" + p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now}},
+		}
 	}
-	entries = append(entries, podman.ArchiveEntry{Header: &tar.Header{
-		Typeflag: tar.TypeDir, Name: "home/" + p.Username + "/", Mode: 0o755, Uid: id, Gid: id, ModTime: now,
-	}})
-	if err := s.podman(ctx).PutArchive(ctx, ctr, "/", entries); err != nil {
-		return nil, err
+	kept := true
+	for _, w := range []archiveWrite{{"/etc", files}, {homeDir, homeEntries}} {
+		if err := s.podman(ctx).PutArchive(ctx, ctr, w.dir, w.entries); err != nil {
+			return nil, err
+		}
+		kept = s.state.record(ctr, w.dir, w.entries) && kept
+	}
+	if !kept {
+		return addUserResult{Username: p.Username, Created: true, Note: journalNote(false)}, nil
 	}
 	return addUserResult{Username: p.Username, Created: true}, nil
 }
@@ -265,4 +285,49 @@ func hashPassword(password string) (string, error) {
 		return "", err
 	}
 	return d.Encode(), nil
+}
+
+// execUser resolves an exec's user name (and group name) against the
+// container's account files as they are now, read through Podman's
+// archive API, which sees its in-memory /etc: Podman's exec looks names
+// up in the image's files, which lack the users add_user wrote there. It
+// answers "uid:gid" and the user's home; a numeric user, or a name the
+// files do not hold, is answered as given (Podman then decides).
+func (s *Service) execUser(ctx context.Context, ctr, u string) (spec, home string) {
+	name, group, _ := strings.Cut(u, ":")
+	if u == "" || isNumber(name) && (group == "" || isNumber(group)) {
+		return u, ""
+	}
+	_, passwd, err := s.podman(ctx).ReadFile(ctx, ctr, "/etc/passwd", maxAccountFile)
+	if err != nil {
+		return u, ""
+	}
+	users, err := user.ParsePasswdFilter(bytes.NewReader(passwd), func(e user.User) bool {
+		return e.Name == name || strconv.Itoa(e.Uid) == name
+	})
+	if err != nil || len(users) == 0 {
+		return u, ""
+	}
+	gid := strconv.Itoa(users[0].Gid)
+	if group != "" {
+		if isNumber(group) {
+			gid = group
+		} else {
+			_, groups, err := s.podman(ctx).ReadFile(ctx, ctr, "/etc/group", maxAccountFile)
+			if err != nil {
+				return u, ""
+			}
+			id, ok := lookupID(groups, group)
+			if !ok {
+				return u, ""
+			}
+			gid = strconv.Itoa(id)
+		}
+	}
+	return strconv.Itoa(users[0].Uid) + ":" + gid, users[0].Home
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
 }

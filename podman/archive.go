@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
@@ -156,4 +158,61 @@ func (c *Client) ReadOnlyRoot(ctx context.Context, name string) (bool, error) {
 		return false, err
 	}
 	return data.HostConfig != nil && data.HostConfig.ReadonlyRootfs, nil
+}
+
+// Writable says where a container can be written: its whole root, or
+// only the places listed (its tmpfs mounts and read-write volumes and
+// binds), as Podman set them up.
+type Writable struct {
+	Root   bool
+	Places []string
+}
+
+// Covers says whether path lies in a writable place (or the root is).
+func (w Writable) Covers(path string) bool {
+	if w.Root {
+		return true
+	}
+	for _, p := range w.Places {
+		if path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// PlaceOf is the writable place path lies in, the deepest one; "" when
+// none does (or the root is writable).
+func (w Writable) PlaceOf(path string) string {
+	best := ""
+	for _, p := range w.Places {
+		if (path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")) && len(p) > len(best) {
+			best = p
+		}
+	}
+	return best
+}
+
+// WritablePlaces reads where a container can be written.
+func (c *Client) WritablePlaces(ctx context.Context, name string) (Writable, error) {
+	data, err := containers.Inspect(ctx, name, nil)
+	if err != nil {
+		return Writable{}, err
+	}
+	var w Writable
+	if data.HostConfig != nil {
+		w.Root = !data.HostConfig.ReadonlyRootfs
+		for dest, opts := range data.HostConfig.Tmpfs {
+			if !slices.Contains(strings.Split(opts, ","), "ro") {
+				w.Places = append(w.Places, dest)
+			}
+		}
+	}
+	for _, m := range data.Mounts {
+		if m.RW && !slices.Contains(w.Places, m.Destination) {
+			w.Places = append(w.Places, m.Destination)
+		}
+	}
+	slices.Sort(w.Places)
+	return w, nil
 }

@@ -15,12 +15,14 @@ import (
 
 // Exec runs argv in a running container as user ("" for the container's
 // own), writes both output streams to out as they arrive, and answers the
-// exit code. There is no stdin and no TTY: the output is multiplexed and
-// ends when the command exits. The session is removed afterwards.
-func (c *Client) Exec(ctx context.Context, container string, argv []string, user string, out io.Writer) (int, error) {
+// exit code, with env added to the container's environment. There is no
+// stdin and no TTY: the output is multiplexed and ends when the command
+// exits. The session is removed afterwards.
+func (c *Client) Exec(ctx context.Context, container string, argv []string, user string, env []string, out io.Writer) (int, error) {
 	cfg := new(apihandlers.ExecCreateConfig)
 	cfg.Cmd = argv
 	cfg.User = user
+	cfg.Env = env
 	cfg.AttachStdout, cfg.AttachStderr = true, true
 	id, err := containers.ExecCreate(ctx, container, cfg)
 	if err != nil {
