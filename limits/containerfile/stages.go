@@ -140,16 +140,18 @@ func (c *checker) stage(ref string, upto int) *stage {
 	return nil
 }
 
-// stageIndex reads ref as an earlier stage's number, as COPY --from
-// allows: ok is false when ref is not a number; named is the stage's name
-// when it has one; only the first upto stages count. imagebuilder names an unnamed stage by its number, so
-// that form resolves in every Podman; a named stage may not.
+// stageIndex reads ref as a stage number, as COPY --from allows. ok is
+// false when ref is no number; st is nil when it is one but not of an
+// earlier stage (of the first upto), or not written plainly. buildah 1.28
+// reads any number strconv.Atoi takes ("01", "+1") and indexes its stages
+// with it unchecked, so a number that is not an earlier stage is refused,
+// never passed on as an image name.
 func (c *checker) stageIndex(ref string, upto int) (st *stage, ok bool) {
 	i, err := strconv.Atoi(ref)
-	if err != nil || strconv.Itoa(i) != ref {
+	if err != nil {
 		return nil, false
 	}
-	if i >= 0 && i < upto {
+	if strconv.Itoa(i) == ref && i >= 0 && i < upto {
 		return &c.stages[i], true
 	}
 	return nil, true
