@@ -108,6 +108,7 @@ func (c *checker) from(n *parser.Node) error {
 	}
 	switch base := c.stage(ref, len(c.stages)); {
 	case base != nil:
+		st.external = base.external // the image's ENV is still underneath
 		for k, v := range base.vars {
 			if v.env {
 				st.vars[k] = v
