@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -88,12 +89,14 @@ func CheckTriggers(triggers []string, opts Options) error {
 // parseError turns the parser's error into InvalidParams on "file", with
 // the line when the parser knows it.
 func parseError(err error) error {
-	e := rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile: %v", err).With("field", "file")
+	msg := shorten([]any{err.Error()})[0]
+	e := rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile: %v", msg).With("field", "file")
 	var loc *parser.LocationError
 	if errors.As(err, &loc) && len(loc.Locations) > 0 && len(loc.Locations[0]) > 0 {
 		line := loc.Locations[0][0].Start.Line
-		if line > 0 {
-			e = rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile line %d: %v", line, errors.Unwrap(err)).With("field", "file").With("line", line)
+		if line > 0 && errors.Unwrap(err) != nil {
+			msg = shorten([]any{errors.Unwrap(err).Error()})[0]
+			e = rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile line %d: %v", line, msg).With("field", "file").With("line", line)
 		}
 	}
 	return e
@@ -112,6 +115,7 @@ type checker struct {
 	lex     *shell.Lex
 	meta    vars // ARGs before the first FROM, with BuildArgs applied
 	stages  []stage
+	names   map[string]int // stage names, lower-cased, to their index
 	images  []Image
 	trigger int // >0: checking a base image's ONBUILD trigger of that number
 	// inOnbuild is set while the instruction inside an ONBUILD is read:
@@ -121,11 +125,12 @@ type checker struct {
 }
 
 func newChecker(opts Options, escape rune) *checker {
-	return &checker{opts: opts, lex: shell.NewLex(escape), meta: vars{}}
+	return &checker{opts: opts, lex: shell.NewLex(escape), meta: vars{}, names: map[string]int{}}
 }
 
 // forbidden makes the policy refusal for the instruction n.
 func (c *checker) forbidden(n *parser.Node, format string, args ...any) *rpc.Error {
+	args = shorten(args)
 	if c.trigger > 0 {
 		return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d: "+format, append([]any{c.trigger}, args...)...).With("field", "file").With("trigger", c.trigger)
 	}
@@ -135,10 +140,27 @@ func (c *checker) forbidden(n *parser.Node, format string, args ...any) *rpc.Err
 // invalid makes the error for an instruction that is malformed rather than
 // outside the policy.
 func (c *checker) invalid(n *parser.Node, format string, args ...any) *rpc.Error {
+	args = shorten(args)
 	if c.trigger > 0 {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: base image ONBUILD trigger %d: "+format, append([]any{c.trigger}, args...)...).With("field", "file").With("trigger", c.trigger)
 	}
 	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile line %d: "+format, append([]any{n.StartLine}, args...)...).With("field", "file").With("line", n.StartLine)
+}
+
+// shorten cuts the file's text quoted in a message to a readable length:
+// a refusal names the offending word, it does not echo a megabyte back.
+func shorten(args []any) []any {
+	const limit = 120
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > limit {
+			cut := limit
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			args[i] = s[:cut] + "..."
+		}
+	}
+	return args
 }
 
 // cur is the stage being read; nil before the first FROM.

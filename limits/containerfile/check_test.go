@@ -492,6 +492,20 @@ func TestCheckContextBinds(t *testing.T) {
 	})
 }
 
+// TestCheckMessagesAreShort: a refusal quotes at most a short piece of a
+// long word (here a 10,000-character FROM), not the whole of it.
+func TestCheckMessagesAreShort(t *testing.T) {
+	src := "FROM " + strings.Repeat("${a:-", 2000) + "x" + strings.Repeat("}", 2000) + "\n"
+	_, err := Check([]byte(src), Options{})
+	var e *rpc.Error
+	if !errors.As(err, &e) || e.Kind != rpc.KindForbidden {
+		t.Fatalf("got %v, want a Forbidden error", err)
+	}
+	if len(e.Message) > 400 {
+		t.Fatalf("message is %d bytes long: %.200s", len(e.Message), e.Message)
+	}
+}
+
 // TestCheckTriggers: a base image's ONBUILD triggers get the same rules.
 func TestCheckTriggers(t *testing.T) {
 	tests := []struct {

@@ -99,10 +99,8 @@ func (c *checker) from(n *parser.Node) error {
 		if !stageName(words[2]) {
 			return c.invalid(n, "FROM ... AS %q: a stage name is letters, digits, '-', '_' and '.', starting with a letter", words[2])
 		}
-		for _, s := range c.stages {
-			if strings.EqualFold(s.name, words[2]) {
-				return c.invalid(n, "stage name %q is used twice", words[2])
-			}
+		if _, dup := c.names[strings.ToLower(words[2])]; dup {
+			return c.invalid(n, "stage name %q is used twice", words[2])
 		}
 		st.name = words[2]
 	}
@@ -123,6 +121,9 @@ func (c *checker) from(n *parser.Node) error {
 		}
 		st.external = true
 	}
+	if st.name != "" {
+		c.names[strings.ToLower(st.name)] = len(c.stages)
+	}
 	c.stages = append(c.stages, st)
 	return nil
 }
@@ -133,10 +134,8 @@ func (c *checker) from(n *parser.Node) error {
 // names a stage by number; COPY --from does, see stageIndex.
 // Only the first upto stages count: a stage cannot read itself.
 func (c *checker) stage(ref string, upto int) *stage {
-	for i := range c.stages[:upto] {
-		if c.stages[i].name != "" && c.stages[i].name == ref {
-			return &c.stages[i]
-		}
+	if i, ok := c.names[strings.ToLower(ref)]; ok && i < upto && c.stages[i].name == ref {
+		return &c.stages[i]
 	}
 	return nil
 }
