@@ -69,11 +69,11 @@ func Check(src []byte, opts Options) ([]Image, error) {
 func CheckTriggers(triggers []string, opts Options) error {
 	for i, t := range triggers {
 		if len(t) > MaxSize || strings.ContainsAny(t, "\r\n") {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d is not a single line; rebuild the base image without it", i+1).With("field", "file").With("trigger", i+1)
+			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d is not a single line of at most %d bytes; rebuild the base image without it", i+1, MaxSize).With("field", "file").With("trigger", i+1)
 		}
 		res, err := parser.Parse(strings.NewReader(t))
 		if err != nil {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d does not parse: %v", i+1, err).With("field", "file").With("trigger", i+1)
+			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d does not parse: %v", i+1, shorten([]any{err.Error()})[0]).With("field", "file").With("trigger", i+1)
 		}
 		c := newChecker(opts, res.EscapeToken)
 		c.trigger = i + 1
