@@ -2,7 +2,6 @@ package containerfile
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -68,11 +67,11 @@ func Check(src []byte, opts Options) ([]Image, error) {
 func CheckTriggers(triggers []string, opts Options) error {
 	for i, t := range triggers {
 		if len(t) > MaxSize || strings.ContainsAny(t, "\r\n") {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d is not a single line; rebuild the base image without it", i+1).With("field", "file").With("trigger", i+1)
+			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d is not a single line of at most %d bytes; rebuild the base image without it", i+1, MaxSize).With("field", "file").With("trigger", i+1)
 		}
 		res, err := parser.Parse(strings.NewReader(t))
 		if err != nil {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d does not parse: %v", i+1, err).With("field", "file").With("trigger", i+1)
+			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d does not parse: %v", i+1, shorten([]any{err.Error()})[0]).With("field", "file").With("trigger", i+1)
 		}
 		c := newChecker(opts, res.EscapeToken)
 		c.trigger = i + 1
@@ -83,20 +82,6 @@ func CheckTriggers(triggers []string, opts Options) error {
 		}
 	}
 	return nil
-}
-
-// parseError turns the parser's error into InvalidParams on "file", with
-// the line when the parser knows it.
-func parseError(err error) error {
-	e := rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile: %v", err).With("field", "file")
-	var loc *parser.LocationError
-	if errors.As(err, &loc) && len(loc.Locations) > 0 && len(loc.Locations[0]) > 0 {
-		line := loc.Locations[0][0].Start.Line
-		if line > 0 {
-			e = rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile line %d: %v", line, errors.Unwrap(err)).With("field", "file").With("line", line)
-		}
-	}
-	return e
 }
 
 // stage is one FROM ... section: its name and the variables an ADD
@@ -112,6 +97,7 @@ type checker struct {
 	lex     *shell.Lex
 	meta    vars // ARGs before the first FROM, with BuildArgs applied
 	stages  []stage
+	names   map[string]int // stage names, lower-cased, to their index
 	images  []Image
 	trigger int // >0: checking a base image's ONBUILD trigger of that number
 	// inOnbuild is set while the instruction inside an ONBUILD is read:
@@ -121,24 +107,7 @@ type checker struct {
 }
 
 func newChecker(opts Options, escape rune) *checker {
-	return &checker{opts: opts, lex: shell.NewLex(escape), meta: vars{}}
-}
-
-// forbidden makes the policy refusal for the instruction n.
-func (c *checker) forbidden(n *parser.Node, format string, args ...any) *rpc.Error {
-	if c.trigger > 0 {
-		return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d: "+format, append([]any{c.trigger}, args...)...).With("field", "file").With("trigger", c.trigger)
-	}
-	return rpc.Errorf(rpc.KindForbidden, "Forbidden: Containerfile line %d: "+format, append([]any{n.StartLine}, args...)...).With("field", "file").With("line", n.StartLine)
-}
-
-// invalid makes the error for an instruction that is malformed rather than
-// outside the policy.
-func (c *checker) invalid(n *parser.Node, format string, args ...any) *rpc.Error {
-	if c.trigger > 0 {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: base image ONBUILD trigger %d: "+format, append([]any{c.trigger}, args...)...).With("field", "file").With("trigger", c.trigger)
-	}
-	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile line %d: "+format, append([]any{n.StartLine}, args...)...).With("field", "file").With("line", n.StartLine)
+	return &checker{opts: opts, lex: shell.NewLex(escape), meta: vars{}, names: map[string]int{}}
 }
 
 // cur is the stage being read; nil before the first FROM.

@@ -254,6 +254,9 @@ func TestCheckFetches(t *testing.T) {
 		{name: "ADD of an ARG in a stage from an external image is refused (its ENV may win)",
 			src:  "FROM alpine\nARG F=app.tar\nADD $F /s\n",
 			kind: rpc.KindForbidden, err: "base image's ENV may override it", line: 3},
+		{name: "ADD of an ARG in a stage built FROM a stage of an external image is refused",
+			src:  "FROM alpine AS base\nFROM base\nARG F=app.tar\nADD $F /s\n",
+			kind: rpc.KindForbidden, err: "base image's ENV may override it", line: 4},
 		{name: "ADD of a variable set by both ENV and ARG is refused",
 			src:  "FROM scratch\nENV F=http://127.0.0.1/x\nARG F=local\nADD $F /s\n",
 			kind: rpc.KindForbidden, err: "set by both ENV and ARG", line: 4},
@@ -315,21 +318,29 @@ func TestCheckFetches(t *testing.T) {
 		{name: "COPY --from=$X is refused",
 			src:  "ARG X=alpine\nFROM scratch\nARG X\nCOPY --from=$X /x /x\n",
 			kind: rpc.KindForbidden, err: "COPY --from=$X is not allowed", line: 4},
-		{name: "COPY --from=0 of a named stage is refused, asking for the name",
-			src:  "FROM scratch AS build\nFROM scratch\nCOPY --from=0 /x /x\n",
-			kind: rpc.KindForbidden, err: "write --from=build", line: 3},
-		{name: "COPY --from=1 of a later stage is an image, not a stage",
-			src:    "FROM scratch\nCOPY --from=1 /x /x\nFROM scratch\n",
-			images: []Image{{Ref: "1", Line: 2, Instruction: "COPY --from"}}},
+		{name: "COPY --from=0 of a named stage passes (buildah maps the number to the name)",
+			src: "FROM scratch AS build\nFROM scratch\nCOPY --from=0 /x /x\n"},
+		{name: "COPY --from=1 of a later stage is refused (buildah indexes its stages unchecked)",
+			src:  "FROM scratch\nCOPY --from=1 /x /x\nFROM scratch\n",
+			kind: rpc.KindForbidden, err: "no earlier stage has it", line: 2},
+		{name: "COPY --from=99 is refused",
+			src:  "FROM scratch\nCOPY --from=99 /x /x\n",
+			kind: rpc.KindForbidden, err: "no earlier stage has it", line: 2},
+		{name: "COPY --from=00 (a number Atoi reads, not written plainly) is refused",
+			src:  "FROM scratch\nFROM scratch\nCOPY --from=00 /x /x\n",
+			kind: rpc.KindForbidden, err: "no earlier stage has it", line: 3},
+		{name: "COPY --from=-1 is refused",
+			src:  "FROM scratch\nCOPY --from=-1 /x /x\n",
+			kind: rpc.KindForbidden, err: "no earlier stage has it", line: 2},
 		{name: "FROM 0 is an image, never stage 0",
 			src:    "FROM scratch\nFROM 0\n",
 			images: []Image{{Ref: "0", Line: 2, Instruction: "FROM"}}},
 		{name: "COPY --from of its own stage by name is an image, not a stage",
 			src:    "FROM scratch AS a\nCOPY --from=a /x /x\n",
 			images: []Image{{Ref: "a", Line: 2, Instruction: "COPY --from"}}},
-		{name: "COPY --from of its own stage by number is an image, not a stage",
-			src:    "FROM scratch\nCOPY --from=0 /x /x\n",
-			images: []Image{{Ref: "0", Line: 2, Instruction: "COPY --from"}}},
+		{name: "COPY --from of its own stage by number is refused",
+			src:  "FROM scratch\nCOPY --from=0 /x /x\n",
+			kind: rpc.KindForbidden, err: "no earlier stage has it", line: 2},
 		{name: "COPY --from of a later stage is an image, not a stage",
 			src:    "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n",
 			images: []Image{{Ref: "b", Line: 2, Instruction: "COPY --from"}}},
@@ -479,6 +490,20 @@ func TestCheckContextBinds(t *testing.T) {
 		{name: "no context dir refuses every bind", src: bind("src"), opts: Options{AllowContextBinds: true}, kind: rpc.KindForbidden, err: "no build context", line: 2},
 		{name: "source and src together are refused", src: "FROM scratch\nRUN --mount=type=bind,source=src,src=lnk,target=/m true\n", opts: open, kind: rpc.KindForbidden, err: "both source and src", line: 2},
 	})
+}
+
+// TestCheckMessagesAreShort: a refusal quotes at most a short piece of a
+// long word (here a 10,000-character FROM), not the whole of it.
+func TestCheckMessagesAreShort(t *testing.T) {
+	src := "FROM " + strings.Repeat("${a:-", 2000) + "x" + strings.Repeat("}", 2000) + "\n"
+	_, err := Check([]byte(src), Options{})
+	var e *rpc.Error
+	if !errors.As(err, &e) || e.Kind != rpc.KindForbidden {
+		t.Fatalf("got %v, want a Forbidden error", err)
+	}
+	if len(e.Message) > 400 {
+		t.Fatalf("message is %d bytes long: %.200s", len(e.Message), e.Message)
+	}
 }
 
 // TestCheckTriggers: a base image's ONBUILD triggers get the same rules.

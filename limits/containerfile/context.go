@@ -7,11 +7,14 @@ import (
 )
 
 // insideContext says why source is not a path buildah would resolve
-// inside dir, or "" when it is. buildah 1.28 joins a relative source to
-// the context and follows symlinks in it, which is how `ln -s / hostroot`
-// in a context bound the host's root (CVE-2024-1753). So every component
-// must exist and none may be a symlink; the last one may be a directory
-// or a regular file, nothing else (no device, socket or pipe).
+// inside dir, or "" when it is. buildah 1.28 (internal/parse
+// GetBindMount) joins the cleaned source to the context and the mount then
+// follows symlinks in it, which is how `ln -s / hostroot` in a context
+// bound the host's root. So every component must exist and none may be a
+// symlink; the last one may be a directory or a regular file, nothing
+// else (no device, socket or pipe). Absolute sources and ".." are refused
+// although buildah would keep them inside the context: a caller who means
+// the context can say so plainly.
 func insideContext(dir, source string) string {
 	if dir == "" || !filepath.IsAbs(dir) {
 		return "the worker has no build context to bind from"

@@ -12,9 +12,16 @@
 // named here is refused, so a form nobody thought of fails closed. The file
 // is read with buildkit's parser (the one Podman 5 links, through
 // imagebuilder) and expanded with its shell lexer, not with patterns of our
-// own. Where two parsers could disagree (heredocs, variables in flags,
-// quoting inside --mount) the form is refused rather than interpreted,
-// because Podman 4's parser is older than the one used here.
+// own.
+//
+// Podman 4.3.1 reads the file with imagebuilder's older copy of Docker's
+// parser and expands it its own way, so where the two could disagree the
+// form is refused rather than interpreted: heredocs, variables and quotes
+// in flags, untyped or repeated mount options, files the two parsers cut
+// into different instructions (lines.go), and variables whose value
+// Podman may take from elsewhere (its platform and proxy arguments, a
+// base image's ENV). The buildah 1.28 code each rule was checked against
+// is named where the rule is.
 //
 // Check returns the external images the build would read (FROM,
 // COPY --from=<image>); deciding which of those a caller may use is the

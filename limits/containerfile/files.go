@@ -74,9 +74,13 @@ func (c *checker) copy(n, outer *parser.Node) error {
 		}
 		// The stages before this one; inside ONBUILD we returned above.
 		earlier := len(c.stages) - 1
-		if st, ok := c.stageIndex(from, earlier); ok && st != nil && st.name != "" {
-			return c.forbidden(n, "COPY --from=%s is not allowed: stage %s is named %s; write --from=%s, which every Podman reads as that stage", from, from, st.name, st.name)
-		} else if st != nil || c.stage(from, earlier) != nil {
+		if st, ok := c.stageIndex(from, earlier); ok {
+			if st == nil {
+				return c.forbidden(n, "COPY --from=%s is not allowed: a number names a stage, and no earlier stage has it; Podman 4 fails hard on it", from)
+			}
+			continue
+		}
+		if c.stage(from, earlier) != nil {
 			continue
 		}
 		if err := c.image(n, from, "COPY --from"); err != nil {

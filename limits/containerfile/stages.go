@@ -99,15 +99,14 @@ func (c *checker) from(n *parser.Node) error {
 		if !stageName(words[2]) {
 			return c.invalid(n, "FROM ... AS %q: a stage name is letters, digits, '-', '_' and '.', starting with a letter", words[2])
 		}
-		for _, s := range c.stages {
-			if strings.EqualFold(s.name, words[2]) {
-				return c.invalid(n, "stage name %q is used twice", words[2])
-			}
+		if _, dup := c.names[strings.ToLower(words[2])]; dup {
+			return c.invalid(n, "stage name %q is used twice", words[2])
 		}
 		st.name = words[2]
 	}
 	switch base := c.stage(ref, len(c.stages)); {
 	case base != nil:
+		st.external = base.external // the image's ENV is still underneath
 		for k, v := range base.vars {
 			if v.env {
 				st.vars[k] = v
@@ -122,6 +121,9 @@ func (c *checker) from(n *parser.Node) error {
 		}
 		st.external = true
 	}
+	if st.name != "" {
+		c.names[strings.ToLower(st.name)] = len(c.stages)
+	}
 	c.stages = append(c.stages, st)
 	return nil
 }
@@ -132,24 +134,24 @@ func (c *checker) from(n *parser.Node) error {
 // names a stage by number; COPY --from does, see stageIndex.
 // Only the first upto stages count: a stage cannot read itself.
 func (c *checker) stage(ref string, upto int) *stage {
-	for i := range c.stages[:upto] {
-		if c.stages[i].name != "" && c.stages[i].name == ref {
-			return &c.stages[i]
-		}
+	if i, ok := c.names[strings.ToLower(ref)]; ok && i < upto && c.stages[i].name == ref {
+		return &c.stages[i]
 	}
 	return nil
 }
 
-// stageIndex reads ref as an earlier stage's number, as COPY --from
-// allows: ok is false when ref is not a number; named is the stage's name
-// when it has one; only the first upto stages count. imagebuilder names an unnamed stage by its number, so
-// that form resolves in every Podman; a named stage may not.
+// stageIndex reads ref as a stage number, as COPY --from allows. ok is
+// false when ref is no number; st is nil when it is one but not of an
+// earlier stage (of the first upto), or not written plainly. buildah 1.28
+// reads any number strconv.Atoi takes ("01", "+1") and indexes its stages
+// with it unchecked, so a number that is not an earlier stage is refused,
+// never passed on as an image name.
 func (c *checker) stageIndex(ref string, upto int) (st *stage, ok bool) {
 	i, err := strconv.Atoi(ref)
-	if err != nil || strconv.Itoa(i) != ref {
+	if err != nil {
 		return nil, false
 	}
-	if i >= 0 && i < upto {
+	if strconv.Itoa(i) == ref && i >= 0 && i < upto {
 		return &c.stages[i], true
 	}
 	return nil, true
