@@ -302,6 +302,12 @@ func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field
 	if !volumeName.MatchString(src) {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: the source %q is neither an absolute host path nor a volume name", field, src).With("field", field)
 	}
+	if !s.policy.AllowNamedVolumes {
+		return rpc.Errorf(rpc.KindForbidden, "Forbidden: %q: named volume %q is host disk that every function naming it shares, so this worker does not mount them (--allow-named-volumes); use a tmpfs mount (\"mounts\": [\"tmpfs:%s\"]) for scratch space", field, src, target).With("field", field)
+	}
+	if err := s.podman(ctx).OwnedVolume(ctx, src); err != nil {
+		return err
+	}
 	g.Volumes = append(g.Volumes, &specgen.NamedVolume{Name: src, Dest: filepath.Clean(target), Options: options})
 	return nil
 }

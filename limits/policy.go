@@ -59,6 +59,10 @@ type Policy struct {
 	// AllowPrivilegedPorts lets published ports use host ports below 1024.
 	AllowPrivilegedPorts bool
 
+	// AllowNamedVolumes lets run and create mount named volumes, each the
+	// owner's own; they are host disk shared by name, so none by default.
+	AllowNamedVolumes bool
+
 	// MountRoots are the host directories under which bind-mount sources
 	// may lie (resolved, absolute); empty allows no host path at all.
 	MountRoots []string

@@ -107,6 +107,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	privPorts := fs.Bool("allow-privileged-ports", isTrue(getenv("ALLOW_PRIVILEGED_PORTS")), "let published ports use host ports below 1024 (env ALLOW_PRIVILEGED_PORTS=true)")
 	mountRoots := fs.String("mount-roots", getenv("MOUNT_ROOTS"), "host directories under which bind-mount sources may lie, comma-separated; empty: only named volumes and tmpfs (env MOUNT_ROOTS)")
 	buildRoots := fs.String("build-roots", getenv("BUILD_ROOTS"), "host directories under which build contexts may lie, comma-separated; empty: builds are refused (env BUILD_ROOTS)")
+	namedVolumes := fs.Bool("allow-named-volumes", isTrue(getenv("ALLOW_NAMED_VOLUMES")), "let run and create mount named volumes (host disk, unbounded): each is its owner's, made and labelled by the worker; another owner's or a hand-made one is NotFound (env ALLOW_NAMED_VOLUMES=true)")
 	sharedImages := fs.String("shared-images", getenv("SHARED_IMAGES"), "the operator's base images (names or ids, comma-separated) that every owner may run and build FROM and none may change; an owner's other images are those it built (env SHARED_IMAGES)")
 	contextMounts := fs.Bool("build-context-mounts", isTrue(getenv("BUILD_CONTEXT_MOUNTS")), "let RUN steps bind-mount parts of their build context, read-only and without symlinks (RUN --mount=type=bind); other RUN mounts but tmpfs stay refused (env BUILD_CONTEXT_MOUNTS=true)")
 	maxContext := fs.String("max-build-context", envOr("MAX_BUILD_CONTEXT", limits.FormatBytes(def.MaxBuildContext)), "largest build context, counting its files' sizes (env MAX_BUILD_CONTEXT)")
@@ -199,6 +200,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	cfg.policy.AllowPrivilegedPorts = *privPorts
 	cfg.policy.BuildContextMounts = *contextMounts
+	cfg.policy.AllowNamedVolumes = *namedVolumes
 	for _, ref := range strings.Split(*sharedImages, ",") {
 		if ref = strings.TrimSpace(ref); ref == "" {
 			continue
