@@ -66,7 +66,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 		s.podman(ctx).Owned.Remove(created.ID, false)
 		return nil, err
 	}
-	return containerState{ID: created.ID, Name: p.Name, Status: s.podman(ctx).State(ctx, created.ID)}, nil
+	return containerState{ID: created.ID, Name: p.Name, Status: s.podman(ctx).StartedState(ctx, created.ID)}, nil
 }
 
 type nameParams struct {

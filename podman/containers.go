@@ -57,3 +57,17 @@ func PublicState(s string) string {
 	}
 	return s
 }
+
+// settleTime is how long StartedState lets a command that ends at once
+// (true, a failed exec) end before it answers.
+const settleTime = 50 * time.Millisecond
+
+// StartedState is a just-started container's state as Podman has it once
+// a command that ends at once has ended: read at once, `true` still reads
+// "running". A container that goes on running costs settleTime more.
+func (c *Client) StartedState(ctx context.Context, id string) string {
+	wctx, cancel := context.WithTimeout(ctx, settleTime)
+	defer cancel()
+	_, _ = containers.Wait(wctx, id, new(containers.WaitOptions).WithCondition([]define.ContainerStatus{define.ContainerStateStopped, define.ContainerStateExited}))
+	return c.State(ctx, id)
+}
