@@ -62,15 +62,15 @@ type warmPool struct {
 	// imageID is the image the pool's containers are made of: the one
 	// its image name had when they were made.
 	imageID string
-	client     *podman.Client
-	spec       []byte // the spec without name and labels, as JSON: each container is made from a copy
-	target     int
-	ready      []*podman.Prepared
-	making     int // containers being made
-	hits       int
-	misses     int
-	err        string // why the last refill failed; "" once one succeeds
-	filling    bool
+	client  *podman.Client
+	spec    []byte // the spec without name and labels, as JSON: each container is made from a copy
+	target  int
+	ready   []*podman.Prepared
+	making  int // containers being made
+	hits    int
+	misses  int
+	err     string // why the last refill failed; "" once one succeeds
+	filling bool
 }
 
 func newWarmPools(max, maxOutput int, log zerolog.Logger) *warmPools {

@@ -111,7 +111,7 @@ type Options struct {
 	// SharedImages are the operator's base images (names or ids) that
 	// every owner sees and uses but none changes (images.go).
 	SharedImages []string
-	Log zerolog.Logger
+	Log          zerolog.Logger
 }
 
 // DefaultName is the name of the connection calls use when they name none,
