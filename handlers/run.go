@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +40,12 @@ type runParams struct {
 	// Detach is accepted for the seed CLI's sake: run always waits for the
 	// exit and returns the output; long-lived containers are create's job.
 	Detach bool `json:"detach"`
+	// Input is the request, written to the function's stdin, which is
+	// then closed (and closed at once without it).
+	Input         *string `json:"input"`
+	InputEncoding string  `json:"input_encoding"`
+	// Stream sends the output as run.output notifications as it comes.
+	Stream bool `json:"stream"`
 }
 
 type runResult struct {
@@ -51,6 +59,9 @@ type runResult struct {
 	Stderr      string   `json:"stderr"`
 	// Truncated names the streams cut at the output cap.
 	Truncated []string `json:"truncated,omitempty"`
+	// Start says how the container was started: "cold" (made for this
+	// run) or "prewarmed" (taken from a prewarm pool).
+	Start string `json:"start"`
 }
 
 // run runs one function invocation to completion: create, attach, start,
@@ -60,6 +71,10 @@ type runResult struct {
 // the caller's path: the result does not wait for the removal, shutdown does.
 func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	res, err := s.policy.Resolve(p.Request, true)
+	if err != nil {
+		return nil, err
+	}
+	input, err := s.decodeInput(p.Input, p.InputEncoding)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +126,27 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}()
 	preparedAt := time.Since(begun)
 	out, ended := c.Output, c.Ended
+	start := "cold"
+	if warm {
+		start = "prewarmed"
+	}
+	s.countStart(start)
+	var streams []*outputStream
+	if p.Stream && err == nil {
+		send := notifier(rpc.CallFrom(ctx))
+		for _, w := range []struct {
+			name string
+			out  *podman.Capped
+		}{{"stdout", out.Stdout}, {"stderr", out.Stderr}} {
+			o := newOutputStream(send, w.name, s.maxOutput)
+			w.out.Observe(o.write)
+			defer w.out.Observe(nil)
+			streams = append(streams, o)
+		}
+	}
+	if err == nil {
+		go feedInput(c.Stdin, input)
+	}
 	var memory *podman.MemoryWatch
 	if err == nil {
 		memory = client.WatchMemory(id, ended)
@@ -121,11 +157,14 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		if e := rpc.AsError(client.Classify(err)); e.Kind == rpc.KindExecutionFailed {
 			// The command could not start at all (127: not found, 126:
 			// not executable), as `podman run` reports it.
-			return nil, e.With("stdout", "").With("stderr", "").With("container_id", id)
+			return nil, e.With("stdout", "").With("stderr", "").With("container_id", id).With("start", start)
 		}
 		return nil, err
 	}
 	state, err := client.AwaitExit(deadline, id, ended)
+	for _, o := range streams {
+		o.flush()
+	}
 	// Where a run's time goes, for --debug: Podman's steps or the wait.
 	s.log.Debug().Str("container", id).Bool("prewarmed", warm).Dur("prepare_ms", preparedAt).
 		Dur("start_ms", startedAt-preparedAt).Dur("exit_ms", time.Since(begun)-startedAt).Msg("run steps")
@@ -146,17 +185,60 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	result := runResult{
 		ContainerID: id, Name: name, Status: "exited", ExitCode: state.ExitCode, Image: []string{p.Image},
 		AutoRemove: autoRemove, Stdout: jsonOrText(out.Stdout.String()), Stderr: out.Stderr.String(), Truncated: out.Truncated(),
+		Start: start,
 	}
 	if state.ExitCode == 0 {
 		return result, nil
 	}
 	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
-		With("exit_code", state.ExitCode).With("stdout", result.Stdout).With("stderr", result.Stderr).With("container_id", id)
+		With("exit_code", state.ExitCode).With("stdout", result.Stdout).With("stderr", result.Stderr).With("container_id", id).With("start", start)
 	if len(result.Truncated) > 0 {
 		e.With("truncated", result.Truncated)
 	}
 	describeKill(e, state, memory.Evidence(), res.Memory)
 	return nil, e
+}
+
+// decodeInput checks a run's input against --max-input-bytes before any
+// container is made, and decodes it.
+func (s *Service) decodeInput(in *string, encoding string) ([]byte, error) {
+	if in == nil {
+		if encoding != "" {
+			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"input_encoding\" without \"input\"").With("field", "input_encoding")
+		}
+		return nil, nil
+	}
+	var data []byte
+	switch strings.ToLower(encoding) {
+	case "", "utf-8", "utf8":
+		data = []byte(*in)
+	case "base64":
+		var err error
+		if data, err = base64.StdEncoding.DecodeString(*in); err != nil {
+			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"input\" is not valid base64: %v", err).With("field", "input")
+		}
+	default:
+		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"input_encoding\" must be \"utf-8\" or \"base64\", got %q", encoding).With("field", "input_encoding")
+	}
+	if len(data) > s.maxInput {
+		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"input\" is %d bytes, more than this worker's limit of %s (--max-input-bytes)", len(data), limits.FormatBytes(int64(s.maxInput))).With("field", "input")
+	}
+	return data, nil
+}
+
+// feedInput writes a run's input to its stdin and closes it; a function
+// that does not read its stdin leaves the write blocked until the run is
+// over and Release ends it.
+func feedInput(stdin *io.PipeWriter, input []byte) {
+	if stdin == nil {
+		return
+	}
+	if len(input) > 0 {
+		if _, err := stdin.Write(input); err != nil {
+			return
+		}
+	}
+	stdin.Close()
 }
 
 // describeKill says whether the memory limit killed the function, only

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,6 +34,8 @@ type Options struct {
 	// MaxWarm bounds the prewarmed containers, of every spec together
 	// (0: prewarm is refused).
 	MaxWarm int
+	// MaxInputBytes bounds a run's input (default 6 MiB).
+	MaxInputBytes int
 }
 
 // Service holds what handlers share: the Podman connections and the
@@ -49,6 +53,10 @@ type Service struct {
 	// state keeps what the worker wrote into long-lived containers'
 	// in-memory folders, to write it again after a stop (state.go).
 	state *stateJournal
+	// maxInput bounds a run's input.
+	maxInput int
+	// starts counts runs by how their container was started.
+	starts sync.Map // string -> *atomic.Int64
 }
 
 // New returns the handlers for the worker's Podman connections.
@@ -59,15 +67,38 @@ func New(conns *podman.Connections, log zerolog.Logger, opts Options) *Service {
 	if opts.MaxOutputBytes <= 0 {
 		opts.MaxOutputBytes = 1 << 20
 	}
+	if opts.MaxInputBytes <= 0 {
+		opts.MaxInputBytes = DefaultMaxInputBytes
+	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
 	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout,
-		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log), state: newStateJournal()}
+		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log), state: newStateJournal(), maxInput: opts.MaxInputBytes}
 	if conns != nil {
 		s.identity = conns.Default().Identity
 	}
 	return s
+}
+
+// DefaultMaxInputBytes is --max-input-bytes' default: AWS Lambda's bound
+// on a synchronous invocation's payload.
+const DefaultMaxInputBytes = 6 << 20
+
+func (s *Service) countStart(start string) {
+	n, _ := s.starts.LoadOrStore(start, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+}
+
+// RunStarts counts the runs by how their container was started (cold,
+// prewarmed), for metrics.
+func (s *Service) RunStarts() map[string]int64 {
+	out := map[string]int64{"cold": 0, "prewarmed": 0}
+	s.starts.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }
 
 // podman is the connection the call chose (its `connection` param, or the

@@ -93,7 +93,12 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 	g.Privileged = &no
 	g.NoNewPrivileges = &yes
 	g.Terminal = &no
+	// A run's container takes its input on stdin (closed at once
+	// without one); a long-lived one has none.
 	g.Stdin = &no
+	if !c.LongLived {
+		g.Stdin = &yes
+	}
 	if c.LongLived {
 		// k8s-file keeps stdout and stderr apart for logs and needs no
 		// journald; conmon truncates the file at the cap.

@@ -20,8 +20,10 @@ import (
 // must take the container's lock, which the cleanup process conmon starts
 // holds for tens of milliseconds. Attaching also makes Podman create the
 // container's process (runc create), so a command that cannot run fails
-// here, or else at start.
-func (c *Client) Attach(ctx context.Context, id string, stdout, stderr io.Writer) (<-chan struct{}, error) {
+// here, or else at start. stdin, when not nil, is copied to the
+// container's standard input, which is closed at its end; no byte of it
+// is taken as a detach key.
+func (c *Client) Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer) (<-chan struct{}, error) {
 	actx, release, err := privateConnection(ctx)
 	if err != nil {
 		return nil, err
@@ -32,7 +34,11 @@ func (c *Client) Attach(ctx context.Context, id string, stdout, stderr io.Writer
 	go func() {
 		defer close(ended)
 		defer release()
-		err := containers.Attach(actx, id, nil, stdout, stderr, ready, new(containers.AttachOptions).WithStream(true))
+		opts := new(containers.AttachOptions).WithStream(true)
+		if stdin != nil {
+			opts.WithDetachKeys("")
+		}
+		err := containers.Attach(actx, id, stdin, stdout, stderr, ready, opts)
 		if err != nil {
 			failed <- err
 		}

@@ -15,6 +15,17 @@ type Capped struct {
 	buf bytes.Buffer
 	max int
 	cut bool
+	// observe, when set, sees every write as it comes, before the cap
+	// (a run streams its output from here).
+	observe func([]byte)
+}
+
+// Observe has fn see every later write, in order, before the cap; nil
+// stops it. fn runs on the writer's goroutine, under the writer's lock.
+func (c *Capped) Observe(fn func([]byte)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.observe = fn
 }
 
 // NewCapped returns a writer that keeps at most max bytes.
@@ -23,6 +34,9 @@ func NewCapped(max int) *Capped { return &Capped{max: max} }
 func (c *Capped) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.observe != nil {
+		c.observe(p)
+	}
 	if room := c.max - c.buf.Len(); len(p) > room {
 		c.cut = true
 		c.buf.Write(p[:max(room, 0)])

@@ -2,6 +2,8 @@ package podman
 
 import (
 	"context"
+	"errors"
+	"io"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
@@ -15,16 +17,26 @@ type Prepared struct {
 	Output   Output
 	// Ended closes when the container's output ends: the first sign
 	// that its process exited.
-	Ended   <-chan struct{}
+	Ended <-chan struct{}
+	// Stdin is the container's standard input, for a container made with
+	// one (g.Stdin): what is written reaches the process, and Close
+	// closes its stdin. The attach copies it from the start, so a
+	// prewarmed container takes its run's input like a cold one.
+	Stdin   *io.PipeWriter
 	release func()
 }
 
-// Release ends the attach, if it has not ended by itself.
+// Release ends the attach, if it has not ended by itself, and the input.
 func (p *Prepared) Release() {
+	if p.Stdin != nil {
+		p.Stdin.CloseWithError(errReleased)
+	}
 	if p.release != nil {
 		p.release()
 	}
 }
+
+var errReleased = errors.New("the run is over")
 
 // Prepare creates a container from g, owned by the worker (removed by
 // Owned.Close at the latest when autoRemove), and attaches to its output,
@@ -42,7 +54,13 @@ func (c *Client) Prepare(ctx, life context.Context, g *specgen.SpecGenerator, au
 	p := &Prepared{ID: created.ID, Name: g.Name, Output: NewOutput(maxOutput)}
 	lctx, cancel := context.WithCancel(mergedContext{Context: life, values: ctx})
 	p.release = cancel
-	ended, err := c.Attach(lctx, p.ID, p.Output.Stdout, p.Output.Stderr)
+	var stdin io.Reader
+	if g.Stdin != nil && *g.Stdin {
+		var r *io.PipeReader
+		r, p.Stdin = io.Pipe()
+		stdin = r
+	}
+	ended, err := c.Attach(lctx, p.ID, stdin, p.Output.Stdout, p.Output.Stderr)
 	if err != nil {
 		cancel()
 		return p, err

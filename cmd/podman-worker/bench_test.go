@@ -207,6 +207,26 @@ func BenchmarkRunPrewarmed(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// BenchmarkRunInput: the same run with a 64 KiB input that the function
+// reads (wc -c), against one without input, alternating call by call.
+func BenchmarkRunInput(b *testing.B) {
+	w := startLean(b, workerBin, "--socket", service.URI)
+	input := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+	call := func(extra, want string) func() {
+		line := []byte(`{"jsonrpc":"2.0","id":1,"method":"run","params":{"image":"localhost/busybox:latest","command":["wc","-c"],"memory":"20m","cpus":0.5` + extra + `}}` + "\n")
+		return func() {
+			if r := w.roundTrip(line); !bytes.Contains(r, []byte(want)) {
+				b.Fatalf("run: %s", r)
+			}
+		}
+	}
+	with, without := call(`,"input":"`+input+`"`, `"stdout":"65536\n"`), call("", `"stdout":"0\n"`)
+	with() // warm up
+	without()
+	alternate(b, contender{"input-64k", with}, contender{"no-input", without})
+	b.ReportMetric(0, "ns/op")
+}
+
 // runRequest is the benchmarks' function invocation as a run call.
 func runRequest(id int) []byte {
 	return fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"run","params":{"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"}}`+"\n", id)

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/big"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -140,7 +142,8 @@ var cliCommands = []cliCommand{
 		cliOption{[]string{"--memory-swap"}, "memory_swap", kindString, "Memory swap limit (default: 20m)"},
 		cliOption{[]string{"--cpus"}, "cpus", kindFloat, "Number of CPUs (default: 0.5)"},
 		cliOption{[]string{"--timeout"}, "timeout", kindInt, "Timeout in seconds (default: 5)"},
-		cliOption{[]string{"--workdir", "-w"}, "workdir", kindString, "Working directory inside the container"}),
+		cliOption{[]string{"--workdir", "-w"}, "workdir", kindString, "Working directory inside the container"},
+		cliOption{[]string{"--input-file"}, "input_file", kindString, "File whose bytes are the function's stdin; - reads this command's own stdin"}),
 	command("ps", "", "",
 		cliOption{[]string{"--all", "-a"}, "all", kindFlag, "Show stopped containers too"}),
 	command("kill", "container", "container name or id",
@@ -156,10 +159,20 @@ const cliProg = "podman-worker"
 // runCLI runs one command of the per-call CLI through call and prints its
 // outcome. The exit status is 0 on success (and for --help), 1 when the
 // call failed, 2 when the command line was refused, as argparse did.
-func runCLI(ctx context.Context, call func(ctx context.Context, method string, params json.RawMessage) (any, error), args []string, stdout, stderr io.Writer) int {
+func runCLI(ctx context.Context, call func(ctx context.Context, method string, params json.RawMessage) (any, error), args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd, params, err := parseCLI(args)
 	if err != nil {
 		return cliParseOutcome(err, stdout, stderr)
+	}
+	if path, ok := params["input_file"].(string); ok {
+		// The function's input: a file's bytes, or this command's own
+		// stdin for "-", sent exact (base64) and bounded by the worker.
+		delete(params, "input_file")
+		data, err := readInput(path, stdin)
+		if err != nil {
+			return cliPrint(stderr, failure{Error: err.Error()}, 1)
+		}
+		params["input"], params["input_encoding"] = base64.StdEncoding.EncodeToString(data), "base64"
 	}
 	if c, ok := params["context"].(string); ok && cmd.name == "build" && c != "" && !filepath.IsAbs(c) {
 		// The CLI's caller means its own working directory, as podman
@@ -186,6 +199,36 @@ func runCLI(ctx context.Context, call func(ctx context.Context, method string, p
 		return cliPrint(stderr, failure{Error: "Image does not exist"}, 1)
 	}
 	return cliPrint(stdout, success{Success: true, Data: data}, 0)
+}
+
+// maxCLIInput bounds what the CLI reads for --input-file; the worker's own
+// --max-input-bytes then decides.
+const maxCLIInput = 1 << 30
+
+// readInput reads --input-file's bytes.
+func readInput(path string, stdin io.Reader) ([]byte, error) {
+	var r io.Reader
+	if path == "-" {
+		if stdin == nil {
+			return nil, fmt.Errorf("--input-file -: this command has no stdin")
+		}
+		r = stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--input-file: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxCLIInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("--input-file: %v", err)
+	}
+	if len(data) > maxCLIInput {
+		return nil, fmt.Errorf("--input-file: more than 1 GiB")
+	}
+	return data, nil
 }
 
 // cliRefusal answers a command line that needs no call (help, a usage

@@ -277,7 +277,7 @@ func TestCLIParse(t *testing.T) {
 		code := runCLI(context.Background(), func(_ context.Context, method string, params json.RawMessage) (any, error) {
 			got = method + " " + string(params)
 			return nil, nil
-		}, row.args, &stdout, &stderr)
+		}, row.args, nil, &stdout, &stderr)
 		switch {
 		case got != "":
 			// The call's own outcome is TestCLIEnvelopes' business.
@@ -311,6 +311,7 @@ func TestCLIUsage(t *testing.T) {
                          [--network-mode NETWORK_MODE] [--memory MEMORY]
                          [--memory-swap MEMORY_SWAP] [--cpus CPUS]
                          [--timeout TIMEOUT] [--workdir WORKDIR]
+                         [--input-file INPUT_FILE]
                          image
 podman-worker run: error: the following arguments are required: image
 `, 2},
@@ -345,6 +346,7 @@ options:
                          [--network-mode NETWORK_MODE] [--memory MEMORY]
                          [--memory-swap MEMORY_SWAP] [--cpus CPUS]
                          [--timeout TIMEOUT] [--workdir WORKDIR]
+                         [--input-file INPUT_FILE]
                          image
 
 positional arguments:
@@ -377,13 +379,16 @@ options:
   --timeout TIMEOUT     Timeout in seconds (default: 5)
   --workdir WORKDIR, -w WORKDIR
                         Working directory inside the container
+  --input-file INPUT_FILE
+                        File whose bytes are the function's stdin; - reads
+                        this command's own stdin
 `, "", 0},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := runCLI(context.Background(), func(context.Context, string, json.RawMessage) (any, error) {
 			t.Errorf("argv %q: called the method", row.args)
 			return nil, nil
-		}, row.args, &stdout, &stderr)
+		}, row.args, nil, &stdout, &stderr)
 		if stdout.String() != row.stdout || stderr.String() != row.stderr || code != row.code {
 			t.Errorf("argv %q: exit %d (want %d)\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", row.args, code, row.code, stdout.String(), row.stdout, stderr.String(), row.stderr)
 		}
@@ -422,7 +427,7 @@ func TestCLIEnvelopes(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		code := runCLI(context.Background(), func(context.Context, string, json.RawMessage) (any, error) {
 			return row.data, row.err
-		}, row.args, &stdout, &stderr)
+		}, row.args, nil, &stdout, &stderr)
 		if stdout.String() != row.stdout || stderr.String() != row.stderr || code != row.code {
 			t.Errorf("%s: argv %q: exit %d (want %d)\nstdout: %s want: %s\nstderr: %s want: %s", row.name, row.args, code, row.code, stdout.String(), row.stdout, stderr.String(), row.stderr)
 		}
@@ -467,7 +472,7 @@ func FuzzCLIParse(f *testing.F) {
 				t.Errorf("argv %q: params %s: %v", args, params, err)
 			}
 			return nil, nil
-		}, args, &stdout, &stderr)
+		}, args, nil, &stdout, &stderr)
 		switch {
 		case called && code == 0:
 		case !called && code == 0 && strings.HasPrefix(stdout.String(), "usage: "):

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
+	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -44,6 +45,7 @@ type config struct {
 	maxQueued      int
 	maxQueuedBytes int64
 	maxWarm        int
+	maxInputBytes  int64
 	maxOutputBytes int64
 	requestTimeout time.Duration
 	shutdownGrace  time.Duration
@@ -88,6 +90,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
 	maxQueued := fs.String("max-queued", envOr("MAX_QUEUED", strconv.Itoa(rpc.DefaultMaxQueued)), "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)")
 	maxQueuedBytes := fs.String("max-queued-bytes", envOr("MAX_QUEUED_BYTES", limits.FormatBytes(rpc.DefaultMaxQueuedBytes)), "bytes of requests that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED_BYTES)")
+	maxInput := fs.String("max-input-bytes", envOr("MAX_INPUT_BYTES", limits.FormatBytes(handlers.DefaultMaxInputBytes)), "largest input a run may hand its function on stdin, e.g. 6m; more is refused before any container is made (env MAX_INPUT_BYTES)")
 	maxWarm := fs.String("max-warm", envOr("MAX_WARM", "8"), "prewarmed containers the worker keeps at most, of every spec together; 0 refuses prewarm (env MAX_WARM)")
 	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
 	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
@@ -170,6 +173,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	cfg.maxLineBytes = size
 
+	if cfg.maxInputBytes, err = limits.ParseBytes(*maxInput); err != nil || cfg.maxInputBytes > 1<<30 {
+		return nil, fmt.Errorf("--max-input-bytes / MAX_INPUT_BYTES: %q must be a size up to 1g such as 6m", *maxInput)
+	}
 	if cfg.maxWarm, err = strconv.Atoi(*maxWarm); err != nil || cfg.maxWarm < 0 || cfg.maxWarm > 1024 {
 		return nil, fmt.Errorf("--max-warm / MAX_WARM: %q must be a whole number from 0 to 1024", *maxWarm)
 	}

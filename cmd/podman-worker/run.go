@@ -149,7 +149,7 @@ func run(ctx context.Context, p process) int {
 		conns: conns, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
 		svc: handlers.New(conns, log, handlers.Options{
 			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
-			MaxWarm: cfg.maxWarm,
+			MaxWarm: cfg.maxWarm, MaxInputBytes: int(cfg.maxInputBytes),
 		}),
 	}
 	// Before the containers are removed (conns.Close, deferred above):
@@ -171,7 +171,7 @@ func run(ctx context.Context, p process) int {
 	if len(cfg.cliArgs) > 0 {
 		// Through the dispatcher, as a call on stdio would go: its panic
 		// recovery, log line and limits included.
-		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdout, p.stderr)
+		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdin, p.stdout, p.stderr)
 	}
 	if cfg.http.addr != "" {
 		return serveHTTP(ctx, a, cfg, log, p.stderr)

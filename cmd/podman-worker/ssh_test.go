@@ -100,6 +100,13 @@ func TestSSHRunsFunctions(t *testing.T) {
 		t.Errorf("a run over ssh with 20m and 0.5 cpus saw %q from inside, want 20971520 and 50000", got)
 	}
 
+	// A run's input reaches the function over SSH too, and its stdin is
+	// closed at the end of it (cat ends), with the output streamed.
+	r, lines := w.call(`"2b"`, "run", runParams(`"input":"through the ssh channel","stream":true`, "cat"))
+	if got := fmt.Sprint(result(t, r)["stdout"]); got != "through the ssh channel" || !strings.Contains(strings.Join(lines, "\n"), `"method":"run.output"`) {
+		t.Errorf("a run over ssh with input and stream: stdout %q, notifications %q", got, lines)
+	}
+
 	result(t, mustCall(w, "3", "create", `{"image":"localhost/busybox:latest","name":"ssh-files","command":["sleep","600"]}`))
 	content := "over ssh \u00e9\n" + strings.Repeat("x", 100000)
 	r, _ = w.call("4", "add_file", fmt.Sprintf(`{"name":"ssh-files","dest_path":"/tmp/f.txt","content":%q}`, content))

@@ -97,6 +97,9 @@ type metricsResult struct {
 	Connections map[string]podman.UsageSnapshot `json:"connections"`
 	// Warm is the prewarm pools: sizes, hits and misses.
 	Warm handlers.WarmStats `json:"warm"`
+	// Runs counts the runs by how their container was started: "cold",
+	// "prewarmed".
+	Runs map[string]int64 `json:"runs"`
 }
 
 func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
@@ -106,7 +109,7 @@ func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
 	res := metricsResult{
 		UptimeS: a.uptime(), Snapshot: a.calls.Snapshot(), Workers: a.server.Stats(),
 		Goroutines: runtime.NumGoroutine(), Procs: runtime.GOMAXPROCS(0), OpenFDs: openFDs(),
-		Connections: map[string]podman.UsageSnapshot{}, Warm: a.svc.Warm(),
+		Connections: map[string]podman.UsageSnapshot{}, Warm: a.svc.Warm(), Runs: a.svc.RunStarts(),
 	}
 	for _, c := range a.conns.All() {
 		u := c.UsageSnapshot()
