@@ -50,16 +50,9 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 	if p.Content == nil {
 		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: missing required field \"content\"").With("field", "content")
 	}
-	var data []byte
-	switch strings.ToLower(p.Encoding) {
-	case "", "utf-8", "utf8":
-		data = []byte(*p.Content)
-	case "base64":
-		if data, err = base64.StdEncoding.DecodeString(*p.Content); err != nil {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"content\" is not valid base64: %v", err).With("field", "content")
-		}
-	default:
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"encoding\" must be \"utf-8\" or \"base64\", got %q", p.Encoding).With("field", "encoding")
+	data, err := decodeBytes(*p.Content, p.Encoding, "content", "encoding")
+	if err != nil {
+		return nil, err
 	}
 	mode := int64(0o644)
 	if p.Mode != "" {
@@ -133,6 +126,23 @@ func (s *Service) existingParent(ctx context.Context, id, name, dest string) (di
 		}
 		return dir, missing, nil
 	}
+}
+
+// decodeBytes reads bytes a caller sent as text: "utf-8" (the default,
+// also "utf8", any case) as they are, "base64" decoded. field and
+// encodingField name the params in errors.
+func decodeBytes(value, encoding, field, encodingField string) ([]byte, error) {
+	switch strings.ToLower(encoding) {
+	case "", "utf-8", "utf8":
+		return []byte(value), nil
+	case "base64":
+		data, err := base64.StdEncoding.DecodeString(value)
+		if err != nil {
+			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q is not valid base64: %v", field, err).With("field", field)
+		}
+		return data, nil
+	}
+	return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q must be \"utf-8\" or \"base64\", got %q", encodingField, encoding).With("field", encodingField)
 }
 
 // containerPath validates an absolute path inside a container and cleans it.

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -208,17 +207,9 @@ func (s *Service) decodeInput(in *string, encoding string) ([]byte, error) {
 		}
 		return nil, nil
 	}
-	var data []byte
-	switch strings.ToLower(encoding) {
-	case "", "utf-8", "utf8":
-		data = []byte(*in)
-	case "base64":
-		var err error
-		if data, err = base64.StdEncoding.DecodeString(*in); err != nil {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"input\" is not valid base64: %v", err).With("field", "input")
-		}
-	default:
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"input_encoding\" must be \"utf-8\" or \"base64\", got %q", encoding).With("field", "input_encoding")
+	data, err := decodeBytes(*in, encoding, "input", "input_encoding")
+	if err != nil {
+		return nil, err
 	}
 	if len(data) > s.maxInput {
 		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"input\" is %d bytes, more than this worker's limit of %s (--max-input-bytes)", len(data), limits.FormatBytes(int64(s.maxInput))).With("field", "input")
