@@ -53,6 +53,9 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 		Image: p.Image, Name: p.Name, Command: p.Command, Env: p.Environment,
 		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true, LongLived: true, Writable: p.Writable,
 	})
+	if err == nil {
+		err = s.pinImage(ctx, g)
+	}
 	if err != nil {
 		return nil, err
 	}

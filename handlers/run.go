@@ -83,6 +83,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}
 	autoRemove := p.AutoRemove == nil || *p.AutoRemove
 	g, err := s.specFor(ctx, p.config(name, res, !autoRemove))
+	if err == nil {
+		err = s.pinImage(ctx, g)
+	}
 	if err != nil {
 		return nil, err
 	}

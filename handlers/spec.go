@@ -71,15 +71,7 @@ const maxWritable = 8
 // paths and ports only within the policy, and a conmon-side timeout so
 // that a run's deadline holds even if the worker itself dies.
 func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.SpecGenerator, error) {
-	// The image is one the caller's owner may use (its own, or a shared
-	// one), and the container is made from the id it has now: a name
-	// that moves between this check and the create cannot swap it.
-	img, err := s.podman(ctx).ImageOf(ctx, c.Image)
-	if err != nil {
-		return nil, err
-	}
-	g := specgen.NewSpecGenerator(img.ID, false)
-	g.RawImageName = c.Image
+	g := specgen.NewSpecGenerator(c.Image, false)
 	g.Name = c.Name
 	g.Command = c.Command
 	g.Entrypoint = c.Entrypoint
@@ -227,6 +219,19 @@ func writableDirs(list []string) ([]string, error) {
 
 func hasDotDot(p string) bool {
 	return slices.Contains(strings.Split(p, "/"), "..")
+}
+
+// pinImage checks that g's image is one the caller's owner may use (its
+// own, or a shared one), after every other param passed, and makes the
+// container from the id the image has now: a name that moves between
+// this check and the create cannot swap it.
+func (s *Service) pinImage(ctx context.Context, g *specgen.SpecGenerator) error {
+	img, err := s.podman(ctx).ImageOf(ctx, g.Image)
+	if err != nil {
+		return err
+	}
+	g.RawImageName, g.Image = g.Image, img.ID
+	return nil
 }
 
 // parsePorts reads ["HOST:CONTAINER"], also "IP:HOST:CONTAINER" and a

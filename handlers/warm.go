@@ -107,6 +107,9 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 		return nil, err
 	}
 	g, err := s.specFor(ctx, p.config("", res, false))
+	if err == nil {
+		err = s.pinImage(ctx, g)
+	}
 	if err != nil {
 		return nil, err
 	}

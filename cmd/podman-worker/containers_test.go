@@ -48,7 +48,7 @@ func errorData(t *testing.T, r map[string]any) (msg string, data map[string]any)
 // the network is only lo, and env, workdir, user and mounts arrive.
 func TestRunLimitsSeenFromInside(t *testing.T) {
 	host := t.TempDir()
-	w := startWorker(t, "--socket", service.URI, "--mount-roots", host)
+	w := startWorker(t, "--socket", service.URI, "--mount-roots", host, "--allow-named-volumes")
 	if err := os.WriteFile(filepath.Join(host, "request.json"), []byte(`{"n":41}`), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -475,8 +475,8 @@ func TestSandboxUserNamespace(t *testing.T) {
 	}
 }
 
-// Files: add_file refuses special modes and a directory path; add_user a
-// read-only root.
+// Files: add_file refuses special modes, a directory path and a read-only
+// place; add_user writes the in-memory /etc and /home.
 func TestSandboxFiles(t *testing.T) {
 	w := startWorker(t, "--socket", service.URI)
 	result(t, mustCall(w, `"c"`, "create", `{"image":"localhost/busybox:latest","name":"files-box","command":["sleep","300"]}`))
@@ -485,10 +485,19 @@ func TestSandboxFiles(t *testing.T) {
 		refused(t, w, fmt.Sprint("m", i), "add_file", `{"name":"files-box","dest_path":"/tmp/s","content":"x","mode":"`+mode+`"}`, "Forbidden", "mode", "--allow-special-modes")
 	}
 	refused(t, w, "slash", "add_file", `{"name":"files-box","dest_path":"/tmp/newfile/","content":"x"}`, "BadRequest", "dest_path", `ends in "/"`)
-	refused(t, w, "user", "add_user", `{"name":"files-box","username":"eve"}`, "Forbidden", "", "--writable-root")
-	r, _ := w.call(`"ls"`, "exec", `{"name":"files-box","command":"ls -A /tmp; grep -c eve /etc/passwd"}`)
-	if out := fmt.Sprint(result(t, r)["output"]); out != "0\n" {
-		t.Errorf("after the refusals, /tmp and /etc/passwd hold: %q; want nothing written", out)
+	// The root is read-only: outside its writable places, add_file is
+	// refused before anything is written, naming them and the param.
+	refused(t, w, "ro", "add_file", `{"name":"files-box","dest_path":"/usr/local/bin/tool","content":"x"}`, "Forbidden", "", `"writable" param`)
+	r, _ := w.call(`"ls"`, "exec", `{"name":"files-box","command":"ls -A /tmp; test -e /usr/local/bin/tool || echo no tool; touch /bin/x 2>&1"}`)
+	if out := fmt.Sprint(r["result"]); !strings.Contains(out, "output:no tool\ntouch: /bin/x: Read-only file system") {
+		t.Errorf("after the refusals, /tmp, /usr/local/bin/tool and the root: %s; want nothing written, the root read-only", out)
+	}
+	// add_user works: /etc and /home are in-memory copies (the user is
+	// then seen from inside, its home made).
+	result(t, mustCall(w, `"user"`, "add_user", `{"name":"files-box","username":"eve"}`))
+	r, _ = w.call(`"id"`, "exec", `{"name":"files-box","command":"id; grep -c eve /etc/passwd; grep -E ' /(etc|home) ' /proc/mounts | cut -d' ' -f3 | sort -u","user":"eve"}`)
+	if out := fmt.Sprint(result(t, r)["output"]); out != "uid=1000(eve) gid=1000(eve)\n1\ntmpfs\n" {
+		t.Errorf("exec as the added user: %q", out)
 	}
 	result(t, mustCall(w, `"ok"`, "add_file", `{"name":"files-box","dest_path":"/tmp/ok","content":"fine","mode":"0755"}`))
 }
