@@ -59,6 +59,12 @@ start)
 	mkdir -p "$R/run/pw"
 	# Build bundles that cancelled builds leave behind stay in here.
 	rm -rf "$R/var/tmp/pw" && mkdir -p "$R/var/tmp/pw"
+	# Each run starts on an empty store, as the Podman 4 tests' private
+	# services do: volumes, images and containers of an earlier run (made
+	# by an older worker, without the labels that say whose they are) are
+	# not carried into this one.
+	{ grep -o " $R/var/lib/pw[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
+	rm -rf "$R/var/lib/pw" "$R/run/pw/runroot"
 	rm -f "$R$SOCK"
 	# The service gets a mount namespace whose root IS the Debian 13 tree
 	# (pivot_root, not chroot): runc exec and Podman's copy into a running
