@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -268,6 +269,13 @@ func parseHTTP(addr, tokenFile, envToken, maxBody, cors, headerTimeout string, s
 	}
 	if c.corsOrigins, err = httpapi.ParseOrigins(cors); err != nil {
 		return c, fmt.Errorf("--http-cors-origins / PODMAN_WORKER_HTTP_CORS_ORIGINS: %v", err)
+	}
+	if c.token == "" && slices.Contains(c.corsOrigins, "*") {
+		// A browser sends no credentials a page cannot forge here: with
+		// no token, any web page the operator visits could create
+		// containers and exec in them.
+		return c, fmt.Errorf("--http-cors-origins / PODMAN_WORKER_HTTP_CORS_ORIGINS: * without a bearer token lets any web page run containers: " +
+			"give --http-token-file FILE or PODMAN_WORKER_HTTP_TOKEN, or name the origins that may call")
 	}
 	if c.headerTimeout, err = parseSeconds(headerTimeout); err != nil || c.headerTimeout <= 0 {
 		return c, fmt.Errorf("--http-header-timeout / PODMAN_WORKER_HTTP_HEADER_TIMEOUT: %q must be a positive duration such as 10s", headerTimeout)

@@ -350,6 +350,8 @@ func TestHTTPRefusesNonLoopbackWithoutToken(t *testing.T) {
 		{[]string{"--http", "0.0.0.0:8080"}, map[string]string{"PODMAN_WORKER_HTTP_TOKEN": "short"}, "PODMAN_WORKER_HTTP_TOKEN: the token must be at least 16 characters"},
 		{[]string{"--http", "127.0.0.1:8080", "--http-token-file", "/nonexistent/token"}, nil, "--http-token-file / PODMAN_WORKER_HTTP_TOKEN_FILE: open /nonexistent/token"},
 		{[]string{"--http", "127.0.0.1:8080", "--http-cors-origins", "app.example"}, nil, `"app.example" is not an origin`},
+		{[]string{"--http", "127.0.0.1:8080", "--http-cors-origins", "*"}, nil, "* without a bearer token lets any web page run containers"},
+		{[]string{"--http", "127.0.0.1:8080", "--http-cors-origins", "https://app.example, *"}, nil, "* without a bearer token"},
 		{[]string{"--http", "127.0.0.1:8080", "--http-max-body", "2g"}, nil, "--http-max-body / PODMAN_WORKER_HTTP_MAX_BODY"},
 		{[]string{"--http", "8080"}, nil, `--http / PODMAN_WORKER_HTTP: "8080" must be HOST:PORT`},
 	} {
