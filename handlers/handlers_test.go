@@ -84,7 +84,11 @@ func TestRedact(t *testing.T) {
 		{`{"context":"/c","build_args":["API_KEY=k"]}`, `{"build_args":["API_KEY=***"],"context":"/c"}`},
 		{`{"name":"svc","dest_path":"/k","content":"private key"}`, `{"content":"*** (11 bytes)","dest_path":"/k","name":"svc"}`},
 		{`[{"password":"p"}]`, `[{"password":"***"}]`},
-		{`{"image":"x","command":"echo hi"}`, `{"command":"echo hi","image":"x"}`},
+		// --debug logged argv verbatim: program and count only, at every level.
+		{`{"image":"x","command":"echo hi"}`, `{"command":"*** (a command string of 7 bytes)","image":"x"}`},
+		{`{"name":"c","command":["login","--password=s3cret","token=abc"]}`, `{"command":"login *** (2 arguments)","name":"c"}`},
+		{`{"image":"x","entrypoint":["/app","--key=k"]}`, `{"entrypoint":"/app *** (1 arguments)","image":"x"}`},
+		{`{"image":"x","entrypoint":"/app"}`, `{"entrypoint":"*** (a command string of 4 bytes)","image":"x"}`},
 	}
 	for _, tt := range tests {
 		if got := string(Redact("m", json.RawMessage(tt.in))); got != tt.want {
