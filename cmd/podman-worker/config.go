@@ -211,6 +211,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	if cfg.http, err = parseHTTP(*httpAddr, *httpTokenFile, getenv("PODMAN_WORKER_HTTP_TOKEN"), *httpMaxBody, *httpCORS, *httpHeaderTimeout, set); err != nil {
 		return nil, err
 	}
+	// The worker's own files are never mounted either: its token, the
+	// Podman config it points Podman at, and the file its log goes to.
+	own := []string{*httpTokenFile, getenv("CONTAINERS_CONF")}
+	if target, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(target) {
+		own = append(own, target)
+	}
+	cfg.policy.NeverMount = limits.NeverMountPaths(append(cfg.policy.NeverMount, own...)...)
 	if cfg.http.addr != "" && len(cfg.cliArgs) > 0 {
 		return nil, fmt.Errorf("--http serves the API and a COMMAND runs one call: give one or the other, not both (command %q)", cfg.cliArgs[0])
 	}

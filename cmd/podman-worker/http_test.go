@@ -631,3 +631,28 @@ func waitExecSessions(t *testing.T, uri, name string, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The worker's own files are never mounted, whatever --mount-roots
+// covers: its token file and the containers.conf it points Podman at were
+// mountable from a root that held them.
+func TestTheWorkersOwnFilesAreNeverMounted(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	conf := filepath.Join(dir, "containers.conf")
+	for _, f := range []string{token, conf} {
+		if err := os.WriteFile(f, []byte("0123456789abcdef0123"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"CONTAINERS_CONF": conf}
+	cfg, err := parseConfig([]string{"--socket", "/srv/pm/podman.sock", "--http", "127.0.0.1:0", "--http-token-file", token, "--mount-roots", dir},
+		func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{token, conf, dir} {
+		if _, err := cfg.policy.BindSource("volumes", src); err == nil || !strings.Contains(err.Error(), "never exposes") {
+			t.Errorf("--mount-roots %s, sent %s: %v; want it refused as never exposed", dir, src, err)
+		}
+	}
+}
