@@ -121,6 +121,10 @@ func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
 	return nameState{Name: p.Name, Status: s.podman(ctx).State(ctx, id)}, nil
 }
 
+// MaxTailLines is the most lines logs asks Podman for: Podman allocates
+// for tail lines up front, whatever the log holds.
+const MaxTailLines = 10000
+
 type logsParams struct {
 	Name string `json:"name" rpc:"required"`
 	Tail *int   `json:"tail"`
@@ -140,6 +144,12 @@ func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
 	if p.Tail != nil {
 		if *p.Tail < 1 {
 			return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: "tail" must be at least 1`).With("field", "tail")
+		}
+		if *p.Tail > MaxTailLines {
+			// Podman sizes a buffer from tail before it reads a line: 4e9
+			// ran the shared service out of memory, 5e8 left it 293 MB
+			// bigger for good.
+			return nil, rpc.Errorf(rpc.KindForbidden, `Forbidden: "tail": %d is above this worker's ceiling of %d lines`, *p.Tail, MaxTailLines).With("field", "tail")
 		}
 		tail = *p.Tail
 	}

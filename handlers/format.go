@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+	"time"
 
 	"go.podman.io/common/pkg/report"
 
@@ -23,12 +25,105 @@ const (
 	maxRenderBytes  = 1 << 20 // what it renders
 	maxRangeNesting = 2       // range inside range at most: work is the product of the lists' lengths
 	maxPad          = 4096    // widths, pads and repeats
+	// The work a render may do: function calls and range iterations,
+	// the bytes functions produce (json of the whole object in a loop),
+	// and time. A template that passes one stops with an error; the
+	// caller's context ends it the same way.
+	maxRenderSteps     = 1_000_000
+	maxRenderFuncBytes = 64 << 20
+	maxRenderTime      = 2 * time.Second
 )
 
 var (
 	errTooMuchOutput = fmt.Errorf("it renders more than %d bytes", maxRenderBytes)
 	errTooWide       = fmt.Errorf("a width, precision or pad above %d is refused", maxPad)
+	errTooMuchWork   = fmt.Errorf("it takes more than %d steps (range iterations and function calls) or makes more than %d bytes in functions", maxRenderSteps, maxRenderFuncBytes)
+	errTooSlow       = fmt.Errorf("it takes longer than %v", maxRenderTime)
 )
+
+// budget is the work one render may still do. Every function of the
+// template spends from it, range charges the length of what it iterates
+// over before the first iteration, and the output writer checks it: so
+// a template stops itself, and nothing keeps running after the answer.
+type budget struct {
+	ctx      context.Context
+	steps    int
+	bytes    int
+	deadline time.Time
+}
+
+func (b *budget) spend(steps, bytes int) error {
+	b.steps -= steps
+	b.bytes -= bytes
+	if b.steps < 0 || b.bytes < 0 {
+		return errTooMuchWork
+	}
+	if err := b.ctx.Err(); err != nil {
+		return err
+	}
+	if time.Now().After(b.deadline) {
+		return errTooSlow
+	}
+	return nil
+}
+
+// budgeted wraps each function of formatFuncs so that a call spends one
+// step before it runs and the length of the string it answers after.
+func budgeted(b *budget) template.FuncMap {
+	errType := reflect.TypeFor[error]()
+	m := template.FuncMap{}
+	for name, fn := range formatFuncs {
+		v := reflect.ValueOf(fn)
+		t := v.Type()
+		if t.NumOut() != 2 || t.Out(1) != errType {
+			panic("format function " + name + " must answer (value, error)")
+		}
+		m[name] = reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+			fail := func(err error) []reflect.Value {
+				return []reflect.Value{reflect.Zero(t.Out(0)), reflect.ValueOf(&err).Elem()}
+			}
+			if err := b.spend(1, 0); err != nil {
+				return fail(err)
+			}
+			var out []reflect.Value
+			if t.IsVariadic() {
+				out = v.CallSlice(args)
+			} else {
+				out = v.Call(args)
+			}
+			if r := out[0]; r.Kind() == reflect.String {
+				if err := b.spend(0, r.Len()); err != nil {
+					return fail(err)
+				}
+			}
+			if n, ok := iterLen(name, out[0]); ok {
+				if err := b.spend(n, 0); err != nil {
+					return fail(err)
+				}
+			}
+			return out
+		}).Interface()
+	}
+	return m
+}
+
+// iterLen is what a range over iterable's answer will iterate.
+func iterLen(name string, v reflect.Value) (int, bool) {
+	if name != "iterable" {
+		return 0, false
+	}
+	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return 0, true
+		}
+		v = v.Elem()
+	}
+	switch v.Kind() {
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Chan, reflect.String:
+		return v.Len(), true
+	}
+	return 0, true
+}
 
 // formatFuncs are podman's --format functions (json, lower, upper, join,
 // split, title, truncate, pad) with the ones that take a size bounded, and
@@ -36,7 +131,13 @@ var (
 var formatFuncs = func() template.FuncMap {
 	m := template.FuncMap{}
 	for name, fn := range report.DefaultFuncs {
-		m[name] = fn
+		m[name] = withError(fn)
+	}
+	// text/template's own functions that render any value: spent from
+	// the budget like the others.
+	for name, fn := range map[string]any{"print": fmt.Sprint, "println": fmt.Sprintln,
+		"html": template.HTMLEscaper, "js": template.JSEscaper, "urlquery": template.URLQueryEscaper} {
+		m[name] = withError(fn)
 	}
 	m["pad"] = func(source string, prefix, suffix int) (string, error) {
 		if prefix < 0 || suffix < 0 || prefix > maxPad || suffix > maxPad {
@@ -84,6 +185,31 @@ var formatFuncs = func() template.FuncMap {
 	return m
 }()
 
+// withError gives fn the form (value, error) that budgeted wraps: a
+// function that answers a single value answers a nil error too.
+func withError(fn any) any {
+	v := reflect.ValueOf(fn)
+	t := v.Type()
+	if t.NumOut() == 2 {
+		return fn
+	}
+	ins := make([]reflect.Type, t.NumIn())
+	for i := range ins {
+		ins[i] = t.In(i)
+	}
+	errType := reflect.TypeFor[error]()
+	ft := reflect.FuncOf(ins, []reflect.Type{t.Out(0), errType}, t.IsVariadic())
+	return reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
+		var out []reflect.Value
+		if t.IsVariadic() {
+			out = v.CallSlice(args)
+		} else {
+			out = v.Call(args)
+		}
+		return []reflect.Value{out[0], reflect.Zero(errType)}
+	}).Interface()
+}
+
 // render executes a --format template over v the way podman's own
 // `--format` does: text/template with podman's functions over the same Go
 // field names, so "{{.Host.Arch}}" or "{{json .Store}}" mean what they
@@ -91,7 +217,7 @@ var formatFuncs = func() template.FuncMap {
 // nest ranges deeper than maxRangeNesting, or are longer than
 // maxFormatBytes are refused before they run; rendering stops at
 // maxRenderBytes.
-func render(format string, v any) (string, error) {
+func render(ctx context.Context, format string, v any) (string, error) {
 	if len(format) > maxFormatBytes {
 		return "", formatError("is %d bytes long; at most %d are taken", len(format), maxFormatBytes)
 	}
@@ -106,8 +232,13 @@ func render(format string, v any) (string, error) {
 	if err := checkTree(tmpl); err != nil {
 		return "", formatError("%v", err)
 	}
+	b := &budget{ctx: ctx, steps: maxRenderSteps, bytes: maxRenderFuncBytes, deadline: time.Now().Add(maxRenderTime)}
+	tmpl.Funcs(budgeted(b))
 	var out bytes.Buffer
-	if err := tmpl.Execute(&limitedWriter{w: &out, left: maxRenderBytes}, v); err != nil {
+	if err := tmpl.Execute(&limitedWriter{w: &out, left: maxRenderBytes, b: b}, v); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		return "", formatError("cannot be rendered: %v", err)
 	}
 	return strings.TrimSuffix(out.String(), "\n"), nil
@@ -183,7 +314,7 @@ func checkWidths(format string, args []any) error {
 				return errors.New("printf: explicit argument indexes are refused")
 			case c == '*':
 				for _, a := range args {
-					if w, ok := a.(int); ok && (w > maxPad || w < -maxPad) {
+					if tooWide(a) {
 						return errTooWide
 					}
 				}
@@ -209,14 +340,33 @@ func checkWidths(format string, args []any) error {
 	return nil
 }
 
+// tooWide says whether a could be a '*' width or precision above maxPad:
+// fmt takes one from any integer kind, not only int.
+func tooWide(a any) bool {
+	v := reflect.ValueOf(a)
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() > maxPad || v.Int() < -maxPad
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint() > maxPad
+	}
+	return false
+}
+
 // limitedWriter fails once more than left bytes were written, which stops
 // template execution.
 type limitedWriter struct {
 	w    *bytes.Buffer
 	left int
+	b    *budget // when set, checked on every write too
 }
 
 func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.b != nil {
+		if err := l.b.spend(0, 0); err != nil {
+			return 0, err
+		}
+	}
 	if len(p) > l.left {
 		return 0, errTooMuchOutput
 	}

@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/podman-worker/podman-worker/rpc"
@@ -52,13 +54,13 @@ func TestRender(t *testing.T) {
 		{"json", `{"Host":{"Arch":"amd64"},"Names":["a","b"]}`},
 	}
 	for _, tt := range tests {
-		got, err := render(tt.format, v)
+		got, err := render(context.Background(), tt.format, v)
 		if err != nil || got != tt.want {
 			t.Errorf("render(%q) = %q, %v; want %q", tt.format, got, err, tt.want)
 		}
 	}
 	for _, bad := range []string{"{{.Host.Arch", "{{nofunc .Host}}"} {
-		_, err := render(bad, v)
+		_, err := render(context.Background(), bad, v)
 		if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindInvalidParams {
 			t.Errorf("render(%q): got %v, want an InvalidParams error naming format", bad, err)
 		}
@@ -82,7 +84,11 @@ func TestRedact(t *testing.T) {
 		{`{"context":"/c","build_args":["API_KEY=k"]}`, `{"build_args":["API_KEY=***"],"context":"/c"}`},
 		{`{"name":"svc","dest_path":"/k","content":"private key"}`, `{"content":"*** (11 bytes)","dest_path":"/k","name":"svc"}`},
 		{`[{"password":"p"}]`, `[{"password":"***"}]`},
-		{`{"image":"x","command":"echo hi"}`, `{"command":"echo hi","image":"x"}`},
+		// --debug logged argv verbatim: program and count only, at every level.
+		{`{"image":"x","command":"echo hi"}`, `{"command":"*** (a command string of 7 bytes)","image":"x"}`},
+		{`{"name":"c","command":["login","--password=s3cret","token=abc"]}`, `{"command":"login *** (2 arguments)","name":"c"}`},
+		{`{"image":"x","entrypoint":["/app","--key=k"]}`, `{"entrypoint":"/app *** (1 arguments)","image":"x"}`},
+		{`{"image":"x","entrypoint":"/app"}`, `{"entrypoint":"*** (a command string of 4 bytes)","image":"x"}`},
 	}
 	for _, tt := range tests {
 		if got := string(Redact("m", json.RawMessage(tt.in))); got != tt.want {
@@ -114,7 +120,7 @@ func TestRenderIsBounded(t *testing.T) {
 		{`{{truncate .Name -1}}`, ""},
 		{`{{printf "%0999999999d" 1}}`, ""},
 		{`{{printf "%.999999999f" 1.0}}`, ""},
-		{`{{printf "%*d" .Big 1}}`, "%!(BADWIDTH)1"}, // fmt takes only an int as width
+		{`{{printf "%*d" .Big 1}}`, ""}, // fmt takes a width from any integer kind
 		{`{{printf "%*d" 60000000 1}}`, ""},
 		{`{{printf "%[2]*[1]d" 1 60000000}}`, ""},
 		{`{{range .Big}}{{end}}`, ""},
@@ -126,7 +132,7 @@ func TestRenderIsBounded(t *testing.T) {
 		{strings.Repeat("{{.Name}}", 1000), ""},                                                 // 9 KB of template
 	}
 	for _, tt := range tests {
-		got, err := render(tt.format, data)
+		got, err := render(context.Background(), tt.format, data)
 		if tt.want != "" {
 			if err != nil || got != tt.want {
 				t.Errorf("format %.80q: got %q, %v; want %q", tt.format, got, err, tt.want)
@@ -181,5 +187,60 @@ func TestContainerKey(t *testing.T) {
 		if got := ContainerKey(tt.method, json.RawMessage(tt.params)); got != tt.want {
 			t.Errorf("ContainerKey(%s, %s) = %q, want %q", tt.method, tt.params, got, tt.want)
 		}
+	}
+}
+
+// The red team's template: two nested ranges over 8193 items and 150
+// {{if json $}} in the inner one, 3 KB in all. It never answered and
+// burned a core past the call's timeout. Rendering has a budget now: it
+// ends with a BadRequest naming format, in well under the call timeouts
+// callers use, and a cancelled context ends it at once. render runs on
+// the caller's goroutine, so nothing keeps running after it returns.
+func TestRenderHasABudget(t *testing.T) {
+	data := struct{ Items []string }{Items: make([]string, 200)}
+	for i := range data.Items {
+		data.Items[i] = strings.Repeat("y", 20)
+	}
+	list := `split (pad "x" 4096 4096) ""`
+	burner := `{{range ` + list + `}}{{range ` + list + `}}` + strings.Repeat(`{{if json $}}{{end}}`, 150) + `{{end}}{{end}}`
+	empty := `{{range ` + list + `}}{{range ` + list + `}}{{end}}{{end}}`
+	printer := `{{range ` + list + `}}{{range ` + list + `}}{{if print $}}{{end}}{{end}}{{end}}`
+	if len(burner) > maxFormatBytes {
+		t.Fatalf("the test template is %d bytes", len(burner))
+	}
+	for name, format := range map[string]string{"json in nested ranges": burner, "empty nested ranges": empty, "print in nested ranges": printer} {
+		start := time.Now()
+		_, err := render(context.Background(), format, data)
+		var rerr *rpc.Error
+		if !errors.As(err, &rerr) || rerr.Kind != rpc.KindInvalidParams || rerr.Fields["field"] != "format" || time.Since(start) > maxRenderTime+time.Second {
+			t.Errorf("%s: %v after %v; want a BadRequest naming format within %v", name, err, time.Since(start), maxRenderTime)
+		}
+		t.Logf("%s: %v in %v", name, err, time.Since(start))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := render(ctx, burner, data); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Errorf("with a 100 ms deadline: %v after %v; want the deadline error promptly", err, time.Since(start))
+	}
+	// A template within the budget still renders.
+	if got, err := render(context.Background(), `{{range .Items}}{{range $.Items}}{{end}}{{end}}{{len .Items}}`, data); err != nil || got != "200" {
+		t.Errorf("40,000 empty iterations: %q, %v; want 200", got, err)
+	}
+}
+
+// '*' takes a width from any integer kind: printf "%*d" with an int64 of
+// 900000 rendered 900,000 bytes.
+func TestPrintfWidthsOfEveryIntegerKind(t *testing.T) {
+	for _, w := range []any{int64(900000), int32(900000), uint(900000), uint64(900000), uint32(5000), int16(5000), int64(-900000)} {
+		data := struct{ W any }{w}
+		got, err := render(context.Background(), `{{printf "%*d" .W 1}}`, data)
+		var rerr *rpc.Error
+		if !errors.As(err, &rerr) || rerr.Fields["field"] != "format" {
+			t.Errorf("width %T(%v): %d bytes, %v; want a BadRequest naming format", w, w, len(got), err)
+		}
+	}
+	if got, err := render(context.Background(), `{{printf "%*d" .W 1}}`, struct{ W int64 }{3}); err != nil || got != "  1" {
+		t.Errorf("width int64(3): %q, %v", got, err)
 	}
 }

@@ -66,7 +66,7 @@ func (s *Service) inspect(ctx context.Context, p inspectParams) (any, error) {
 		report.ImageData.ID = imageID(report.ImageData.ID)
 	}
 	if p.Format != "" {
-		return render(p.Format, report)
+		return render(ctx, p.Format, report)
 	}
 	return report, nil
 }

@@ -76,7 +76,14 @@ func (c *commandLine) UnmarshalJSON(data []byte) error {
 	default:
 		return rpc.Errorf(rpc.KindInvalidParams, "a string (run by /bin/sh -c) or an array of strings (argv) is expected")
 	}
+	if len(*c) > MaxArgs {
+		return rpc.Errorf(rpc.KindInvalidParams, "the command has %d arguments, above this worker's ceiling of %d", len(*c), MaxArgs)
+	}
+	size := 0
 	for _, arg := range *c {
+		if size += len(arg) + 1; size > MaxSpecBytes {
+			return rpc.Errorf(rpc.KindInvalidParams, "the command holds more than this worker's ceiling of %d bytes", MaxSpecBytes)
+		}
 		// The kernel's argv is NUL-terminated: such an argument cannot be passed.
 		if strings.ContainsRune(arg, 0) {
 			return rpc.Errorf(rpc.KindInvalidParams, "the command contains a NUL byte")

@@ -38,6 +38,8 @@ func redact(key string, v any) any {
 		return hidden
 	case "env", "environment", "build_args":
 		return redactKeyValues(v)
+	case "command", "entrypoint", "cmd", "args":
+		return redactArgv(v)
 	}
 	switch x := v.(type) {
 	case map[string]any:
@@ -70,6 +72,23 @@ func redactKeyValues(v any) any {
 			}
 		}
 		return x
+	}
+	return hidden
+}
+
+// redactArgv keeps the program and the number of arguments of a command:
+// arguments carry secrets (--password=..., token=...) as often as env does.
+// A command string keeps only its length.
+func redactArgv(v any) any {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("*** (a command string of %d bytes)", len(x))
+	case []any:
+		if len(x) == 0 {
+			return x
+		}
+		prog, _ := x[0].(string)
+		return fmt.Sprintf("%s *** (%d arguments)", prog, len(x)-1)
 	}
 	return hidden
 }

@@ -71,6 +71,9 @@ const maxWritable = 8
 // paths and ports only within the policy, and a conmon-side timeout so
 // that a run's deadline holds even if the worker itself dies.
 func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.SpecGenerator, error) {
+	if err := checkBounds(c); err != nil {
+		return nil, err
+	}
 	g := specgen.NewSpecGenerator(c.Image, false)
 	g.Name = c.Name
 	g.Command = c.Command
@@ -287,6 +290,9 @@ func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field
 	if !filepath.IsAbs(target) {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: the target %q must be an absolute path in the container", field, target).With("field", field)
 	}
+	if err := checkTarget(field, target); err != nil {
+		return err
+	}
 	var options []string
 	for _, o := range strings.Split(opts, ",") {
 		switch {
@@ -345,6 +351,9 @@ func (s *Service) mountPolicy(ctx context.Context) (limits.Policy, error) {
 func addTmpfs(g *specgen.SpecGenerator, target, opts string, memory int64) error {
 	if !filepath.IsAbs(target) {
 		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": the tmpfs target %q must be an absolute path", target).With("field", "mounts")
+	}
+	if err := checkTarget("mounts", target); err != nil {
+		return err
 	}
 	options := []string{"nosuid", "nodev"}
 	size := memory

@@ -39,7 +39,7 @@ func (s *Service) info(ctx context.Context, p infoParams) (any, error) {
 		return nil, err
 	}
 	if p.Format != "" {
-		return render(p.Format, info)
+		return render(ctx, p.Format, info)
 	}
 	return info, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // This file holds the parts of the policy that widen the sandbox:
@@ -184,9 +185,46 @@ func resolvedOr(p string) string {
 // redirect the mount. The order of the checks keeps the worker from
 // telling a caller anything about paths outside the mount roots: only a
 // path under a root is looked up at all.
+//
+// Of what is under a root, only folders and regular files with a single
+// link are mounted: a socket (another service's, not only Podman's) or a
+// device would hand a container that service or device, and a file with
+// more than one link may be a hard link to a file outside the roots (a
+// 0600 secret of root's) that EvalSymlinks cannot see through.
 func (p Policy) BindSource(field, src string) (string, error) {
-	return p.hostPath(field, src, p.MountRoots, "--mount-roots",
+	resolved, err := p.hostPath(field, src, p.MountRoots, "--mount-roots",
 		"host bind mounts are not allowed by this worker's policy (--mount-roots is empty); use a named volume or a tmpfs mount")
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return "", invalid(field, "%q: %v", src, err)
+	}
+	switch mode := fi.Mode(); {
+	case mode.IsDir():
+	case mode.IsRegular():
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			return "", forbidden(field, "%q has %d hard links; a file with more than one link could be a file outside %s, so only a file with a single link is mounted", src, st.Nlink, "--mount-roots")
+		}
+	default:
+		return "", forbidden(field, "%q is a %s; only folders and regular files are mounted", src, kindOf(mode))
+	}
+	return resolved, nil
+}
+
+func kindOf(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeSocket != 0:
+		return "socket"
+	case mode&fs.ModeCharDevice != 0:
+		return "character device"
+	case mode&fs.ModeDevice != 0:
+		return "device"
+	case mode&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	}
+	return "special file"
 }
 
 // BuildPath checks a build's context or Containerfile (field "context" or

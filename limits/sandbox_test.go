@@ -1,10 +1,12 @@
 package limits
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/podman-worker/podman-worker/rpc"
@@ -179,6 +181,60 @@ func TestParseRoots(t *testing.T) {
 	for _, bad := range []string{"relative/dir", dir + "/missing", "/etc/hostname"} {
 		if _, err := ParseRoots(bad); err == nil {
 			t.Errorf("%q was accepted as a root", bad)
+		}
+	}
+}
+
+// Under a mount root: a unix socket that is not Podman's, a device, a
+// named pipe and a hard link to a 0600 file outside the roots were
+// mountable. Each is refused, naming what it is; a single-link file and
+// a folder still mount.
+func TestBindSourceRefusesSocketsDevicesAndHardLinks(t *testing.T) {
+	root := t.TempDir()
+	allowed := filepath.Join(root, "allowed")
+	if err := os.MkdirAll(allowed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(root, "secret")
+	if err := os.WriteFile(secret, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(secret, filepath.Join(allowed, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(allowed, "plain"), []byte("ok"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(allowed, "other.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := syscall.Mkfifo(filepath.Join(allowed, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultPolicy()
+	p.MountRoots = []string{allowed}
+	for src, naming := range map[string]string{
+		"other.sock": "is a socket",
+		"fifo":       "is a named pipe",
+		"link":       "has 2 hard links",
+	} {
+		_, err := p.BindSource("mounts", filepath.Join(allowed, src))
+		e, ok := err.(*rpc.Error)
+		if !ok || e.Kind != rpc.KindForbidden || e.Fields["field"] != "mounts" || !strings.Contains(e.Message, naming) {
+			t.Errorf("sent %s: got %v; want Forbidden naming %q", src, err, naming)
+		}
+	}
+	dev := DefaultPolicy()
+	dev.MountRoots = []string{"/"}
+	dev.NeverMount = nil
+	if _, err := dev.BindSource("mounts", "/dev/null"); err == nil || !strings.Contains(err.Error(), "character device") {
+		t.Errorf("sent /dev/null with --mount-roots / and nothing else refused: %v; want a refusal naming a character device", err)
+	}
+	for _, src := range []string{"plain", ""} {
+		if _, err := p.BindSource("mounts", filepath.Join(allowed, src)); err != nil {
+			t.Errorf("sent %q: %v; want it mounted", filepath.Join(allowed, src), err)
 		}
 	}
 }

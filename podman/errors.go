@@ -88,7 +88,7 @@ func (c *Client) Classify(err error) error {
 		return err
 	}
 	if model, r := match(err); r != nil {
-		e := rpc.Wrap(r.kind, err, "%s", message(model, r))
+		e := rpc.Wrap(r.kind, err, "%s", scrub(message(model, r)))
 		if r.exitCode != 0 {
 			e.With("exit_code", r.exitCode)
 		}
@@ -100,9 +100,38 @@ func (c *Client) Classify(err error) error {
 	}
 	var model *errorhandling.ErrorModel
 	if errors.As(err, &model) {
-		return rpc.Wrap(rpc.KindPodman, err, "%s", model.Error())
+		return rpc.Wrap(rpc.KindPodman, err, "%s", scrub(model.Error()))
 	}
-	return rpc.Wrap(rpc.KindPodman, err, "%s", err.Error())
+	return rpc.Wrap(rpc.KindPodman, err, "%s", scrub(err.Error()))
+}
+
+// Podman's messages name its own host paths (a volume's _data, an
+// overlay's merged folder, /var/tmp/libpod_builderN) and other owners'
+// containers by id ("already in use by <id>"). Every message that reaches
+// a caller through Classify passes through scrub: a path of Podman's
+// storage or temp becomes "<podman storage>", a full 64-hex id becomes
+// "<id>". The full error stays in the worker's own log.
+var (
+	hostPath       = regexp.MustCompile(`(^|[\s"'=(\[])(/[^\s"'(),\]]+)`)
+	fullID         = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	storageMarkers = []string{"/overlay", "/volumes/", "/_data", "/merged", "/userdata", "/containers/storage",
+		"libpod_builder", "/libpod/", "container_images_", "/vfs-", "/buildah", "/storage/"}
+)
+
+func scrub(msg string) string {
+	msg = hostPath.ReplaceAllStringFunc(msg, func(m string) string {
+		lead, path := "", m
+		if m[0] != '/' {
+			lead, path = m[:1], m[1:]
+		}
+		for _, marker := range storageMarkers {
+			if strings.Contains(path, marker) {
+				return lead + "<podman storage>"
+			}
+		}
+		return m
+	})
+	return fullID.ReplaceAllString(msg, "<id>")
 }
 
 // KindOf is Classify's kind, for code that branches on it.

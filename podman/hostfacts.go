@@ -37,7 +37,7 @@ func (c *Client) hostFacts(ctx context.Context) (*hostFacts, error) {
 		return nil, errors.New("podman's info has no host or store section")
 	}
 	f := &hostFacts{cgroupManager: info.Host.CgroupManager}
-	for _, p := range []string{info.Store.GraphRoot, info.Store.RunRoot, info.Store.VolumePath} {
+	for _, p := range []string{info.Store.GraphRoot, info.Store.RunRoot, info.Store.VolumePath, info.Store.ConfigFile} {
 		if p != "" {
 			f.storePaths = append(f.storePaths, p)
 		}
@@ -47,7 +47,7 @@ func (c *Client) hostFacts(ctx context.Context) (*hostFacts, error) {
 }
 
 // StorePaths are Podman's storage folders (images and containers, their
-// run state, named volumes), as Podman reports them. On a Podman across
+// run state, named volumes) and its storage.conf, as Podman reports them. On a Podman across
 // tcp they name folders of another host and are answered all the same.
 func (c *Client) StorePaths(ctx context.Context) ([]string, error) {
 	f, err := c.hostFacts(ctx)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -230,6 +231,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	if cfg.http, err = parseHTTP(*httpAddr, *httpTokenFile, getenv("PODMAN_WORKER_HTTP_TOKEN"), *httpMaxBody, *httpCORS, *httpHeaderTimeout, set); err != nil {
 		return nil, err
 	}
+	// The worker's own files are never mounted either: its token, the
+	// Podman config it points Podman at, and the file its log goes to.
+	own := []string{*httpTokenFile, getenv("CONTAINERS_CONF")}
+	if target, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(target) {
+		own = append(own, target)
+	}
+	cfg.policy.NeverMount = limits.NeverMountPaths(append(cfg.policy.NeverMount, own...)...)
 	if cfg.http.addr != "" && len(cfg.cliArgs) > 0 {
 		return nil, fmt.Errorf("--http serves the API and a COMMAND runs one call: give one or the other, not both (command %q)", cfg.cliArgs[0])
 	}
@@ -288,6 +296,13 @@ func parseHTTP(addr, tokenFile, envToken, maxBody, cors, headerTimeout string, s
 	}
 	if c.corsOrigins, err = httpapi.ParseOrigins(cors); err != nil {
 		return c, fmt.Errorf("--http-cors-origins / PODMAN_WORKER_HTTP_CORS_ORIGINS: %v", err)
+	}
+	if c.token == "" && slices.Contains(c.corsOrigins, "*") {
+		// A browser sends no credentials a page cannot forge here: with
+		// no token, any web page the operator visits could create
+		// containers and exec in them.
+		return c, fmt.Errorf("--http-cors-origins / PODMAN_WORKER_HTTP_CORS_ORIGINS: * without a bearer token lets any web page run containers: " +
+			"give --http-token-file FILE or PODMAN_WORKER_HTTP_TOKEN, or name the origins that may call")
 	}
 	if c.headerTimeout, err = parseSeconds(headerTimeout); err != nil || c.headerTimeout <= 0 {
 		return c, fmt.Errorf("--http-header-timeout / PODMAN_WORKER_HTTP_HEADER_TIMEOUT: %q must be a positive duration such as 10s", headerTimeout)

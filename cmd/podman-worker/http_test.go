@@ -350,6 +350,8 @@ func TestHTTPRefusesNonLoopbackWithoutToken(t *testing.T) {
 		{[]string{"--http", "0.0.0.0:8080"}, map[string]string{"PODMAN_WORKER_HTTP_TOKEN": "short"}, "PODMAN_WORKER_HTTP_TOKEN: the token must be at least 16 characters"},
 		{[]string{"--http", "127.0.0.1:8080", "--http-token-file", "/nonexistent/token"}, nil, "--http-token-file / PODMAN_WORKER_HTTP_TOKEN_FILE: open /nonexistent/token"},
 		{[]string{"--http", "127.0.0.1:8080", "--http-cors-origins", "app.example"}, nil, `"app.example" is not an origin`},
+		{[]string{"--http", "127.0.0.1:8080", "--http-cors-origins", "*"}, nil, "* without a bearer token lets any web page run containers"},
+		{[]string{"--http", "127.0.0.1:8080", "--http-cors-origins", "https://app.example, *"}, nil, "* without a bearer token"},
 		{[]string{"--http", "127.0.0.1:8080", "--http-max-body", "2g"}, nil, "--http-max-body / PODMAN_WORKER_HTTP_MAX_BODY"},
 		{[]string{"--http", "8080"}, nil, `--http / PODMAN_WORKER_HTTP: "8080" must be HOST:PORT`},
 	} {
@@ -627,5 +629,30 @@ func waitExecSessions(t *testing.T, uri, name string, n int) {
 			t.Fatalf("Podman never showed %d exec sessions in %s (%v)", n, name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The worker's own files are never mounted, whatever --mount-roots
+// covers: its token file and the containers.conf it points Podman at were
+// mountable from a root that held them.
+func TestTheWorkersOwnFilesAreNeverMounted(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	conf := filepath.Join(dir, "containers.conf")
+	for _, f := range []string{token, conf} {
+		if err := os.WriteFile(f, []byte("0123456789abcdef0123"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"CONTAINERS_CONF": conf}
+	cfg, err := parseConfig([]string{"--socket", "/srv/pm/podman.sock", "--http", "127.0.0.1:0", "--http-token-file", token, "--mount-roots", dir},
+		func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{token, conf, dir} {
+		if _, err := cfg.policy.BindSource("volumes", src); err == nil || !strings.Contains(err.Error(), "never exposes") {
+			t.Errorf("--mount-roots %s, sent %s: %v; want it refused as never exposed", dir, src, err)
+		}
 	}
 }

@@ -2,8 +2,10 @@ package logsink
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,11 +134,11 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 // disk or a pipe nobody reads any more.
 type failing struct {
 	recorder
-	full bool
+	full atomic.Bool
 }
 
 func (f *failing) Write(p []byte) (int, error) {
-	if f.full {
+	if f.full.Load() {
 		return 0, errors.New("no space left on device")
 	}
 	return f.recorder.Write(p)
@@ -146,7 +148,8 @@ func (f *failing) Write(p []byte) (int, error) {
 // reports it, holds nothing more for them (memory does not grow with a
 // full disk), and writes the lines that come after once it can again.
 func TestAFailedWriteDropsItsLinesAndTheNextOnesGetThrough(t *testing.T) {
-	f := &failing{full: true}
+	f := &failing{}
+	f.full.Store(true)
 	s := New(f, time.Hour, 1<<10)
 	s.Write([]byte("lost\n"))
 	if _, err := s.WriteLevel(zerolog.ErrorLevel, []byte("lost too\n")); err == nil {
@@ -164,12 +167,82 @@ func TestAFailedWriteDropsItsLinesAndTheNextOnesGetThrough(t *testing.T) {
 	if held >= 1<<10 {
 		t.Errorf("%d bytes held while the disk is full; want less than maxBuffered (1024)", held)
 	}
-	f.full = false
+	f.full.Store(false)
 	s.WriteLevel(zerolog.WarnLevel, []byte("back\n"))
 	if got := f.got(); len(got) != 1 || !strings.HasSuffix(got[0], "back\n") {
 		t.Errorf("after the writer recovered: %q; want one write ending with the new line", got)
 	}
 	if err := s.Flush(); err != nil {
 		t.Errorf("Flush once writes succeed again: %v", err)
+	}
+}
+
+// stderr as a real pipe that nobody reads: once its buffer (64 KiB on
+// Linux) is full, a write to it never returns. Lines keep being taken,
+// each at once or within writeWait, the sink holds no more than
+// maxBuffered, the lines it cannot keep are counted, and Flush gives up
+// instead of holding the worker's exit.
+func TestAnUnreadPipeNeverBlocksTheCallers(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // unblocks the pending write when the test ends
+	defer w.Close()
+	s := New(w, time.Millisecond, 64<<10)
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	var slowest time.Duration
+	start := time.Now()
+	for i := 0; i < 20000; i++ { // 2 MB: 30 times what the pipe holds
+		level := zerolog.InfoLevel
+		if i%100 == 0 {
+			level = zerolog.WarnLevel
+		}
+		t0 := time.Now()
+		if n, _ := s.WriteLevel(level, line); n != len(line) {
+			t.Fatalf("line %d: WriteLevel took %d bytes of %d", i, n, len(line))
+		}
+		slowest = max(slowest, time.Since(t0))
+	}
+	if slowest > 10*writeWait || time.Since(start) > 10*time.Second {
+		t.Errorf("the slowest line took %v, all %v; want each within writeWait (%v) and no growth with the line count", slowest, time.Since(start), writeWait)
+	}
+	if s.Dropped() == 0 {
+		t.Error("2 MB of lines went to a 64 KiB pipe nobody reads, and none was counted as dropped")
+	}
+	s.mu.Lock()
+	held := len(s.buf)
+	s.mu.Unlock()
+	if held > 64<<10 {
+		t.Errorf("%d bytes held; want at most maxBuffered", held)
+	}
+	t0 := time.Now()
+	if err := s.Flush(); err == nil || time.Since(t0) > 2*flushWait {
+		t.Errorf("Flush on a stuck pipe: %v after %v; want an error within %v", err, time.Since(t0), flushWait)
+	}
+	t.Logf("%d lines dropped, slowest line %v", s.Dropped(), slowest)
+	// Once the pipe is read again, the lines get through with a report
+	// of how many were dropped.
+	read := make(chan string)
+	go func() {
+		var all []byte
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			all = append(all, buf[:n]...)
+			if strings.Contains(string(all), "back\n") || err != nil {
+				read <- string(all)
+				return
+			}
+		}
+	}()
+	s.WriteLevel(zerolog.WarnLevel, []byte("back\n"))
+	select {
+	case got := <-read:
+		if !strings.Contains(got, `"dropped":`) {
+			t.Errorf("after the pipe was read again no report of dropped lines came with the next line")
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a line written after the pipe was read again never came through")
 	}
 }
