@@ -1,6 +1,7 @@
 package podman
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -221,4 +225,111 @@ func ping(ctx context.Context, socket string) error {
 		return fmt.Errorf("/_ping: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
+}
+
+// UnmountUnder detaches every mount point at or below dir, deepest first, as
+// read from /proc/self/mountinfo. Podman normally unmounts its overlay and
+// shm mounts on shutdown, but not after SIGKILL or a failed start, and
+// os.RemoveAll on a mounted overlay would try to delete the image layers
+// through it. MNT_DETACH succeeds even if something still holds the mount.
+func UnmountUnder(dir string) error {
+	dir = filepath.Clean(dir)
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// Field 5 (index 4) is the mount point, with octal escapes.
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			points = append(points, mp)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	// Deepest first; a path mounted several times is unmounted once per entry.
+	sort.SliceStable(points, func(i, j int) bool {
+		return strings.Count(points[i], "/") > strings.Count(points[j], "/")
+	})
+	var errs []error
+	for _, mp := range points {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil &&
+			!errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMountinfo undoes the \ooo octal escapes the kernel uses for space,
+// tab, newline and backslash in /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ProcessesMentioning returns the pids of the processes whose command line
+// contains s, such as a service's folder.
+func ProcessesMentioning(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// AwaitProcesses waits, at most grace, until no process mentions dir.
+func AwaitProcesses(dir string, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for len(ProcessesMentioning(dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// EndProcesses gives the processes that mention dir a moment to finish
+// (a `podman container cleanup` at work), then kills the rest: on Podman
+// before 4.8 the conmon of every exec session waits 300 s (--exit-delay)
+// after the command ends before it cleans up, and its container is gone.
+func EndProcesses(dir string, grace time.Duration) {
+	AwaitProcesses(dir, grace)
+	for i := 0; i < 50; i++ {
+		pids := ProcessesMentioning(dir)
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -468,24 +468,71 @@ func TestEmbeddedServiceWhenNoSocketAnswers(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(stale, "buildah123"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(workerBin, "--podman-root", root, "--podman-conf", filepath.Join(repoRoot, "testdata", "containers.conf"))
-	cmd.Env = append(withoutEnv("PODMAN_SOCKET_PATH", "CONTAINER_HOST"), "XDG_RUNTIME_DIR="+t.TempDir())
-	cmd.Stdin = strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"version"}` + "\n")
+	// No --podman-conf: the worker writes the settings its service needs on
+	// this host, and a function runs (an image imported by hand into its
+	// store, shared by --shared-images).
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, img := t.TempDir(), filepath.Join(root, "img.tar")
+	if err := os.Mkdir(filepath.Join(tree, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", busybox, filepath.Join(tree, "bin", "busybox")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if out, err := exec.Command("tar", "-C", tree, "-cf", img, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	cmd := exec.Command(workerBin, "--podman-root", root, "--shared-images", "localhost/embedded:1")
+	cmd.Env = append(withoutEnv("PODMAN_SOCKET_PATH", "CONTAINER_HOST", "CONTAINERS_CONF"), "XDG_RUNTIME_DIR="+t.TempDir())
+	pr, pw := io.Pipe()
+	cmd.Stdin = pr
+	go func() {
+		defer pw.Close()
+		fmt.Fprintf(pw, `{"jsonrpc":"2.0","id":1,"method":"version"}`+"\n")
+		// Import the image into the embedded store once its socket is up.
+		var sock string
+		for i := 0; i < 600 && sock == ""; i++ {
+			if socks, _ := filepath.Glob(filepath.Join(root, "podman-*.sock")); len(socks) > 0 && answers(socks[0]) {
+				sock = socks[0]
+			} else {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		imp := exec.Command("podman", "--url", "unix://"+sock, "import", "--change", `CMD ["/bin/busybox","echo","ran"]`, img, "localhost/embedded:1")
+		if out, err := imp.CombinedOutput(); err != nil {
+			t.Errorf("podman import into the embedded service: %v %s", err, out)
+		}
+		fmt.Fprintf(pw, `{"jsonrpc":"2.0","id":2,"method":"run","params":{"image":"localhost/embedded:1","command":["/bin/busybox","echo","ran"],"memory":"20m","cpus":0.5,"timeout":10}}`+"\n")
+		fmt.Fprintf(pw, `{"jsonrpc":"2.0","id":3,"method":"ping"}`+"\n")
+	}()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], `"connected":true`) || !strings.Contains(lines[0], `"socket":"unix://`+root+"/") ||
-		!strings.Contains(lines[1], `"id":1,"result":"`) {
+	if len(lines) != 4 || !strings.Contains(lines[0], `"connected":true`) || !strings.Contains(lines[0], `"socket":"unix://`+root+"/") ||
+		!strings.Contains(lines[1], `"id":1,"result":"`) || !strings.Contains(stdout.String(), `"stdout":"ran\n"`) {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	if conf, err := os.ReadFile(filepath.Join(root, "containers.conf")); err != nil || !strings.Contains(string(conf), "default_ulimits") {
+		t.Errorf("the embedded service's containers.conf: %q %v", conf, err)
 	}
 	if !strings.Contains(stderr.String(), "stopped the embedded podman service") {
 		t.Errorf("the embedded service was not stopped:\n%s", stderr.String())
 	}
 	if pids := podmantest.ProcessesMentioning(root); len(pids) > 0 {
-		t.Errorf("processes still running for %s: %v", root, pids)
+		out, _ := exec.Command("ps", "-o", "pid,args", "-p", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(pids)), ","), "[]")).CombinedOutput()
+		t.Errorf("processes still running for %s: %v\n%s", root, pids, out)
+	}
+	// Its storage's overlay is not left mounted (the root is removed
+	// without detaching anything first).
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), " "+root+"/") {
+		t.Errorf("mounts left under %s after the worker exited", root)
 	}
 	if left, _ := filepath.Glob(filepath.Join(root, "scratch-*")); len(left) > 0 {
 		t.Errorf("scratch folders left (the stale one and this worker's must be gone): %v", left)

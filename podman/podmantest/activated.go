@@ -146,7 +146,7 @@ func (a *Activated) Close() error {
 	}
 	a.file.Close()
 	a.ln.Close()
-	if err := unmountUnder(a.Dir); err != nil {
+	if err := podman.UnmountUnder(a.Dir); err != nil {
 		return err
 	}
 	return os.RemoveAll(a.Dir)

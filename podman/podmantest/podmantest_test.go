@@ -347,19 +347,6 @@ func TestBusyboxRootfs(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/pw-1/root/overlay`: "/tmp/pw-1/root/overlay",
-		`/tmp/a\040b`:            "/tmp/a b",
-		`/tmp/a\134b\011c`:       "/tmp/a\\b\tc",
-		`/tmp/trailing\04`:       `/tmp/trailing\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestRepoRoot(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -439,7 +426,7 @@ func TestPdeathsig(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// The dead binary could not clean up: do it for it.
-		if err := unmountUnder(dir); err != nil {
+		if err := podman.UnmountUnder(dir); err != nil {
 			t.Error(err)
 		}
 		if err := os.RemoveAll(dir); err != nil {
