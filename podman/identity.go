@@ -63,9 +63,11 @@ func (id Identity) Labels(kept bool) map[string]string {
 		LabelOwner: id.Owner, LabelInstance: id.Instance, LabelMachine: id.Machine,
 		LabelBoot: id.Boot, LabelPID: strconv.Itoa(id.PID), LabelStart: id.Start,
 	}
-	if kept {
-		l[LabelKept] = "true"
-	}
+	// Every label the worker reads is set here, true or false: a
+	// container also takes its image's labels, and an image that says
+	// io.podman-worker.kept=true would otherwise make the sweep of a
+	// dead worker's containers skip it.
+	l[LabelKept], l[LabelWarm] = strconv.FormatBool(kept), "false"
 	return l
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -267,5 +269,31 @@ func TestCLIProcessKilledMidRunLeavesNoName(t *testing.T) {
 	out, err := exec.Command(workerBin, "--socket", svc.URI, "run", podmantest.BusyboxImage, "--name", "cli-killed", "-c", "echo again").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"stdout":"again\n"`) {
 		t.Errorf("run --name cli-killed after a CLI process with that name was killed: %v\n%s", err, out)
+	}
+}
+
+// An image that carries the worker's own labels (made by hand: a build
+// through the worker refuses them) cannot make its containers pass for
+// kept or prewarmed ones: the worker sets every label it reads on every
+// container, so after a SIGKILL the next worker still removes the run's
+// container, whose image said io.podman-worker.kept=true.
+func TestImageLabelsDoNotPassForTheWorkers(t *testing.T) {
+	svc := privateService(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM "+podmantest.BusyboxImage+"\nLABEL io.podman-worker.kept=true io.podman-worker.warm=true\n"), 0o644)
+	if out, err := exec.Command("podman", "--url", svc.URI, "build", "-t", "localhost/labelled:1", dir).CombinedOutput(); err != nil {
+		t.Fatalf("podman build: %v %s", err, out)
+	}
+	w1 := startWorker(t, "--socket", svc.URI, "--shared-images", "localhost/labelled:1")
+	w1.send(`{"jsonrpc":"2.0","id":1,"method":"run","params":{"image":"localhost/labelled:1","name":"labelled-run","command":["sleep","50"],"timeout":60}}`)
+	list := waitForContainers(t, svc.URI, 1, time.Minute)
+	if len(list) != 1 || list[0].Labels["io.podman-worker.kept"] != "false" || list[0].Labels["io.podman-worker.warm"] != "false" {
+		t.Fatalf("the run's container: %v; want kept and warm set false by the worker", list)
+	}
+	_ = w1.cmd.Process.Signal(syscall.SIGKILL)
+	<-w1.done
+	startWorker(t, "--socket", svc.URI, "--shared-images", "localhost/labelled:1")
+	if left := onService(t, svc.URI); len(left) != 0 {
+		t.Errorf("after the next worker's start the service holds %v; want the dead worker's run removed", names(left))
 	}
 }
