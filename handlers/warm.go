@@ -73,10 +73,57 @@ type warmPool struct {
 	filling bool
 }
 
+// warmMaxIdle is how long a prewarmed container waits for a run before
+// it is replaced. Podman's conmon counts a container's timeout (the
+// worker's safety net should the worker die mid-run) from when it is made,
+// not from its start: a prewarmed container is made with its run's
+// timeout plus warmMaxIdle, and replaced before that could cut a run
+// short. A container idle longer than its timeout lost its run before.
+const warmMaxIdle = 60 * time.Second
+
 func newWarmPools(max, maxOutput int, log zerolog.Logger) *warmPools {
 	life, stop := context.WithCancel(context.Background())
-	return &warmPools{max: max, maxOutput: maxOutput, log: log, pools: map[string]*warmPool{},
+	w := &warmPools{max: max, maxOutput: maxOutput, log: log, pools: map[string]*warmPool{},
 		suspended: map[*podman.Client]int{}, life: life, stop: stop}
+	go w.renewIdle(warmMaxIdle / 4)
+	return w
+}
+
+// renewIdle replaces, every interval, the prewarmed containers that have
+// waited warmMaxIdle less an interval: none is taken after warmMaxIdle.
+func (w *warmPools) renewIdle(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.life.Done():
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		drops := map[*warmPool][]*podman.Prepared{}
+		for _, p := range w.pools {
+			if n := expired(p, warmMaxIdle-interval); n > 0 {
+				drops[p] = p.ready[:n:n]
+				p.ready = p.ready[n:]
+			}
+		}
+		w.mu.Unlock()
+		for p, drop := range drops {
+			discard(p.client, drop)
+			w.refill(p)
+		}
+	}
+}
+
+// expired counts the containers at the front of p.ready (the oldest) made
+// more than age ago; w.mu is held.
+func expired(p *warmPool, age time.Duration) int {
+	n := 0
+	for n < len(p.ready) && time.Since(p.ready[n].Made) > age {
+		n++
+	}
+	return n
 }
 
 // warmKey identifies a spec on a connection: everything but the name, the
@@ -260,6 +307,9 @@ func (w *warmPools) make(ctx context.Context, p *warmPool, spec []byte) (*podman
 	g.Name = name
 	g.Labels = p.client.Identity.Labels(false)
 	g.Labels[podman.LabelWarm] = "true"
+	if g.Timeout > 0 {
+		g.Timeout += uint(warmMaxIdle.Seconds())
+	}
 	pctx, err := p.client.Context(ctx)
 	if err != nil {
 		return nil, err
@@ -312,6 +362,13 @@ func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.
 	if moved := w.follow(p, g.Image, spec); len(moved) > 0 {
 		w.mu.Unlock()
 		discard(client, moved)
+		w.mu.Lock()
+	}
+	if n := expired(p, warmMaxIdle); n > 0 {
+		drop := p.ready[:n:n]
+		p.ready = p.ready[n:]
+		w.mu.Unlock()
+		discard(client, drop)
 		w.mu.Lock()
 	}
 	if len(p.ready) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
@@ -22,7 +23,9 @@ type Prepared struct {
 	// one (g.Stdin): what is written reaches the process, and Close
 	// closes its stdin. The attach copies it from the start, so a
 	// prewarmed container takes its run's input like a cold one.
-	Stdin   *io.PipeWriter
+	Stdin *io.PipeWriter
+	// Made is when the container was created and attached to.
+	Made    time.Time
 	release func()
 }
 
@@ -51,7 +54,7 @@ func (c *Client) Prepare(ctx, life context.Context, g *specgen.SpecGenerator, au
 		return nil, err
 	}
 	c.Owned.Add(created.ID, autoRemove)
-	p := &Prepared{ID: created.ID, Name: g.Name, Output: NewOutput(maxOutput)}
+	p := &Prepared{ID: created.ID, Name: g.Name, Output: NewOutput(maxOutput), Made: time.Now()}
 	lctx, cancel := context.WithCancel(mergedContext{Context: life, values: ctx})
 	p.release = cancel
 	var stdin io.Reader

@@ -522,3 +522,21 @@ func TestSameNameCallsInArrivalOrder(t *testing.T) {
 		t.Errorf("replies came as %v: rm was decided before the create sent before it", order)
 	}
 }
+
+// A prewarmed container that waits longer than its run's timeout (plus
+// the second conmon adds) still serves its run in full: Podman's conmon
+// counts the timeout from when the container was made, and it used to
+// kill the idle container, so the run answered exit 0 with no output.
+func TestPrewarmedContainerIdlePastItsTimeout(t *testing.T) {
+	svc := privateService(t)
+	w := startWorker(t, "--socket", svc.URI)
+	spec := `"image":"localhost/busybox:latest","command":["sh","-c","sleep 1; echo served"],"timeout":1.5`
+	if r, _ := w.call(`"warm"`, "prewarm", `{`+spec+`,"count":1}`); fmt.Sprint(r["result"]) != "map[warm:1]" {
+		t.Fatalf("prewarm: %v", r)
+	}
+	time.Sleep(4 * time.Second) // past timeout + 1 s, rounded up: 3 s
+	r, _ := w.call(`"run"`, "run", `{`+spec+`}`)
+	if res := result(t, r); res["stdout"] != "served\n" || res["exit_code"] != float64(0) || res["start"] != "prewarmed" {
+		t.Errorf("a run on a container prewarmed 4 s earlier, timeout 1.5 s: %v", res)
+	}
+}
