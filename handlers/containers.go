@@ -59,10 +59,18 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The count and the create go together, one create at a time, so
+	// concurrent creates cannot pass the ceiling between them.
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if err := s.requireRoomForKept(ctx); err != nil {
+		return nil, err
+	}
 	created, err := containers.CreateWithSpec(ctx, g, nil)
 	if err != nil {
 		return nil, err
 	}
+	s.podman(ctx).Owned.Add(created.ID, false)
 	if err := containers.Start(ctx, created.ID, nil); err != nil {
 		// A container that cannot start is no use to the caller: do not
 		// leave it behind under a name they may retry with.
@@ -70,6 +78,20 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 		return nil, err
 	}
 	return containerState{ID: created.ID, Name: p.Name, Status: s.podman(ctx).StartedState(ctx, created.ID)}, nil
+}
+
+// requireRoomForKept refuses a new long-lived container past
+// --max-containers: each holds memory, processes and a log on the host
+// until a caller removes it.
+func (s *Service) requireRoomForKept(ctx context.Context) error {
+	n, err := s.podman(ctx).KeptCount(ctx)
+	if err != nil {
+		return err
+	}
+	if n >= s.policy.MaxContainers {
+		return rpc.Errorf(rpc.KindForbidden, "Forbidden: this owner holds %d long-lived containers, this worker's ceiling (--max-containers); remove one with rm first", n).With("max_containers", s.policy.MaxContainers)
+	}
+	return nil
 }
 
 type nameParams struct {

@@ -109,7 +109,14 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		defer refill() // once this run is over
 	}
 	warm := c != nil
-	if c == nil && err == nil {
+	if c == nil && err == nil && !autoRemove {
+		// A kept run's container counts against --max-containers.
+		s.createMu.Lock()
+		if err = s.requireRoomForKept(ctx); err == nil {
+			c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
+		}
+		s.createMu.Unlock()
+	} else if c == nil && err == nil {
 		c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
 	}
 	if c == nil {

@@ -55,6 +55,8 @@ type Service struct {
 	state *stateJournal
 	// maxInput bounds a run's input.
 	maxInput int
+	// createMu makes create's count and create one step (--max-containers).
+	createMu sync.Mutex
 	// starts counts runs by how their container was started.
 	starts sync.Map // string -> *atomic.Int64
 }

@@ -88,6 +88,9 @@ type Policy struct {
 
 	// MaxLogBytes caps the log file of a long-lived (create) container.
 	MaxLogBytes int64
+	// MaxContainers caps the long-lived containers (create's, and runs
+	// kept with auto_remove false) an owner holds on a connection.
+	MaxContainers int
 	// WritableRoot gives function containers a writable root filesystem
 	// (host disk) instead of a read-only one with tmpfs scratch space.
 	WritableRoot bool
@@ -109,6 +112,7 @@ func DefaultPolicy() Policy {
 		MaxTimeout:      10 * time.Minute,
 		MaxPids:         1024,
 		NetworkModes:    []string{"none"},
+		MaxContainers:   32,
 		PortAddresses:   []string{"127.0.0.1"},
 		NeverMount:      []string{"/", "/proc", "/sys", "/dev", "/run/podman"},
 		MaxBuildContext: 256 << 20,

@@ -57,6 +57,14 @@ func (c *Client) List(ctx context.Context, all bool) ([]types.ListContainer, err
 	return slices.DeleteFunc(list, func(ctr types.ListContainer) bool { return idleWarm(ctr.Labels, ctr.State) }), nil
 }
 
+// KeptCount counts the owner's kept containers on the service (create's,
+// and runs with auto_remove false), whichever worker made them.
+func (c *Client) KeptCount(ctx context.Context) (int, error) {
+	filter := map[string][]string{"label": {LabelOwner + "=" + c.Identity.Owner, LabelKept + "=true"}}
+	list, err := containers.List(ctx, new(containers.ListOptions).WithAll(true).WithFilters(filter))
+	return len(list), err
+}
+
 // idleWarm says whether a container is prewarmed and not yet taken by a
 // run: the worker's own stock, which no caller has asked for.
 func idleWarm(labels map[string]string, state string) bool {

@@ -116,6 +116,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	contextMounts := fs.Bool("build-context-mounts", isTrue(getenv("BUILD_CONTEXT_MOUNTS")), "let RUN steps bind-mount parts of their build context, read-only and without symlinks (RUN --mount=type=bind); other RUN mounts but tmpfs stay refused (env BUILD_CONTEXT_MOUNTS=true)")
 	maxContext := fs.String("max-build-context", envOr("MAX_BUILD_CONTEXT", limits.FormatBytes(def.MaxBuildContext)), "largest build context, counting its files' sizes (env MAX_BUILD_CONTEXT)")
 	maxBuildTimeout := fs.String("max-build-timeout", envOr("MAX_BUILD_TIMEOUT", def.MaxBuildTimeout.String()), "ceiling on a build's timeout, e.g. 30m (env MAX_BUILD_TIMEOUT)")
+	maxContainers := fs.String("max-containers", envOr("MAX_CONTAINERS", strconv.Itoa(def.MaxContainers)), "long-lived containers (create's, and runs kept with auto_remove false) one owner may hold on a connection; more is refused (env MAX_CONTAINERS)")
 	maxLog := fs.String("max-log-bytes", envOr("MAX_LOG_BYTES", limits.FormatBytes(def.MaxLogBytes)), "largest log file of a container made by create (env MAX_LOG_BYTES)")
 	writableRoot := fs.Bool("writable-root", isTrue(getenv("WRITABLE_ROOT")), "give function containers a writable root filesystem (host disk) instead of a read-only one (env WRITABLE_ROOT=true)")
 	userns := fs.String("userns", getenv("USERNS"), "user namespace of function containers: host (container root is host root) or auto (needs a containers range in /etc/subuid and /etc/subgid) (env USERNS; default host)")
@@ -206,6 +207,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, err
 	}
 	cfg.policy.AllowPrivilegedPorts = *privPorts
+	if cfg.policy.MaxContainers, err = strconv.Atoi(*maxContainers); err != nil || cfg.policy.MaxContainers < 1 || cfg.policy.MaxContainers > 4096 {
+		return nil, fmt.Errorf("--max-containers / MAX_CONTAINERS: %q must be a whole number from 1 to 4096", *maxContainers)
+	}
 	cfg.policy.BuildContextMounts = *contextMounts
 	cfg.policy.AllowNamedVolumes = *namedVolumes
 	for _, ref := range strings.Split(*sharedImages, ",") {

@@ -540,3 +540,29 @@ func TestPrewarmedContainerIdlePastItsTimeout(t *testing.T) {
 		t.Errorf("a run on a container prewarmed 4 s earlier, timeout 1.5 s: %v", res)
 	}
 }
+
+// Long-lived containers have a ceiling per owner (--max-containers):
+// past it create (and a run kept with auto_remove false) is refused
+// before anything is made, and a removal makes room again. The worker's
+// owned_containers counts the ones it created.
+func TestCreateCeiling(t *testing.T) {
+	svc := privateService(t)
+	w := startWorker(t, "--socket", svc.URI, "--max-containers", "2")
+	for _, name := range []string{"ceil-a", "ceil-b"} {
+		result(t, mustCall(w, `"c"`, "create", `{"image":"localhost/busybox:latest","name":"`+name+`","command":["sleep","600"]}`))
+	}
+	r, _ := w.call(`"m"`, "metrics", "")
+	if n := result(t, r)["owned_containers"]; n != float64(2) {
+		t.Errorf("owned_containers with two created containers: %v", n)
+	}
+	refused(t, w, "third", "create", `{"image":"localhost/busybox:latest","name":"ceil-c","command":["sleep","600"]}`, "Forbidden", "", "--max-containers")
+	refused(t, w, "kept", "run", runParams(`"auto_remove":false`, "true"), "Forbidden", "", "--max-containers")
+	if list := onService(t, svc.URI); len(list) != 2 {
+		t.Errorf("the refusals made containers: %v", names(list))
+	}
+	result(t, mustCall(w, `"rm"`, "rm", `{"container":"ceil-a","force":true}`))
+	result(t, mustCall(w, `"c2"`, "create", `{"image":"localhost/busybox:latest","name":"ceil-c","command":["sleep","600"]}`))
+	for _, name := range []string{"ceil-b", "ceil-c"} {
+		w.call(`"rm"`, "rm", `{"container":"`+name+`","force":true}`)
+	}
+}
