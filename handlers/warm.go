@@ -310,7 +310,13 @@ func (w *warmPools) make(ctx context.Context, p *warmPool, spec []byte) (*podman
 	if g.Timeout > 0 {
 		g.Timeout += uint(warmMaxIdle.Seconds())
 	}
-	pctx, err := p.client.Context(ctx)
+	// The create is not cut off when the worker closes: a create request
+	// cancelled on its way can leave a container the worker never hears
+	// of. close waits for it (within a minute); the attach, bound to
+	// w.life, then fails, and the container is removed with the rest.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	pctx, err := p.client.Context(cctx)
 	if err != nil {
 		return nil, err
 	}
