@@ -204,10 +204,12 @@ func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, std
 	// Through the dispatcher, as calls read from stdin: the same worker
 	// slots, queue bounds (429 Busy), log line, metrics and shutdown.
 	srv := httpapi.New(a.server.Call, httpapi.Options{
-		Token:             cfg.http.token,
-		MaxBodyBytes:      cfg.http.maxBody,
-		CORSOrigins:       cfg.http.corsOrigins,
-		ReadHeaderTimeout: cfg.http.headerTimeout,
+		Token:        cfg.http.token,
+		MaxBodyBytes: cfg.http.maxBody,
+		// The stdio queue's byte bound bounds the bodies in flight too.
+		MaxBodyBytesInFlight: cfg.maxQueuedBytes,
+		CORSOrigins:          cfg.http.corsOrigins,
+		ReadHeaderTimeout:    cfg.http.headerTimeout,
 		// Long enough for any call: a stop or exec within the request
 		// timeout, a run within the longest timeout a caller may ask for,
 		// and a minute for the wait for a worker slot.

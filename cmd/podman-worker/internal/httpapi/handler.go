@@ -16,6 +16,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
+		for _, f := range rec.release {
+			f()
+		}
+	}()
+	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
@@ -66,6 +71,8 @@ type recorder struct {
 	bytes  int64
 	call   string // the worker method the request called
 	gone   bool
+	// release runs when the request is over (its body's reservation).
+	release []func()
 }
 
 func (r *recorder) WriteHeader(status int) {

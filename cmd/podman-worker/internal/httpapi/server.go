@@ -34,6 +34,13 @@ type Options struct {
 	Token string
 	// MaxBodyBytes bounds a request body (default 16 MiB); more is 413.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight bounds the bytes of request bodies being read
+	// or held by calls, all requests together (default 64 MiB); past it a
+	// request is answered 429 Busy before its body is read.
+	MaxBodyBytesInFlight int64
+	// MaxConns bounds open connections (default 1024); past it a new
+	// connection is answered 503 and closed.
+	MaxConns int
 	// MaxHeaderBytes bounds the request line and headers (default 64 KiB).
 	MaxHeaderBytes int
 	// CORSOrigins are the origins (scheme://host[:port], or "*") whose
@@ -62,6 +69,8 @@ type Options struct {
 const (
 	DefaultMaxBodyBytes      = 16 << 20
 	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyInFlight   = 64 << 20
+	DefaultMaxConns          = 1024
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = time.Minute
 	DefaultWriteTimeout      = 2 * time.Minute
@@ -82,6 +91,8 @@ type Server struct {
 	base       context.Context
 	cancelBase context.CancelCauseFunc
 	inFlight   sync.WaitGroup
+	// bodies is the budget of request body bytes in flight.
+	bodies budget
 }
 
 // ErrShuttingDown is the cause of the cancellation of requests still
@@ -95,6 +106,15 @@ func New(call Caller, opts Options) *Server {
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if opts.MaxBodyBytesInFlight <= 0 {
+		opts.MaxBodyBytesInFlight = DefaultMaxBodyInFlight
+	}
+	if opts.MaxBodyBytesInFlight < opts.MaxBodyBytes {
+		opts.MaxBodyBytesInFlight = opts.MaxBodyBytes
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
 	}
 	if opts.ReadHeaderTimeout <= 0 {
 		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
@@ -119,6 +139,7 @@ func New(call Caller, opts Options) *Server {
 		s.origins[strings.ToLower(o)] = true
 	}
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
+	s.bodies.max = opts.MaxBodyBytesInFlight
 	return s
 }
 
@@ -154,6 +175,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog: stdlog.New(logWriter{s.log}, "", 0),
 	}
 	served := make(chan error, 1)
+	ln = &limitListener{Listener: ln, max: s.opts.MaxConns, log: s.log}
 	go func() { served <- hs.Serve(ln) }()
 	select {
 	case err := <-served:
