@@ -20,6 +20,9 @@ const (
 	LabelMachine  = "io.podman-worker.machine"
 	LabelBoot     = "io.podman-worker.boot"
 	LabelPID      = "io.podman-worker.pid"
+	// LabelPIDNS is the PID namespace the pid label counts in: a pid means
+	// nothing to a worker in another one.
+	LabelPIDNS = "io.podman-worker.pidns"
 	LabelStart    = "io.podman-worker.start"
 	// LabelKept marks a container handed over to the caller (create, and
 	// run with auto_remove false): it is meant to outlive the call and
@@ -44,6 +47,9 @@ type Identity struct {
 	Boot     string
 	PID      int
 	Start    string // the process's start time in clock ticks since boot
+	// PIDNS is the process's PID namespace ("pid:[4026531836]"), in which
+	// PID and Start mean what they say.
+	PIDNS string
 }
 
 // Self is the identity of this process under owner.
@@ -53,6 +59,7 @@ func Self(owner string, pid int) Identity {
 	return Identity{
 		Owner: owner, Instance: hex.EncodeToString(b), Machine: machineID(),
 		Boot: readTrimmed("/proc/sys/kernel/random/boot_id"), PID: pid, Start: startTime(pid),
+		PIDNS: pidNamespace(),
 	}
 }
 
@@ -61,7 +68,7 @@ func Self(owner string, pid int) Identity {
 func (id Identity) Labels(kept bool) map[string]string {
 	l := map[string]string{
 		LabelOwner: id.Owner, LabelInstance: id.Instance, LabelMachine: id.Machine,
-		LabelBoot: id.Boot, LabelPID: strconv.Itoa(id.PID), LabelStart: id.Start,
+		LabelBoot: id.Boot, LabelPID: strconv.Itoa(id.PID), LabelStart: id.Start, LabelPIDNS: id.PIDNS,
 	}
 	// Every label the worker reads is set here, true or false: a
 	// container also takes its image's labels, and an image that says
@@ -90,6 +97,11 @@ func (id Identity) livenessOf(labels map[string]string) liveness {
 		return unknown
 	case labels[LabelBoot] != id.Boot:
 		return dead // the machine has restarted since
+	case labels[LabelPIDNS] != id.PIDNS && labels[LabelPIDNS] != "":
+		// Its pid counts in another PID namespace: what /proc shows here
+		// says nothing about it (a worker started with unshare --pid
+		// took a live worker's running container for a dead one's).
+		return unknown
 	}
 	pid, err := strconv.Atoi(labels[LabelPID])
 	if err != nil || pid <= 0 {
@@ -99,6 +111,13 @@ func (id Identity) livenessOf(labels map[string]string) liveness {
 		return dead // no such process, or another one with the same pid
 	}
 	return alive
+}
+
+// pidNamespace names this process's PID namespace; "" where it cannot be
+// read.
+func pidNamespace() string {
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	return ns
 }
 
 // machineID names this machine: systemd's machine id, else the hostname.

@@ -297,3 +297,31 @@ func TestImageLabelsDoNotPassForTheWorkers(t *testing.T) {
 		t.Errorf("after the next worker's start the service holds %v; want the dead worker's run removed", names(left))
 	}
 }
+
+// A worker of the same owner started in another PID namespace (unshare
+// --pid --fork --mount-proc) sees none of the first worker's processes in
+// its /proc: it used to take the live worker's running container for a
+// dead worker's and kill it (the live run answered 137). The pid label
+// now names its namespace, and a worker does not judge pids of another.
+func TestWorkerInAnotherPIDNamespaceKillsNothing(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) is not installed")
+	}
+	svc := privateService(t)
+	live := startWorker(t, "--socket", svc.URI)
+	live.send(`{"jsonrpc":"2.0","id":"long","method":"run","params":` + runParams(`"timeout":30`, "sh", "-c", "sleep 4; echo survived") + `}`)
+	if list := waitForContainers(t, svc.URI, 1, time.Minute); len(list) != 1 {
+		t.Fatalf("the live worker's run: %v", names(list))
+	}
+	other := startBinary(t, "unshare", "--pid", "--fork", "--mount-proc", workerBin, "--socket", svc.URI)
+	if line, ok := other.next(time.Minute); !ok || !strings.Contains(line, `"worker.ready"`) {
+		t.Fatalf("the worker in its own PID namespace: %q\n%s", line, other.stderr.String())
+	}
+	if r, _ := other.call(`"ping"`, "ping", ""); r["result"] != "Pong" {
+		t.Fatalf("ping: %v", r)
+	}
+	line, ok := live.next(time.Minute)
+	if !ok || !strings.Contains(line, `"id":"long"`) || !strings.Contains(line, `"stdout":"survived\n"`) {
+		t.Errorf("the live worker's run after another worker started in another PID namespace: %s", line)
+	}
+}
