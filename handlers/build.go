@@ -162,7 +162,7 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		if errors.As(err, &rerr) || s.podman(ctx).KindOf(err) == rpc.KindUnavailable {
 			return nil, err
 		}
-		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", strings.TrimSpace(err.Error())).
+		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", podman.Scrub(strings.TrimSpace(err.Error()))).
 			With("logs", progress.lines()).With("logs_truncated", progress.truncated)
 	}
 	ref := p.Tag

@@ -118,6 +118,10 @@ var (
 		"libpod_builder", "/libpod/", "container_images_", "/vfs-", "/buildah", "/storage/"}
 )
 
+// Scrub is scrub for messages a handler builds from Podman's text itself
+// (a build's failure).
+func Scrub(msg string) string { return scrub(msg) }
+
 func scrub(msg string) string {
 	msg = hostPath.ReplaceAllStringFunc(msg, func(m string) string {
 		lead, path := "", m
