@@ -43,7 +43,7 @@ func CheckBuildContext(dir, containerfile string) error {
 			// A symlink is sent as a link, never as what it points to.
 			return nil
 		case !t.IsRegular():
-			refused = contextError("%s is a %s; a build context holds files, folders and symlinks only", path, fileKind(t))
+			refused = contextError("%s is a %s; a build context holds files, folders and symlinks only", path, kindOf(t))
 			return errStop
 		}
 		info, err := d.Info()
@@ -63,18 +63,6 @@ func CheckBuildContext(dir, containerfile string) error {
 		return err
 	}
 	return nil
-}
-
-func fileKind(t fs.FileMode) string {
-	switch {
-	case t&fs.ModeSocket != 0:
-		return "socket"
-	case t&fs.ModeNamedPipe != 0:
-		return "fifo"
-	case t&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
 }
 
 func contextError(format string, args ...any) error {

@@ -42,7 +42,7 @@ func TestCheckBuildContext(t *testing.T) {
 		}, "hard links"},
 		{"a fifo", func(t *testing.T, dir string) {
 			syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644)
-		}, "is a fifo"},
+		}, "is a named pipe"},
 		{"a unix socket", func(t *testing.T, dir string) {
 			l, err := net.Listen("unix", filepath.Join(dir, "s.sock"))
 			if err != nil {
