@@ -23,7 +23,7 @@ const (
 	// LabelPIDNS is the PID namespace the pid label counts in: a pid means
 	// nothing to a worker in another one.
 	LabelPIDNS = "io.podman-worker.pidns"
-	LabelStart    = "io.podman-worker.start"
+	LabelStart = "io.podman-worker.start"
 	// LabelKept marks a container handed over to the caller (create, and
 	// run with auto_remove false): it is meant to outlive the call and
 	// the worker, so the sweep of a dead worker's containers leaves it.
