@@ -283,6 +283,17 @@ func TestTokenRules(t *testing.T) {
 		}
 	}
 	Scrape(t, h, token)
+	// Without a token, only a loopback Host is answered (DNS rebinding).
+	open := e.GuardedHandler("")
+	for host, want := range map[string]int{"127.0.0.1:9464": 200, "localhost:9464": 200, "[::1]:9464": 200, "evil.example:9464": 403, "192.0.2.1": 403} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		open.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("no token, Host %s: %d, want %d", host, rec.Code, want)
+		}
+	}
 	if !Authorized("Bearer "+token, sha256.Sum256([]byte(token))) {
 		t.Error("Authorized refused the token")
 	}

@@ -63,7 +63,8 @@ func ParseConfig(addr, tokenFile, envToken, fallback string) (Config, error) {
 	return c, nil
 }
 
-// Handler serves GET (and HEAD) /metrics behind token, when set; every
+// GuardedHandler serves GET (and HEAD) /metrics behind token, when set,
+// and without one only to requests whose Host is a loopback one; every
 // other path is 404.
 func (e *Exporter) GuardedHandler(token string) http.Handler {
 	want := sha256.Sum256([]byte(token))
@@ -77,6 +78,12 @@ func (e *Exporter) GuardedHandler(token string) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if token == "" && !loopbackHost(r.Host) {
+			// As the HTTP API: a page could reach a loopback listener
+			// through a DNS name pointed at 127.0.0.1 and read the answer.
+			http.Error(w, "forbidden: without a token only a loopback Host is answered", http.StatusForbidden)
+			return
+		}
 		if token != "" && !Authorized(r.Header.Get("Authorization"), want) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="podman-worker"`)
 			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
@@ -84,6 +91,21 @@ func (e *Exporter) GuardedHandler(token string) http.Handler {
 		}
 		e.handler.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost says whether a Host header names this machine: a loopback
+// address or localhost.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Authorized compares an Authorization header with the token's hash in
