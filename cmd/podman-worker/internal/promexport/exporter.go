@@ -111,7 +111,8 @@ func New(src Sources) *Exporter {
 	e.handler = promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
 		// A scrape that fails in part still answers what it could.
 		ErrorHandling: promhttp.ContinueOnError,
-		// Scrapes queue rather than pile up on Podman's pings.
+		// More scrapes at once than this are answered 503 rather than
+		// piling up on Podman's pings.
 		MaxRequestsInFlight: 4,
 	})
 	return e
