@@ -56,6 +56,7 @@ test: deps vet
 
 bench: deps
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Ping$$' -benchtime 5000x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingScraped$$' -benchtime 5000x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'Run$$' -benchtime 40x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunPrewarmed$$' -benchtime 40x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunInput$$' -benchtime 40x -count 1 ./cmd/podman-worker

@@ -176,3 +176,10 @@ func (p *pool) counts() (running, queued int) {
 	defer p.mu.Unlock()
 	return p.running, p.queue.Len()
 }
+
+// queuedBytes is what the waiting calls hold, against maxBytes.
+func (p *pool) queuedBytes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
+}

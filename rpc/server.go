@@ -194,6 +194,11 @@ func (s *Server) Stats() Stats {
 	return Stats{MaxWorkers: s.opts.MaxWorkers, Busy: int64(busy), Queued: int64(queued)}
 }
 
+// QueuedBytes is what the calls waiting for a worker slot hold, counted
+// against MaxQueuedBytes. It is apart from Stats so that the JSON metrics
+// method's answer keeps its shape.
+func (s *Server) QueuedBytes() int64 { return int64(s.pool.queuedBytes()) }
+
 // Serve reads requests from in and writes replies and notifications to out
 // until in ends or ctx is done. At the end of the input, calls in flight
 // finish and are answered before Serve returns nil. When ctx ends, running

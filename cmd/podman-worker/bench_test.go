@@ -80,6 +80,73 @@ func BenchmarkPing(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // the figures above replace it
 }
 
+// BenchmarkPingScraped measures a ping through a worker whose /metrics
+// (--metrics-addr) is scraped every 100 ms, against a worker that nobody
+// scrapes, alternating in the same run: scraping must not slow calls. It
+// reports each one's p50 and p99, the ratio, and what a scrape took.
+func BenchmarkPingScraped(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	none := startLean(b, workerBin, "--socket", service.URI)
+	scraped := startLean(b, workerBin, "--socket", service.URI, "--metrics-addr", addr)
+	ping := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}` + "\n")
+	call := func(w *leanWorker) func() {
+		return func() {
+			if r := w.roundTrip(ping); !bytes.Contains(r, []byte(`"result":"Pong"`)) {
+				b.Fatalf("ping: %s", r)
+			}
+		}
+	}
+	scrape := func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("scrape: %s %v", resp.Status, err)
+		}
+		return nil
+	}
+	if err := scrape(); err != nil {
+		b.Fatal(err)
+	}
+	call(none)()
+	call(scraped)()
+
+	stop, done := make(chan struct{}), make(chan []time.Duration)
+	go func() {
+		var took []time.Duration
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- took
+				return
+			case <-tick.C:
+				start := time.Now()
+				if err := scrape(); err != nil {
+					b.Error(err)
+				}
+				took = append(took, time.Since(start))
+			}
+		}
+	}()
+	alternate(b, contender{"none", call(none)}, contender{"scraped", call(scraped)})
+	close(stop)
+	scrapes := <-done
+	b.ReportMetric(float64(len(scrapes)), "scrapes")
+	if len(scrapes) > 0 {
+		b.ReportMetric(float64(percentile(scrapes, 50).Microseconds())/1000, "scrape-p50-ms")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
 // socketClient returns a GET on up to conns keep-alive connections to a
 // Podman socket: the floor the worker is measured against, and the minimal
 // relay's one call. It panics on a failure (the relay is a child process).

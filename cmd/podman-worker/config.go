@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/httpapi"
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/promexport"
 	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
@@ -58,6 +59,8 @@ type config struct {
 	// http, when its addr is set, serves the Flask API over HTTP instead
 	// of JSON-RPC on stdio.
 	http httpConfig
+	// metrics, when its Addr is set, serves Prometheus' /metrics there.
+	metrics promexport.Config
 }
 
 type httpConfig struct {
@@ -129,6 +132,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	httpMaxBody := fs.String("http-max-body", envOr("PODMAN_WORKER_HTTP_MAX_BODY", "16m"), "largest HTTP request body, e.g. 16m; more is answered 413 (env PODMAN_WORKER_HTTP_MAX_BODY)")
 	httpCORS := fs.String("http-cors-origins", getenv("PODMAN_WORKER_HTTP_CORS_ORIGINS"), "comma-separated origins whose browser pages may call the HTTP API, e.g. https://app.example.com, or *; none by default (env PODMAN_WORKER_HTTP_CORS_ORIGINS)")
 	httpHeaderTimeout := fs.String("http-header-timeout", envOr("PODMAN_WORKER_HTTP_HEADER_TIMEOUT", "10s"), "how long a client may take to send its request line and headers (env PODMAN_WORKER_HTTP_HEADER_TIMEOUT)")
+	metricsAddr := fs.String("metrics-addr", getenv("PODMAN_WORKER_METRICS_ADDR"), "serve Prometheus metrics (GET /metrics) on ADDR, such as 127.0.0.1:9464, in stdio and --http mode; beyond loopback it needs a token (env PODMAN_WORKER_METRICS_ADDR)")
+	metricsTokenFile := fs.String("metrics-token-file", getenv("PODMAN_WORKER_METRICS_TOKEN_FILE"), "file holding the bearer token scrapes of --metrics-addr must carry (env PODMAN_WORKER_METRICS_TOKEN_FILE, or the token itself in PODMAN_WORKER_METRICS_TOKEN; default: the --http token)")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "Usage: podman-worker [flags]              serve JSON-RPC 2.0 on stdin/stdout (see protocol.md)\n"+
 			"       podman-worker [flags] --http ADDR  serve the Flask Podman API over HTTP (see operations.md)\n"+
@@ -235,9 +240,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	if cfg.http, err = parseHTTP(*httpAddr, *httpTokenFile, getenv("PODMAN_WORKER_HTTP_TOKEN"), *httpMaxBody, *httpCORS, *httpHeaderTimeout, set); err != nil {
 		return nil, err
 	}
-	// The worker's own files are never mounted either: its token, the
+	if cfg.metrics, err = promexport.ParseConfig(*metricsAddr, *metricsTokenFile, getenv("PODMAN_WORKER_METRICS_TOKEN"), cfg.http.token); err != nil {
+		return nil, err
+	}
+	// The worker's own files are never mounted either: its tokens, the
 	// Podman config it points Podman at, and the file its log goes to.
-	own := []string{*httpTokenFile, getenv("CONTAINERS_CONF")}
+	own := []string{*httpTokenFile, *metricsTokenFile, getenv("CONTAINERS_CONF")}
 	if target, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(target) {
 		own = append(own, target)
 	}

@@ -155,6 +155,7 @@ func run(ctx context.Context, p process) int {
 	// Before the containers are removed (conns.Close, deferred above):
 	// the prewarm pools stop making them and let go of theirs.
 	defer a.svc.Close()
+	a.prom = a.newExporter(cfg)
 	a.server = rpc.NewServer(a.methods(), rpc.Options{
 		MaxWorkers:     cfg.maxWorkers,
 		MaxLineBytes:   int(cfg.maxLineBytes),
@@ -162,7 +163,7 @@ func run(ctx context.Context, p process) int {
 		MaxQueuedBytes: int(cfg.maxQueuedBytes),
 		Control:        []string{"health", "metrics", "shutdown"}, // answered while every worker slot is busy
 		Logger:         log,
-		Observe:        a.calls.Observe,
+		Observe:        a.observe, // the JSON metrics' counts and Prometheus' alike
 		Redact:         handlers.Redact,
 		Order:          handlers.ContainerKey,
 		Ready:          a.ready(ctx),
@@ -172,6 +173,14 @@ func run(ctx context.Context, p process) int {
 		// Through the dispatcher, as a call on stdio would go: its panic
 		// recovery, log line and limits included.
 		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdin, p.stdout, p.stderr)
+	}
+	if cfg.metrics.Addr != "" {
+		stop, err := a.serveMetrics(ctx, cfg.metrics)
+		if err != nil {
+			fmt.Fprintf(p.stderr, "podman-worker: --metrics-addr: %v\n", err)
+			return 2
+		}
+		defer stop()
 	}
 	if cfg.http.addr != "" {
 		return serveHTTP(ctx, a, cfg, log, p.stderr)
@@ -216,6 +225,7 @@ func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, std
 		WriteTimeout: max(cfg.requestTimeout, cfg.policy.MaxTimeout) + time.Minute,
 		Grace:        cfg.shutdownGrace,
 		Log:          log,
+		Metrics:      a.prom.Handler(),
 	})
 	// The bound address: with port 0 the kernel picked it.
 	log.Info().Str("addr", ln.Addr().String()).Bool("token", cfg.http.token != "").Strs("cors_origins", cfg.http.corsOrigins).Msg("serving http")

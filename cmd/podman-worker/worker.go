@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/promexport"
 	"github.com/podman-worker/podman-worker/handlers"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -25,6 +26,7 @@ type app struct {
 	conns   *podman.Connections
 	svc     *handlers.Service
 	calls   *rpc.Metrics
+	prom    *promexport.Exporter
 	log     zerolog.Logger
 	started time.Time
 	grace   time.Duration
@@ -37,6 +39,9 @@ func (a *app) methods() map[string]rpc.Method {
 	m["health"] = a.health
 	m["metrics"] = a.metrics
 	m["shutdown"] = a.shutdown
+	if a.prom != nil && m["run"] != nil {
+		m["run"] = a.prom.WrapRun(m["run"]) // runs_total{result,start}
+	}
 	return m
 }
 

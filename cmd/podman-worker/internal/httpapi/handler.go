@@ -36,6 +36,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.guard(rec, r) {
 		return
 	}
+	if r.URL.Path == "/metrics" && s.opts.Metrics != nil {
+		s.opts.Metrics.ServeHTTP(rec, r)
+		return
+	}
 	byMethod, name, ok := match(r.URL.EscapedPath())
 	if !ok {
 		writeError(rec, newError(http.StatusNotFound, "NotFound",

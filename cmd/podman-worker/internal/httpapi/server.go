@@ -63,6 +63,9 @@ type Options struct {
 	Grace time.Duration
 	// Log receives one access line per request and the server's own errors.
 	Log zerolog.Logger
+	// Metrics, when set, answers /metrics (Prometheus), behind the same
+	// token, CORS and Host checks as the API's routes.
+	Metrics http.Handler
 }
 
 // Defaults for Options.
