@@ -75,14 +75,16 @@ test-compat: deps
 	PODMAN_WORKER_TEST_SOCKET=$$sock $(GO) test -tags "$(TAGS)" -count=1 -run 'TestGolden|TestCLIGolden|TestHTTPGolden' ./cmd/podman-worker; \
 	rc=$$?; .ci/podman5.sh stop; exit $$rc
 
-# fuzz explores each target for FUZZTIME; go test runs their seeds every time.
+# fuzz explores every fuzz target in the tree (found by name, so a new one
+# is never left out) for FUZZTIME; go test runs their seeds every time.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./rpc
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeParams$$' -fuzztime $(FUZZTIME) ./rpc
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBytes$$' -fuzztime $(FUZZTIME) ./limits
-	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./limits
-	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./cmd/podman-worker/internal/httpapi
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$t ($$(dirname $$f))"; \
+	    $(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+	  done; \
+	done
 
 run: deps build
 	./examples/run.sh

@@ -213,7 +213,9 @@ func withError(fn any) any {
 // render executes a --format template over v the way podman's own
 // `--format` does: text/template with podman's functions over the same Go
 // field names, so "{{.Host.Arch}}" or "{{json .Store}}" mean what they
-// mean to podman. Templates that define or call templates (recursion),
+// mean to podman; a template over the keys of the JSON output instead
+// ("{{.Id}}", "{{.host.arch}}", as the seed's CLI took them) is rendered
+// over that JSON. Templates that define or call templates (recursion),
 // nest ranges deeper than maxRangeNesting, or are longer than
 // maxFormatBytes are refused before they run; rendering stops at
 // maxRenderBytes.
@@ -232,16 +234,50 @@ func render(ctx context.Context, format string, v any) (string, error) {
 	if err := checkTree(tmpl); err != nil {
 		return "", formatError("%v", err)
 	}
-	b := &budget{ctx: ctx, steps: maxRenderSteps, bytes: maxRenderFuncBytes, deadline: time.Now().Add(maxRenderTime)}
-	tmpl.Funcs(budgeted(b))
-	var out bytes.Buffer
-	if err := tmpl.Execute(&limitedWriter{w: &out, left: maxRenderBytes, b: b}, v); err != nil {
+	out, err := execute(ctx, tmpl, v)
+	if err != nil && strings.Contains(err.Error(), "can't evaluate field") {
+		// The keys the caller sees in the JSON output ("{{.Id}}",
+		// "{{.host.arch}}"), which the seed's CLI took, name no Go field:
+		// render over the JSON form of the same object instead.
+		if view, ok := jsonView(v); ok {
+			// A key missing from the JSON is an error too, not "<no value>".
+			tmpl.Option("missingkey=error")
+			if viewOut, viewErr := execute(ctx, tmpl, view); viewErr == nil {
+				return viewOut, nil
+			}
+		}
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		return "", formatError("cannot be rendered: %v", err)
 	}
+	return out, nil
+}
+
+// execute runs tmpl over v with a fresh budget.
+func execute(ctx context.Context, tmpl *template.Template, v any) (string, error) {
+	b := &budget{ctx: ctx, steps: maxRenderSteps, bytes: maxRenderFuncBytes, deadline: time.Now().Add(maxRenderTime)}
+	tmpl.Funcs(budgeted(b))
+	var out bytes.Buffer
+	if err := tmpl.Execute(&limitedWriter{w: &out, left: maxRenderBytes, b: b}, v); err != nil {
+		return "", err
+	}
 	return strings.TrimSuffix(out.String(), "\n"), nil
+}
+
+// jsonView is v as its JSON output shows it: maps keyed by the JSON names,
+// numbers as written.
+func jsonView(v any) (any, bool) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var view any
+	return view, dec.Decode(&view) == nil
 }
 
 func formatError(format string, args ...any) error {

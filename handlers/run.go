@@ -2,11 +2,9 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/containers/podman/v5/libpod/define"
@@ -185,15 +183,27 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case deadline.Err() != nil:
-			return nil, rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", name, seconds(res.Timeout)).
-				With("container_id", id).With("timeout", res.Timeout.Seconds())
+			// What the function printed before it was killed is often why
+			// it ran long: give it back (capped, as for ExecutionFailed),
+			// after a short wait for the attach stream to drain.
+			select {
+			case <-ended:
+			case <-time.After(time.Second):
+			}
+			e := rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", name, seconds(res.Timeout)).
+				With("container_id", id).With("timeout", res.Timeout.Seconds()).With("start", start).
+				With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String())
+			if t := out.Truncated(); len(t) > 0 {
+				e.With("truncated", t)
+			}
+			return nil, e
 		}
 		return nil, err
 	}
 
 	result := runResult{
 		ContainerID: id, Name: name, Status: "exited", ExitCode: state.ExitCode, Image: []string{p.Image},
-		AutoRemove: autoRemove, Stdout: jsonOrText(out.Stdout.String()), Stderr: out.Stderr.String(), Truncated: out.Truncated(),
+		AutoRemove: autoRemove, Stdout: stdoutValue(out), Stderr: out.Stderr.String(), Truncated: out.Truncated(),
 		Start: start,
 	}
 	if state.ExitCode == 0 {
@@ -262,20 +272,6 @@ func describeKill(e *rpc.Error, st *define.InspectContainerState, mem podman.Mem
 	if mem.Known && mem.Peak > 0 && st.ExitCode == 137 {
 		e.With("memory_peak", mem.Peak)
 	}
-}
-
-// jsonOrText returns the parsed value when a function printed JSON (they
-// print {"statusCode":200,"body":...}), else the text as it is.
-func jsonOrText(s string) any {
-	t := strings.TrimSpace(s)
-	if t == "" || (t[0] != '{' && t[0] != '[') {
-		return s
-	}
-	var v any
-	if err := json.Unmarshal([]byte(t), &v); err != nil {
-		return s
-	}
-	return v
 }
 
 func seconds(d time.Duration) string {

@@ -137,7 +137,7 @@ func (e *Error) wire() *jsonrpc2.Error {
 	}
 	data["type"] = info.typ
 	data["status"] = info.status
-	raw, err := json.Marshal(data)
+	raw, err := Marshal(data)
 	if err != nil {
 		raw, _ = json.Marshal(map[string]any{"type": info.typ, "status": info.status})
 	}

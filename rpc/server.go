@@ -298,14 +298,14 @@ func (s *Server) Notify(method string, params any) error {
 	if w == nil {
 		return errors.New("rpc: Notify before Serve")
 	}
-	raw, err := json.Marshal(params)
+	raw, err := Marshal(params) // a build's "-->" stays as Podman wrote it
 	if err != nil {
 		return err
 	}
 	p := json.RawMessage(raw)
 	// The library's Request without an id is a notification:
 	// {"jsonrpc":"2.0","method":…,"params":…}.
-	data, err := json.Marshal(&jsonrpc2.Request{Method: method, Params: &p, Notif: true})
+	data, err := Marshal(&jsonrpc2.Request{Method: method, Params: &p, Notif: true})
 	if err != nil {
 		return err
 	}

@@ -103,13 +103,13 @@ func (s *stream) reply(c *call, result any, e *Error) error {
 	var res, wireErr []byte
 	var err error
 	if e == nil {
-		res, err = json.Marshal(result) // compacts: a reply is one line whatever a handler returns
+		res, err = Marshal(result) // compacts: a reply is one line whatever a handler returns
 		if err != nil {
 			e = Wrap(KindInternal, err, "internal error: encoding the result of %s: %v", c.name, err)
 		}
 	}
 	if e != nil {
-		wireErr, _ = json.Marshal(e.wire())
+		wireErr, _ = Marshal(e.wire())
 	}
 	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
 }
@@ -230,7 +230,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 
 // replyError answers a message that is not a valid request.
 func (s *stream) replyError(id json.RawMessage, b *batch, e *Error) {
-	wireErr, _ := json.Marshal(e.wire())
+	wireErr, _ := Marshal(e.wire())
 	if b != nil {
 		b.mu.Lock()
 		b.replies = append(b.replies, encodeResponse(id, nil, wireErr))

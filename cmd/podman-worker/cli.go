@@ -50,7 +50,7 @@ import (
 //	rmi      image       --force             -f     flag                  force
 //	run      image       --name                     string                name
 //	                     --entrypoint               string                entrypoint
-//	                     --detach            -d     bool (needs a value)  detach
+//	                     --detach            -d     bool (value optional) detach
 //	                     --port              -p     repeatable            ports
 //	                     --env               -e     repeatable            env
 //	                     --volume            -v     repeatable            volumes
@@ -79,7 +79,7 @@ const (
 	kindString argKind = iota // one value; the last one given wins
 	kindAppend                // action='append': one value each time, kept in order
 	kindFlag                  // action='store_true': no value
-	kindBool                  // type=bool: one value, true unless it is empty ("False" is true)
+	kindBool                  // type=bool, nargs='?', const=True: a bare flag is true; a value is true unless it is empty ("False" is true)
 	kindFloat                 // type=float
 	kindInt                   // type=int
 	kindWords                 // nargs='*': the words up to the next option, joined with spaces
@@ -271,7 +271,7 @@ type failure struct {
 }
 
 func cliPrint(w io.Writer, v any, code int) int {
-	b, err := json.Marshal(v)
+	b, err := rpc.Marshal(v)
 	if err != nil {
 		b, _ = json.Marshal(failure{Error: err.Error()})
 		code = 1
@@ -641,6 +641,12 @@ func (p *cliParser) consumeOption(start int, extras *[]string) (int, error) {
 			for n < len(following) && following[n] == 'A' {
 				n++
 			}
+		case kindBool:
+			// nargs='?': the next argument when one stands there. The seed's
+			// document lists --detach/-d with no value, as callers use it.
+			if len(following) > 0 && following[0] == 'A' {
+				n = 1
+			}
 		default:
 			if len(following) == 0 || following[0] != 'A' {
 				return 0, p.failOption(m.opt, "expected one argument")
@@ -674,7 +680,7 @@ func (p *cliParser) take(o *cliOption, values []string) error {
 		// --no-auto-remove is the one flag that turns its param off.
 		p.params[o.param] = o.param != "auto_remove"
 	case kindBool:
-		p.params[o.param] = values[0] != "" // Python's bool(str)
+		p.params[o.param] = len(values) == 0 || values[0] != "" // const=True, else Python's bool(str)
 	case kindFloat:
 		f, ok := pyFloat(values[0])
 		if !ok {
@@ -887,6 +893,8 @@ func invocation(name string, o cliOption) string {
 		return name
 	case kindWords:
 		return name + " [" + metavar + " ...]"
+	case kindBool:
+		return name + " [" + metavar + "]"
 	}
 	return name + " " + metavar
 }

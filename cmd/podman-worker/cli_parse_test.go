@@ -104,14 +104,17 @@ func TestCLIParse(t *testing.T) {
 		{[]string{"run", "myapp", "--memory", "20m", "--memory-swap", "50m", "--cpus", "0.5"}, `run {"cpus":0.5,"image":"myapp","memory":"20m","memory_swap":"50m"}`, 0},
 		{[]string{"run", "myapp", "--network-mode", "none"}, `run {"image":"myapp","network_mode":"none"}`, 0},
 
-		// --detach is type=bool: it needs a value, and any non-empty one is true.
+		// --detach is type=bool with an optional value: bare it is true (the
+		// seed's document lists it with none), and any non-empty value is true.
 		{[]string{"run", "busybox", "-d", "False"}, `run {"detach":true,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "-d", ""}, `run {"detach":false,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "--detach", ""}, `run {"detach":false,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "--detach="}, `run {"detach":false,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "-dFalse"}, `run {"detach":true,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "-d0"}, `run {"detach":true,"image":"busybox"}`, 0},
-		{[]string{"run", "busybox", "-d"}, `podman-worker run: error: argument --detach/-d: expected one argument`, 2},
+		{[]string{"run", "busybox", "-d"}, `run {"detach":true,"image":"busybox"}`, 0},
+		{[]string{"run", "busybox", "--detach"}, `run {"detach":true,"image":"busybox"}`, 0},
+		{[]string{"run", "busybox", "-d", "-c", "echo", "hi"}, `run {"command":"echo hi","detach":true,"image":"busybox"}`, 0},
 		{[]string{"run", "-d", "busybox"}, `podman-worker run: error: the following arguments are required: image`, 2},
 		{[]string{"run", "-d", "x", "busybox"}, `run {"detach":true,"image":"busybox"}`, 0},
 
@@ -305,7 +308,7 @@ func TestCLIUsage(t *testing.T) {
 		code           int
 	}{
 		{[]string{"run"}, "", `usage: podman-worker run [-h] [--name NAME] [--entrypoint ENTRYPOINT]
-                         [--detach DETACH] [--port PORT] [--env ENV]
+                         [--detach [DETACH]] [--port PORT] [--env ENV]
                          [--volume VOLUME] [--mount MOUNT]
                          [--run-command [RUN_COMMAND ...]] [--no-auto-remove]
                          [--network-mode NETWORK_MODE] [--memory MEMORY]
@@ -340,7 +343,7 @@ options:
                         Signal to send (default: SIGKILL)
 `, "", 0},
 		{[]string{"run", "-h"}, `usage: podman-worker run [-h] [--name NAME] [--entrypoint ENTRYPOINT]
-                         [--detach DETACH] [--port PORT] [--env ENV]
+                         [--detach [DETACH]] [--port PORT] [--env ENV]
                          [--volume VOLUME] [--mount MOUNT]
                          [--run-command [RUN_COMMAND ...]] [--no-auto-remove]
                          [--network-mode NETWORK_MODE] [--memory MEMORY]
@@ -357,7 +360,7 @@ options:
   --name NAME           Container name
   --entrypoint ENTRYPOINT
                         Entrypoint to run in container
-  --detach DETACH, -d DETACH
+  --detach [DETACH], -d [DETACH]
                         Run container in background (default: true); run waits
                         for the exit either way
   --port PORT, -p PORT  Port mapping HOST:CONTAINER (repeatable)

@@ -159,10 +159,14 @@ type normalizer struct {
 	drop   map[string]bool
 	keys   map[string]bool
 	socket string
+	// exact keeps a function's JSON stdout as the worker wrote it (key
+	// order, number text, escapes) instead of re-encoding it sorted: the
+	// "exact: stdout" setting, for files that pin that fidelity.
+	exact bool
 }
 
 func newNormalizer(settings map[string]string, socket string) *normalizer {
-	n := &normalizer{drop: map[string]bool{}, keys: map[string]bool{}, socket: socket}
+	n := &normalizer{drop: map[string]bool{}, keys: map[string]bool{}, socket: socket, exact: settings["exact"] == "stdout"}
 	for _, m := range strings.Fields(settings["drop"]) {
 		n.drop[m] = true
 	}
@@ -209,6 +213,9 @@ func (n *normalizer) line(t *testing.T, line string) (string, bool) {
 			return "", false
 		}
 	}
+	if n.exact {
+		v = keepStdout(v, json.RawMessage(line))
+	}
 	v = n.value("", n.keysOnly(v))
 	if arr, ok := v.([]any); ok {
 		// A batch's replies come in any order.
@@ -240,6 +247,34 @@ func (n *normalizer) keysOnly(v any) any {
 		m["result"] = keys
 	}
 	return m
+}
+
+// keepStdout puts back, in the decoded line v, the raw text of every
+// "stdout" that holds a JSON object or array; raw is the same line undecoded.
+func keepStdout(v any, raw json.RawMessage) any {
+	switch x := v.(type) {
+	case map[string]any:
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			return v
+		}
+		for k, e := range x {
+			if r := bytes.TrimSpace(fields[k]); k == "stdout" && len(r) > 0 && (r[0] == '{' || r[0] == '[') {
+				x[k] = json.RawMessage(r)
+			} else {
+				x[k] = keepStdout(e, fields[k])
+			}
+		}
+	case []any:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil || len(items) != len(x) {
+			return v
+		}
+		for i := range x {
+			x[i] = keepStdout(x[i], items[i])
+		}
+	}
+	return v
 }
 
 func (n *normalizer) value(key string, v any) any {

@@ -65,7 +65,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 
 // writeSuccess answers {"success": true, key: result, "timestamp"}.
 func writeSuccess(w http.ResponseWriter, status int, key string, result any) {
-	raw, err := json.Marshal(result)
+	raw, err := rpc.Marshal(result)
 	if err != nil {
 		writeError(w, newError(http.StatusInternalServerError, "InternalError", "internal error: encoding the result: "+err.Error()))
 		return
@@ -99,7 +99,7 @@ func writeError(w http.ResponseWriter, e *apiError, extra ...member) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		raw, err := json.Marshal(e.fields[k])
+		raw, err := rpc.Marshal(e.fields[k])
 		if err != nil {
 			continue
 		}
@@ -109,7 +109,7 @@ func writeError(w http.ResponseWriter, e *apiError, extra ...member) {
 	}
 	b.WriteString("},")
 	for _, m := range extra {
-		raw, err := json.Marshal(m.value)
+		raw, err := rpc.Marshal(m.value)
 		if err != nil {
 			continue
 		}
