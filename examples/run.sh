@@ -5,8 +5,8 @@
 #
 # No socket is passed: the worker uses a Podman service that answers at
 # the default locations, or else starts its own (storage in
-# /var/lib/podman-worker, or --podman-root) with the project's
-# containers.conf, and stops it when the session ends. Set
+# /var/lib/podman-worker, or --podman-root) with the settings this
+# host needs, and stops it when the session ends. Set
 # PODMAN_SOCKET_PATH to use a service of your own instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +20,5 @@ cp /bin/busybox examples/function/busybox
 # contexts may come from: here examples/, so the session's context
 # "function" (relative, so taken relative to the first build root) is
 # examples/function.
-exec bin/podman-worker --podman-conf testdata/containers.conf --max-workers 1 --log-level warn \
+exec bin/podman-worker --max-workers 1 --log-level warn \
 	--build-roots "$PWD/examples" <examples/session.jsonl

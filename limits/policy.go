@@ -123,11 +123,11 @@ func DefaultPolicy() Policy {
 
 // Request is what a caller asked for; empty fields take the defaults.
 type Request struct {
-	Memory      string      `json:"memory"`
-	MemorySwap  string      `json:"memory_swap"`
-	CPUs        json.Number `json:"cpus"`
-	Timeout     json.Number `json:"timeout"`
-	Pids        json.Number `json:"pids_limit"`
+	Memory      string      `json:"memory" want:"a size such as \"20m\""`
+	MemorySwap  string      `json:"memory_swap" want:"a size such as \"20m\""`
+	CPUs        json.Number `json:"cpus" want:"a number of CPUs, such as 0.5"`
+	Timeout     json.Number `json:"timeout" want:"a number of seconds"`
+	Pids        json.Number `json:"pids_limit" want:"a whole number of processes"`
 	NetworkMode string      `json:"network_mode"`
 	// CapAdd asks for capabilities back, within Policy.AllowCaps.
 	CapAdd []string `json:"cap_add"`
@@ -135,11 +135,11 @@ type Request struct {
 
 // BuildRequest is what a caller asked for a build's RUN steps.
 type BuildRequest struct {
-	Memory      string      `json:"memory"`
-	MemorySwap  string      `json:"memory_swap"`
-	CPUs        json.Number `json:"cpus"`
-	Timeout     json.Number `json:"timeout"`
-	Pids        json.Number `json:"pids_limit"`
+	Memory      string      `json:"memory" want:"a size such as \"20m\""`
+	MemorySwap  string      `json:"memory_swap" want:"a size such as \"20m\""`
+	CPUs        json.Number `json:"cpus" want:"a number of CPUs, such as 0.5"`
+	Timeout     json.Number `json:"timeout" want:"a number of seconds"`
+	Pids        json.Number `json:"pids_limit" want:"a whole number of processes"`
 	NetworkMode string      `json:"network_mode"`
 }
 

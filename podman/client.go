@@ -142,9 +142,9 @@ func New(uri string, opts Options) (*Client, error) {
 	c := &Client{name: opts.Name, uri: uri, url: u, log: log, maxConns: max(opts.MaxConns, 2), Identity: id, closed: make(chan struct{})}
 	switch u.Scheme {
 	case "unix":
-		path := u.Path
-		if u.Host != "" {
-			path = "/" + u.Host + u.Path // unix://run/x means /run/x, as the bindings read it
+		path, ok := SocketPath(uri)
+		if !ok {
+			return nil, fmt.Errorf("podman socket %q names no file: give unix:///PATH or an absolute PATH", uri)
 		}
 		c.url = &url.URL{Scheme: "unix", Path: path}
 		dialer := net.Dialer{Timeout: 5 * time.Second}

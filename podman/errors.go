@@ -28,6 +28,11 @@ type rule struct {
 	// API error's "cause" (errorhandling.ErrorModel.Because): the
 	// innermost error, which says more than the message around it.
 	cause error
+	// because, for rows without a fixed cause, matches Podman's cause by
+	// its text; its first group is the value named in the message.
+	because *regexp.Regexp
+	// field is the param at fault, for InvalidParams rows.
+	field string
 	// status is the HTTP status of Podman's answer, for rows without a cause.
 	status int
 	kind   rpc.Kind
@@ -64,6 +69,8 @@ var rules = []rule{
 		why: "the user a caller named does not exist in the container"},
 	{cause: user.ErrNoGroupEntries, kind: rpc.KindInvalidParams,
 		why: "the group a caller named does not exist in the container"},
+	{because: regexp.MustCompile(`^workdir "(.*)" does not exist on container`), kind: rpc.KindInvalidParams, field: "workdir",
+		why: "the workdir a caller named is not in the image (Podman says so only when it attaches)"},
 	{status: http.StatusNotFound, kind: rpc.KindNotFound,
 		why: "Podman found nothing of that name"},
 	{status: http.StatusConflict, kind: rpc.KindConflict,
@@ -91,6 +98,9 @@ func (c *Client) Classify(err error) error {
 		e := rpc.Wrap(r.kind, err, "%s", scrub(message(model, r)))
 		if r.exitCode != 0 {
 			e.With("exit_code", r.exitCode)
+		}
+		if r.field != "" {
+			e.With("field", r.field)
 		}
 		return e
 	}
@@ -150,7 +160,7 @@ func match(err error) (*errorhandling.ErrorModel, *rule) {
 		return nil, nil
 	}
 	for i, r := range rules {
-		if r.cause != nil && model.Because == r.cause.Error() {
+		if r.cause != nil && model.Because == r.cause.Error() || r.because != nil && r.because.MatchString(model.Because) {
 			return model, &rules[i]
 		}
 	}
@@ -177,6 +187,10 @@ func message(model *errorhandling.ErrorModel, r *rule) string {
 		return strings.TrimPrefix(msg, "no such image: ")
 	case define.ErrOCIRuntimeNotFound, define.ErrOCIRuntimePermissionDenied:
 		return "Container execution failed: " + model.Because
+	}
+	if r.field == "workdir" {
+		dir := r.because.FindStringSubmatch(model.Because)[1]
+		return fmt.Sprintf("Invalid params: \"workdir\" %q does not exist in the image: give a folder the image has, or no workdir for the image's own", dir)
 	}
 	return msg
 }

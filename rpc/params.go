@@ -43,9 +43,11 @@ func DecodeParams(raw json.RawMessage, v any, shared ...any) error {
 	}
 	for name, value := range fields {
 		field, ok := reflect.Value{}, false
+		var sf reflect.StructField
 		for i := range targets {
 			if index, found := byName[i][name]; found {
 				field, ok = values[i].FieldByIndex(index), true
+				sf = values[i].Type().FieldByIndex(index)
 				break
 			}
 		}
@@ -53,7 +55,7 @@ func DecodeParams(raw json.RawMessage, v any, shared ...any) error {
 			return Errorf(KindInvalidParams, "Invalid params: unknown field %q", name).With("field", name)
 		}
 		if err := json.Unmarshal(value, field.Addr().Interface()); err != nil {
-			return fieldError(name, err)
+			return fieldError(name, sf, value, err)
 		}
 	}
 	for _, t := range targets {
@@ -89,10 +91,29 @@ func fieldsByName(t reflect.Type) map[string][]int {
 	return out
 }
 
-func fieldError(field string, err error) error {
+// numberType is json.Number, which params use for numbers they check
+// themselves (cpus, timeout): its kind is string, but it takes numbers.
+var numberType = reflect.TypeFor[json.Number]()
+
+// fieldError says which field was of the wrong type and what it must be:
+// the field's `want` tag ("a number of seconds") when it has one.
+func fieldError(field string, sf reflect.StructField, value json.RawMessage, err error) error {
 	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return Errorf(KindInvalidParams, "Invalid params: %q must be %s, got %s", field, typeName(typeErr.Type), typeErr.Value).With("field", field)
+	numberRefused := sf.Type == numberType && strings.Contains(err.Error(), "into Number") // "abc" for a json.Number
+	if errors.As(err, &typeErr) || numberRefused {
+		want := sf.Tag.Get("want")
+		switch {
+		case want != "":
+		case sf.Type == numberType:
+			want = "a number"
+		case typeErr != nil:
+			want = typeName(typeErr.Type)
+		}
+		got := JSONKind(value)
+		if value = bytes.TrimSpace(value); len(value) > 0 && value[0] == '"' && len(value) <= 40 {
+			got = string(value) // a short string shows itself: got "abc"
+		}
+		return Errorf(KindInvalidParams, "Invalid params: %q must be %s, got %s", field, want, got).With("field", field)
 	}
 	msg := err.Error()
 	var e *Error

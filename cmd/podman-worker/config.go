@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,7 +77,7 @@ type httpConfig struct {
 // error that names the setting.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("podman-worker", flag.ContinueOnError)
-	fs.SetOutput(usage)
+	fs.SetOutput(io.Discard) // errors are returned, in the worker's words (flagError); help is printUsage
 	envOr := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -134,18 +135,24 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	httpHeaderTimeout := fs.String("http-header-timeout", envOr("PODMAN_WORKER_HTTP_HEADER_TIMEOUT", "10s"), "how long a client may take to send its request line and headers (env PODMAN_WORKER_HTTP_HEADER_TIMEOUT)")
 	metricsAddr := fs.String("metrics-addr", getenv("PODMAN_WORKER_METRICS_ADDR"), "serve Prometheus metrics (GET /metrics) on ADDR, such as 127.0.0.1:9464, in stdio and --http mode; beyond loopback it needs a token (env PODMAN_WORKER_METRICS_ADDR)")
 	metricsTokenFile := fs.String("metrics-token-file", getenv("PODMAN_WORKER_METRICS_TOKEN_FILE"), "file holding the bearer token scrapes of --metrics-addr must carry (env PODMAN_WORKER_METRICS_TOKEN_FILE, or the token itself in PODMAN_WORKER_METRICS_TOKEN; default: the --http token)")
-	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: podman-worker [flags]              serve JSON-RPC 2.0 on stdin/stdout (see protocol.md)\n"+
-			"       podman-worker [flags] --http ADDR  serve the Flask Podman API over HTTP (see operations.md)\n"+
-			"       podman-worker [flags] COMMAND ...    run one command of the per-call CLI and print its envelope:\n"+
-			"                                            version ping info build images exists inspect rmi prune run ps kill rm\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {} // the flag package calls it on every error too; --help prints below
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, usage)
+		}
+		return nil, flagError(err)
 	}
 	cfg := &config{showVersion: *showVersion, cliArgs: fs.Args()}
 	cfg.socket = firstNonEmpty(*socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
+	if !strings.Contains(cfg.socket, "://") && !filepath.IsAbs(cfg.socket) {
+		// A relative path ("--socket podman.sock") means the file in the
+		// working directory, as it would for podman --url.
+		abs, err := filepath.Abs(cfg.socket)
+		if err != nil {
+			return nil, fmt.Errorf("--socket %q: %v; give an absolute path, unix:///PATH, ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT", cfg.socket, err)
+		}
+		cfg.socket = abs
+	}
 	cfg.socketSet = *socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
 	if connections == nil {
 		for _, c := range strings.Fields(getenv("PODMAN_WORKER_CONNECTIONS")) {
@@ -433,15 +440,10 @@ func parseSandbox(p *limits.Policy, f sandboxFlags) error {
 	return nil
 }
 
-// socketPath is the file of a unix socket URI or path, "" for tcp.
+// socketPath is the file of a unix socket URI or path, "" for ssh and tcp.
 func socketPath(uri string) string {
-	if strings.HasPrefix(uri, "/") {
-		return uri
-	}
-	if p, ok := strings.CutPrefix(uri, "unix://"); ok {
-		return p
-	}
-	return ""
+	p, _ := podman.SocketPath(uri)
+	return p
 }
 
 // xdgPodman is the rootless Podman's socket folder, when there is one.

@@ -24,6 +24,7 @@ import (
 //
 //	args: --http-max-body 1k      extra worker flags
 //	token: SECRET                 start with this bearer token (a file) and send it
+//	socket: none                  point the worker at a socket nothing serves
 //
 // Section "requests" holds the requests, separated by blank lines. Each
 // is a line "METHOD PATH", then header lines "Name: value", then the body
@@ -50,9 +51,12 @@ func runHTTPGolden(t *testing.T, file string) {
 	if !ok {
 		t.Fatalf("%s has no requests section", file)
 	}
-	svc := privateService(t)
+	socket := "unix:///nonexistent/podman.sock"
+	if settings["socket"] != "none" {
+		socket = privateService(t).URI
+	}
 	vars := goldenVars()
-	args := append([]string{"--socket", svc.URI}, strings.Fields(vars.Replace(settings["args"]))...)
+	args := append([]string{"--socket", socket}, strings.Fields(vars.Replace(settings["args"]))...)
 	token := settings["token"]
 	if token != "" {
 		tf := filepath.Join(t.TempDir(), "token")
@@ -62,7 +66,7 @@ func runHTTPGolden(t *testing.T, file string) {
 		args = append(args, "--http-token-file", tf)
 	}
 	hw := startHTTPWorker(t, args...)
-	norm := newNormalizer(settings, svc.URI)
+	norm := newNormalizer(settings, socket)
 
 	var out strings.Builder
 	for _, block := range strings.Split(string(in), "\n\n") {

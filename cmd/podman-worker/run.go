@@ -39,7 +39,7 @@ const logDelay = 10 * time.Millisecond
 
 // run is the whole program behind main.
 func run(ctx context.Context, p process) int {
-	cfg, err := parseConfig(expandSocketPrefix(p.args), p.getenv, p.stderr)
+	cfg, err := parseConfig(expandSocketPrefix(p.args), p.getenv, p.stdout) // --help prints on stdout
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

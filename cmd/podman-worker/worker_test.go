@@ -209,7 +209,8 @@ func TestConfiguration(t *testing.T) {
 		wantOut  string // in stdout or stderr
 	}{
 		{[]string{"--version"}, nil, 0, "podman-worker "},
-		{[]string{"--help"}, nil, 0, "-max-workers string"},
+		{[]string{"--help"}, nil, 0, "  --max-workers N\n"},
+		{[]string{"-h"}, nil, 0, "else the worker\nstarts a Podman service of its own"},
 		{[]string{"--max-workers", "0"}, nil, 2, "--max-workers / MAX_WORKERS"},
 		{nil, []string{"MAX_WORKERS=lots"}, 2, "--max-workers / MAX_WORKERS: \"lots\""},
 		{[]string{"--max-line-bytes", "12q"}, nil, 2, "--max-line-bytes / MAX_LINE_BYTES"},
@@ -218,7 +219,7 @@ func TestConfiguration(t *testing.T) {
 		{[]string{"--socket", "ssh://root@h/run/podman/podman.sock"}, nil, 2, `--socket: podman socket "ssh://root@h/run/podman/podman.sock": no identity to log in with: pass --identity FILE`},
 		{nil, []string{"CONTAINER_HOST=ssh://root@h"}, 2, "no socket path after the host: write ssh://root@h/run/podman/podman.sock"},
 		{[]string{"--socket", "/x.sock", "--connection", "b=ssh://h/p.sock,/nonexistent/key"}, nil, 2, "--connection b: podman socket \"ssh://h/p.sock\": identity /nonexistent/key: open /nonexistent/key: no such file or directory"},
-		{[]string{"--connection", "no-uri"}, nil, 2, `invalid value "no-uri" for flag -connection: "no-uri" must be NAME=URI or NAME=URI,IDENTITY`},
+		{[]string{"--connection", "no-uri"}, nil, 2, `invalid value "no-uri" for flag --connection: "no-uri" must be NAME=URI or NAME=URI,IDENTITY`},
 		{[]string{"--socket", "/x.sock", "--connection", "default=/y.sock"}, nil, 2, `--connection default=/y.sock: "default" names the --socket connection; choose another name`},
 		{nil, []string{"PODMAN_WORKER_CONNECTIONS=a=/x.sock a=/y.sock"}, 2, `PODMAN_WORKER_CONNECTIONS: "a=/y.sock": a connection is already named a`},
 		{[]string{"extra"}, nil, 2, "podman-worker: error: argument command: invalid choice: 'extra'"},

@@ -270,7 +270,10 @@ func unhealthy(res any) *apiError {
 	if msg == "" {
 		msg = "Podman is not reachable at " + h.Podman.Socket
 	}
-	return newError(http.StatusServiceUnavailable, "Unavailable", msg)
+	// Like every other 503, it names the socket that does not answer.
+	e := newError(http.StatusServiceUnavailable, "Unavailable", msg)
+	e.fields = map[string]any{"socket": h.Podman.Socket}
+	return e
 }
 
 // The params of each route.
