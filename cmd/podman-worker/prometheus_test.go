@@ -157,12 +157,24 @@ func TestPrometheusMetricsMoveWithCalls(t *testing.T) {
 	moved("podman_worker_calls_total", 1, "method", "prewarm", "outcome", "ok")
 
 	// The JSON method, asked right after the scrape, counts what the
-	// scrape counted.
-	_, scraped := scrapeURL(t, url, "")
+	// scrape counted. The gauges of containers move on their own for a
+	// while after the runs (removals finish, a prewarmed container is
+	// replaced): both are read again until they hold still.
+	var scraped map[string]*dto.MetricFamily
 	var js metricsResult
-	raw, _ := json.Marshal(result(t, mustCall(w, `"m"`, "metrics", "")))
-	if err := json.Unmarshal(raw, &js); err != nil {
-		t.Fatal(err)
+	for try := 0; ; try++ {
+		_, scraped = scrapeURL(t, url, "")
+		js = metricsResult{}
+		raw, _ := json.Marshal(result(t, mustCall(w, fmt.Sprintf(`"m%d"`, try), "metrics", "")))
+		if err := json.Unmarshal(raw, &js); err != nil {
+			t.Fatal(err)
+		}
+		still := series(scraped, "podman_worker_owned_containers") == float64(js.OwnedContainers) &&
+			series(scraped, "podman_worker_warm_containers") == float64(js.Warm.Ready)
+		if still || try == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	total := 0.0
 	for _, m := range scraped["podman_worker_calls_total"].Metric {
