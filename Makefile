@@ -22,6 +22,7 @@ DEB_PKGS  := podman runc busybox-static openssh-server
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/podman-worker ./cmd/podman-worker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/podman-worker-runner ./cmd/podman-worker-runner
 
 # deps installs Podman and friends from Debian's packages when they are
 # missing. It needs root (CI runs as root); otherwise it says what to install.

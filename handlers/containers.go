@@ -54,7 +54,7 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 		Ports: p.Ports, Volumes: p.Volumes, User: p.User, Resources: res, Kept: true, LongLived: true, Writable: p.Writable,
 	})
 	if err == nil {
-		err = s.pinImage(ctx, g)
+		_, err = s.pinImage(ctx, g)
 	}
 	if err != nil {
 		return nil, err

@@ -43,6 +43,8 @@ type runParams struct {
 	InputEncoding string  `json:"input_encoding"`
 	// Stream sends the output as run.output notifications as it comes.
 	Stream bool `json:"stream"`
+	// Reuse serves the run from a warm instance of its spec (instances.go).
+	Reuse bool `json:"reuse"`
 }
 
 type runResult struct {
@@ -57,7 +59,8 @@ type runResult struct {
 	// Truncated names the streams cut at the output cap.
 	Truncated []string `json:"truncated,omitempty"`
 	// Start says how the container was started: "cold" (made for this
-	// run) or "prewarmed" (taken from a prewarm pool).
+	// run) or "prewarmed" (taken from a prewarm pool) or "reused" (served
+	// by a warm instance).
 	Start string `json:"start"`
 }
 
@@ -81,11 +84,15 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}
 	autoRemove := p.AutoRemove == nil || *p.AutoRemove
 	g, err := s.specFor(ctx, p.config(name, res, !autoRemove))
+	var img *podman.Image
 	if err == nil {
-		err = s.pinImage(ctx, g)
+		img, err = s.pinImage(ctx, g)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p.Reuse && s.reusable(ctx, autoRemove, p.Name) {
+		return s.runReused(ctx, p, g, img, res, input)
 	}
 	client := s.podman(ctx)
 	owned := client.Owned
@@ -138,18 +145,11 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		start = "prewarmed"
 	}
 	s.countStart(start)
-	var streams []*outputStream
+	flush := func() {}
 	if p.Stream && err == nil {
-		send := notifier(rpc.CallFrom(ctx))
-		for _, w := range []struct {
-			name string
-			out  *podman.Capped
-		}{{"stdout", out.Stdout}, {"stderr", out.Stderr}} {
-			o := newOutputStream(send, w.name, s.maxOutput)
-			w.out.Observe(o.write)
-			defer w.out.Observe(nil)
-			streams = append(streams, o)
-		}
+		var stop func()
+		flush, stop = s.streamOutput(ctx, out)
+		defer stop()
 	}
 	if err == nil {
 		go feedInput(c.Stdin, input)
@@ -169,9 +169,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 	state, err := client.AwaitExit(deadline, id, ended)
-	for _, o := range streams {
-		o.flush()
-	}
+	flush()
 	// Where a run's time goes, for --debug: Podman's steps or the wait.
 	s.log.Debug().Str("container", id).Bool("prewarmed", warm).Dur("prepare_ms", preparedAt).
 		Dur("start_ms", startedAt-preparedAt).Dur("exit_ms", time.Since(begun)-startedAt).Msg("run steps")
@@ -216,6 +214,31 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}
 	describeKill(e, state, memory.Evidence(), res.Memory)
 	return nil, e
+}
+
+// streamOutput sends out's streams as run.output notifications as they
+// come: flush sends what is still buffered, stop ends the observing.
+func (s *Service) streamOutput(ctx context.Context, out podman.Output) (flush, stop func()) {
+	send := notifier(rpc.CallFrom(ctx))
+	var streams []*outputStream
+	for _, w := range []struct {
+		name string
+		out  *podman.Capped
+	}{{"stdout", out.Stdout}, {"stderr", out.Stderr}} {
+		o := newOutputStream(send, w.name, s.maxOutput)
+		w.out.Observe(o.write)
+		streams = append(streams, o)
+	}
+	flush = func() {
+		for _, o := range streams {
+			o.flush()
+		}
+	}
+	stop = func() {
+		out.Stdout.Observe(nil)
+		out.Stderr.Observe(nil)
+	}
+	return flush, stop
 }
 
 // decodeInput checks a run's input against --max-input-bytes before any

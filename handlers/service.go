@@ -36,6 +36,8 @@ type Options struct {
 	MaxWarm int
 	// MaxInputBytes bounds a run's input (default 6 MiB).
 	MaxInputBytes int
+	// Instances configure the warm instances that serve runs with reuse.
+	Instances InstanceOptions
 }
 
 // Service holds what handlers share: the Podman connections and the
@@ -50,6 +52,7 @@ type Service struct {
 	maxOutput int
 	timeout   time.Duration
 	warm      *warmPools
+	instances *instances
 	// state keeps what the worker wrote into long-lived containers'
 	// in-memory folders, to write it again after a stop (state.go).
 	state *stateJournal
@@ -76,7 +79,8 @@ func New(conns *podman.Connections, log zerolog.Logger, opts Options) *Service {
 		opts.RequestTimeout = 30 * time.Second
 	}
 	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout,
-		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log), state: newStateJournal(), maxInput: opts.MaxInputBytes}
+		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log), state: newStateJournal(), maxInput: opts.MaxInputBytes,
+		instances: newInstances(opts.Instances, log)}
 	if conns != nil {
 		s.identity = conns.Default().Identity
 	}

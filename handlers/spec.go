@@ -19,6 +19,7 @@ import (
 	storagetypes "go.podman.io/storage/types"
 
 	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -228,13 +229,13 @@ func hasDotDot(p string) bool {
 // own, or a shared one), after every other param passed, and makes the
 // container from the id the image has now: a name that moves between
 // this check and the create cannot swap it.
-func (s *Service) pinImage(ctx context.Context, g *specgen.SpecGenerator) error {
+func (s *Service) pinImage(ctx context.Context, g *specgen.SpecGenerator) (*podman.Image, error) {
 	img, err := s.podman(ctx).ImageOf(ctx, g.Image)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.RawImageName, g.Image = g.Image, img.ID
-	return nil
+	return img, nil
 }
 
 // parsePorts reads ["HOST:CONTAINER"], also "IP:HOST:CONTAINER" and a

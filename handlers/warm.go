@@ -155,7 +155,7 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 	}
 	g, err := s.specFor(ctx, p.config("", res, false))
 	if err == nil {
-		err = s.pinImage(ctx, g)
+		_, err = s.pinImage(ctx, g)
 	}
 	if err != nil {
 		return nil, err
@@ -488,7 +488,10 @@ func (s *Service) Warm() WarmStats {
 
 // Close ends the prewarm pools; the worker calls it on its way out,
 // before its containers are removed.
-func (s *Service) Close() { s.warm.close() }
+func (s *Service) Close() {
+	s.warm.close()
+	s.instances.close()
+}
 
 // config is the container a run of these params makes.
 func (r RunSpec) config(name string, res limits.Resources, kept bool) containerConfig {

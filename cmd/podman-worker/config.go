@@ -48,6 +48,7 @@ type config struct {
 	maxQueued      int
 	maxQueuedBytes int64
 	maxWarm        int
+	instances      handlers.InstanceOptions
 	maxInputBytes  int64
 	maxOutputBytes int64
 	requestTimeout time.Duration
@@ -96,6 +97,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	maxQueued := fs.String("max-queued", envOr("MAX_QUEUED", strconv.Itoa(rpc.DefaultMaxQueued)), "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)")
 	maxQueuedBytes := fs.String("max-queued-bytes", envOr("MAX_QUEUED_BYTES", limits.FormatBytes(rpc.DefaultMaxQueuedBytes)), "bytes of requests that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED_BYTES)")
 	maxInput := fs.String("max-input-bytes", envOr("MAX_INPUT_BYTES", limits.FormatBytes(handlers.DefaultMaxInputBytes)), "largest input a run may hand its function on stdin, e.g. 6m; more is refused before any container is made (env MAX_INPUT_BYTES)")
+	maxInstances := fs.String("max-instances", envOr("MAX_INSTANCES", "8"), "warm instances the worker keeps at most, of every spec together, to serve runs with reuse; 0 turns reuse off (such runs are served cold) (env MAX_INSTANCES)")
+	instanceIdle := fs.String("instance-idle", envOr("INSTANCE_IDLE", "10m"), "how long a warm instance waits for its next invocation before it is removed (env INSTANCE_IDLE)")
+	runnerPath := fs.String("runner", envOr("PODMAN_WORKER_RUNNER", defaultRunner()), "the static runner binary copied into each warm instance (env PODMAN_WORKER_RUNNER; default: podman-worker-runner beside the worker)")
 	maxWarm := fs.String("max-warm", envOr("MAX_WARM", "8"), "prewarmed containers the worker keeps at most, of every spec together; 0 refuses prewarm (env MAX_WARM)")
 	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
 	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
@@ -190,6 +194,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	if cfg.maxInputBytes, err = limits.ParseBytes(*maxInput); err != nil || cfg.maxInputBytes > 1<<30 {
 		return nil, fmt.Errorf("--max-input-bytes / MAX_INPUT_BYTES: %q must be a size up to 1g such as 6m", *maxInput)
 	}
+	if cfg.instances.Max, err = strconv.Atoi(*maxInstances); err != nil || cfg.instances.Max < 0 || cfg.instances.Max > 1024 {
+		return nil, fmt.Errorf("--max-instances / MAX_INSTANCES: %q must be a whole number from 0 to 1024", *maxInstances)
+	}
+	if cfg.instances.Idle, err = parseSeconds(*instanceIdle); err != nil || cfg.instances.Idle <= 0 {
+		return nil, fmt.Errorf("--instance-idle / INSTANCE_IDLE: %q must be a duration above 0 such as 10m", *instanceIdle)
+	}
+	cfg.instances.Runner = *runnerPath
 	if cfg.maxWarm, err = strconv.Atoi(*maxWarm); err != nil || cfg.maxWarm < 0 || cfg.maxWarm > 1024 {
 		return nil, fmt.Errorf("--max-warm / MAX_WARM: %q must be a whole number from 0 to 1024", *maxWarm)
 	}
@@ -438,6 +449,16 @@ func parseSandbox(p *limits.Policy, f sandboxFlags) error {
 		return fmt.Errorf("--userns / USERNS: %v", err)
 	}
 	return nil
+}
+
+// defaultRunner is podman-worker-runner in the worker's own folder, where
+// make build puts it.
+func defaultRunner() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "podman-worker-runner"
+	}
+	return filepath.Join(filepath.Dir(exe), "podman-worker-runner")
 }
 
 // socketPath is the file of a unix socket URI or path, "" for ssh and tcp.

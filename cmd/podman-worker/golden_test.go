@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
+	"github.com/podman-worker/podman-worker/rpc"
 	"golang.org/x/tools/txtar"
 )
 
@@ -78,8 +79,39 @@ func runGolden(t *testing.T, file string) {
 	}
 	vars := goldenVars("$SOCKET", socket)
 	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(vars.Replace(settings["args"]))...)
-	w := startWorkerRaw(t, args...)
+	got := replay(t, args, string(in), vars)
+	norm := newNormalizer(settings, socket)
+	var out []string
+	for _, line := range got {
+		if l, keep := norm.line(t, line); keep {
+			out = append(out, l)
+		}
+	}
+	if settings["reuse"] == "compare" {
+		compareReused(t, args, string(in), vars, norm, out)
+	}
+	gotText := strings.Join(out, "\n") + "\n"
+	if *update {
+		setSection(ar, "out.jsonl", []byte(gotText))
+		if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	wantText, _ := section(ar, "out.jsonl")
+	want := string(wantText)
+	if gotText != want {
+		t.Errorf("%s: output differs (go test ./cmd/podman-worker -run 'TestGolden/%s' -update rewrites it after review)\n%s",
+			filepath.Base(file), strings.TrimSuffix(filepath.Base(file), ".txtar"), diffLines(want, gotText))
+	}
+}
 
+// replay runs one worker with args through the transcript in (each line
+// sent when the one before was answered, "# async" and "# sleep D"
+// directives aside) and answers every line it wrote.
+func replay(t *testing.T, args []string, in string, vars *strings.Replacer) []string {
+	t.Helper()
+	w := startWorkerRaw(t, args...)
 	var got []string
 	collect := func(until string) {
 		for {
@@ -97,7 +129,7 @@ func runGolden(t *testing.T, file string) {
 		}
 	}
 	async, n := false, 0
-	for _, line := range strings.Split(string(in), "\n") {
+	for _, line := range strings.Split(in, "\n") {
 		trimmed := strings.TrimSpace(line)
 		switch {
 		case trimmed == "":
@@ -129,28 +161,110 @@ func runGolden(t *testing.T, file string) {
 		t.Errorf("the worker exited with %d at the end of its input, want 0", code)
 	}
 	collect("")
+	return got
+}
 
-	norm := newNormalizer(settings, socket)
-	var out []string
+// reusedPass is added to the ids of the transcript's second pass.
+const reusedPass = 1000
+
+// compareReused replays the transcript with reuse on every run, twice in
+// one worker (the first pass starts the instances, the second is served
+// by them), and checks that the second pass answers as the cold session
+// did (cold): the same lines but for "start".
+func compareReused(t *testing.T, args []string, in string, vars *strings.Replacer, norm *normalizer, cold []string) {
+	t.Helper()
+	var first, second []string
+	for _, line := range strings.Split(in, "\n") {
+		first = append(first, withReuse(t, line, 0))
+		second = append(second, withReuse(t, line, reusedPass))
+	}
+	got := replay(t, args, strings.Join(first, "\n")+"\n"+strings.Join(second, "\n"), vars)
+	var reused []string
 	for _, line := range got {
-		if l, keep := norm.line(t, line); keep {
-			out = append(out, l)
+		l, keep := norm.line(t, line)
+		if !keep {
+			continue
+		}
+		if c, pass := comparable(t, l); pass {
+			reused = append(reused, c)
 		}
 	}
-	gotText := strings.Join(out, "\n") + "\n"
-	if *update {
-		setSection(ar, "out.jsonl", []byte(gotText))
-		if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
-			t.Fatal(err)
+	var want []string
+	for _, l := range cold {
+		if c, _ := comparable(t, l); !strings.Contains(c, `"method":"worker.ready"`) {
+			want = append(want, c)
 		}
-		return
 	}
-	wantText, _ := section(ar, "out.jsonl")
-	want := string(wantText)
-	if gotText != want {
-		t.Errorf("%s: output differs (go test ./cmd/podman-worker -run 'TestGolden/%s' -update rewrites it after review)\n%s",
-			filepath.Base(file), strings.TrimSuffix(filepath.Base(file), ".txtar"), diffLines(want, gotText))
+	if strings.Join(reused, "\n") != strings.Join(want, "\n") {
+		t.Errorf("served by warm instances, the transcript answers otherwise than cold\n%s", diffLines(strings.Join(want, "\n"), strings.Join(reused, "\n")))
 	}
+}
+
+// withReuse adds "reuse": true to a run request and offset to its id.
+func withReuse(t *testing.T, line string, offset int) string {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	if strings.HasPrefix(strings.TrimSpace(line), "#") || dec.Decode(&m) != nil {
+		return line
+	}
+	if n, ok := m["id"].(json.Number); ok {
+		i, _ := n.Int64()
+		m["id"] = i + int64(offset)
+	}
+	if p, ok := m["params"].(map[string]any); ok && m["method"] == "run" {
+		p["reuse"] = true
+	}
+	b, err := rpc.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// comparable is a normalized line without what differs between a cold and
+// a reused run, and whether it belongs to the second pass (its id, or
+// its notification's request_id, past reusedPass), with that id brought
+// back.
+func comparable(t *testing.T, line string) (string, bool) {
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return line, false
+	}
+	pass := false
+	back := func(v any) any {
+		if n, ok := v.(json.Number); ok {
+			if i, _ := n.Int64(); i >= reusedPass {
+				pass = true
+				return i - reusedPass
+			}
+		}
+		return v
+	}
+	m["id"] = back(m["id"])
+	if m["id"] == nil {
+		delete(m, "id")
+	}
+	if p, ok := m["params"].(map[string]any); ok {
+		if _, has := p["request_id"]; has {
+			p["request_id"] = back(p["request_id"])
+		}
+	}
+	if r, ok := m["result"].(map[string]any); ok {
+		delete(r, "start")
+	}
+	if e, ok := m["error"].(map[string]any); ok {
+		if d, ok := e["data"].(map[string]any); ok {
+			delete(d, "start")
+		}
+	}
+	b, err := rpc.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), pass
 }
 
 // normalizer replaces what differs between runs and machines with

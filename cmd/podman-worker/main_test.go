@@ -79,6 +79,14 @@ func testMain(m *testing.M) (code int) {
 		fmt.Fprintf(os.Stderr, "building the worker: %v\n", err)
 		return 1
 	}
+	// The warm instances' runner, beside the worker, where it looks first.
+	runner := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(tmp, "podman-worker-runner"), "../podman-worker-runner")
+	runner.Env = append(os.Environ(), "CGO_ENABLED=0")
+	runner.Stdout, runner.Stderr = os.Stderr, os.Stderr
+	if err := runner.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the runner: %v\n", err)
+		return 1
+	}
 	plainBin = workerBin
 	if raceEnabled {
 		// The race detector multiplies memory use: memory bounds are

@@ -79,13 +79,13 @@ func metavar(f *flag.Flag) string {
 		return "NAME=URI[,IDENTITY]"
 	case n == "http" || strings.HasSuffix(n, "-addr"):
 		return "ADDR"
-	case strings.HasSuffix(n, "-file") || n == "identity" || n == "known-hosts" || n == "podman-conf":
+	case strings.HasSuffix(n, "-file") || n == "identity" || n == "runner" || n == "known-hosts" || n == "podman-conf":
 		return "FILE"
 	case strings.HasSuffix(n, "-roots"):
 		return "DIR[,DIR...]"
 	case n == "podman-root":
 		return "DIR"
-	case strings.HasSuffix(n, "timeout") || n == "shutdown-grace":
+	case strings.HasSuffix(n, "timeout") || n == "shutdown-grace" || n == "instance-idle":
 		return "DURATION"
 	case strings.HasSuffix(n, "-bytes") || strings.HasPrefix(n, "max-memory") || n == "max-build-context" || n == "http-max-body":
 		return "SIZE"

@@ -1,0 +1,121 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"github.com/containers/podman/v5/libpod/define"
+	"github.com/containers/podman/v5/pkg/specgen"
+
+	"github.com/podman-worker/podman-worker/limits"
+	"github.com/podman-worker/podman-worker/podman"
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// reusable says whether a run that asks for reuse can have it: a run
+// removed after it (a kept container is the caller's), without a name
+// (an instance serves many runs under its own), on a read-only root (a
+// writable one is host disk the runner cannot put back), with reuse on
+// (--max-instances above 0) and a runner at hand. Otherwise the run is
+// served cold, as the same params without reuse would be.
+func (s *Service) reusable(ctx context.Context, autoRemove bool, name string) bool {
+	if !autoRemove || name != "" || s.policy.WritableRoot || s.instances.opts.Max <= 0 {
+		return false
+	}
+	_, err := s.instances.runner()
+	return err == nil
+}
+
+// runReused serves a run from a warm instance of its spec: one idle, or
+// one started now (start "cold"), or the next one freed when the ceiling
+// is reached. The invocation behaves as a cold run of the same spec: the
+// same result, errors and output caps. A timeout, a cancel, an OOM kill,
+// a process killed by a signal or any fault of the instance discards it.
+func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGenerator, img *podman.Image, res limits.Resources, input []byte) (any, error) {
+	client := s.podman(ctx)
+	key := instanceKey(client, g)
+	inst, hit, err := s.instances.acquire(ctx, key, func(ctx context.Context) (*podman.Instance, error) {
+		return s.startInstance(ctx, client, g, img)
+	})
+	if err != nil {
+		return nil, err
+	}
+	start := "cold"
+	if hit {
+		start = "reused"
+	}
+	s.countStart(start)
+	out := podman.NewOutput(s.maxOutput)
+	flush := func() {}
+	if p.Stream {
+		var stop func()
+		flush, stop = s.streamOutput(ctx, out)
+		defer stop()
+	}
+	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
+	defer cancel()
+	begun := time.Now()
+	st, err := inst.Invoke(deadline, input, out.Stdout, out.Stderr)
+	flush()
+	s.log.Debug().Str("container", inst.ID).Str("start", start).Dur("invoke_ms", time.Since(begun)).Msg("run steps")
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			s.instances.discard(inst, discardCancel)
+			return nil, ctx.Err()
+		case deadline.Err() != nil:
+			s.instances.discard(inst, discardTimeout)
+			e := rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", inst.Name, seconds(res.Timeout)).
+				With("container_id", inst.ID).With("timeout", res.Timeout.Seconds()).With("start", start).
+				With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String())
+			if t := out.Truncated(); len(t) > 0 {
+				e.With("truncated", t)
+			}
+			return nil, e
+		}
+		s.instances.discard(inst, discardFault)
+		return nil, rpc.Wrap(rpc.KindPodman, err, "the warm instance failed: %v", err)
+	}
+	oomKills, known := inst.OOMKills()
+	switch {
+	case oomKills > 0:
+		s.instances.discard(inst, discardOOM)
+	case st.Signal != 0:
+		// Killed by a signal: perhaps the memory limit where the cgroup
+		// cannot be read. Either way the instance is in doubt.
+		s.instances.discard(inst, discardSignal)
+	default:
+		s.instances.release(key, inst)
+	}
+
+	if st.Error != "" {
+		// The command could not start at all (127: not found, 126: not
+		// executable), in the words a cold run gets from Podman.
+		s.log.Debug().Str("container", inst.ID).Str("error", st.Error).Msg("the function's command could not start")
+		why := define.ErrOCIRuntimeNotFound
+		if st.Code == 126 {
+			why = define.ErrOCIRuntimePermissionDenied
+		}
+		return nil, rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed: %v", why).
+			With("exit_code", st.Code).With("stdout", "").With("stderr", "").With("container_id", inst.ID).With("start", start)
+	}
+	result := runResult{
+		ContainerID: inst.ID, Name: inst.Name, Status: "exited", ExitCode: int32(st.Code), Image: []string{p.Image},
+		AutoRemove: true, Stdout: stdoutValue(out), Stderr: out.Stderr.String(), Truncated: out.Truncated(), Start: start,
+	}
+	if st.Code == 0 {
+		return result, nil
+	}
+	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
+		With("exit_code", st.Code).With("stdout", result.Stdout).With("stderr", result.Stderr).With("container_id", inst.ID).With("start", start)
+	if len(result.Truncated) > 0 {
+		e.With("truncated", result.Truncated)
+	}
+	mem := podman.MemoryEvidence{Known: known, OOMKills: oomKills}
+	if !known {
+		mem.Why = "Podman is not on the worker's host, so the instance's memory cgroup is not visible to the worker"
+	}
+	describeKill(e, &define.InspectContainerState{ExitCode: int32(st.Code)}, mem, res.Memory)
+	return nil, e
+}
+
