@@ -118,4 +118,3 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 	describeKill(e, &define.InspectContainerState{ExitCode: int32(st.Code)}, mem, res.Memory)
 	return nil, e
 }
-
