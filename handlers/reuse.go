@@ -73,6 +73,16 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 			}
 			return nil, e
 		}
+		if oom, known := inst.OOMKills(); oom > 0 {
+			// The memory limit killed the runner with the function: as
+			// a cold run's container, an OOM-killed exit.
+			s.instances.discard(inst, discardOOM)
+			e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
+				With("exit_code", 137).With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String()).
+				With("container_id", inst.ID).With("start", start)
+			describeKill(e, &define.InspectContainerState{ExitCode: 137}, podman.MemoryEvidence{Known: known, OOMKills: oom}, res.Memory)
+			return nil, e
+		}
 		s.instances.discard(inst, discardFault)
 		return nil, rpc.Wrap(rpc.KindPodman, err, "the warm instance failed: %v", err)
 	}

@@ -99,7 +99,7 @@ func (s *Service) countStart(start string) {
 // RunStarts counts the runs by how their container was started (cold,
 // prewarmed), for metrics.
 func (s *Service) RunStarts() map[string]int64 {
-	out := map[string]int64{"cold": 0, "prewarmed": 0}
+	out := map[string]int64{"cold": 0, "prewarmed": 0, "reused": 0}
 	s.starts.Range(func(k, v any) bool {
 		out[k.(string)] = v.(*atomic.Int64).Load()
 		return true

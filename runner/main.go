@@ -120,10 +120,17 @@ func invoke(argv, env []string, dir string, in io.Reader, out *Writer) (ExitStat
 	path, err := lookPath(argv[0], env)
 	var proc *os.Process
 	if err == nil {
+		// The function's processes, not the runner, are what the OOM
+		// killer should pick at the memory limit: they inherit the
+		// highest oom_score_adj, set on the runner for the fork and put
+		// back after (lowering it back to where Podman set it needs no
+		// privilege).
+		restore := raiseOOMScore()
 		proc, err = os.StartProcess(path, argv, &os.ProcAttr{
 			Dir: dir, Env: env, Files: []*os.File{stdinR, outW, errW},
 			Sys: &syscall.SysProcAttr{Setsid: true},
 		})
+		restore()
 	}
 	stdinR.Close()
 	outW.Close()
@@ -268,6 +275,17 @@ func executable(p string) error {
 		return os.ErrPermission
 	}
 	return nil
+}
+
+// raiseOOMScore sets the runner's oom_score_adj to 1000 and returns the
+// func that puts the old value back.
+func raiseOOMScore() func() {
+	const file = "/proc/self/oom_score_adj"
+	old, err := os.ReadFile(file)
+	if err != nil || os.WriteFile(file, []byte("1000"), 0) != nil {
+		return func() {}
+	}
+	return func() { _ = os.WriteFile(file, old, 0) }
 }
 
 func setNotDumpable() error {

@@ -32,6 +32,10 @@ func (a *app) newExporter(cfg *config) *promexport.Exporter {
 			}
 			return n
 		},
+		Instances: func() promexport.InstanceNumbers {
+			in := a.svc.Instances()
+			return promexport.InstanceNumbers{Live: in.Live, Idle: in.Idle, Hits: in.Hits, Misses: in.Misses, Discards: in.Discards}
+		},
 		Statuses:      func(ctx context.Context) map[string]podman.Status { return a.conns.Statuses(ctx) },
 		StatusTimeout: statusTimeout,
 	})

@@ -102,8 +102,11 @@ type metricsResult struct {
 	Connections map[string]podman.UsageSnapshot `json:"connections"`
 	// Warm is the prewarm pools: sizes, hits and misses.
 	Warm handlers.WarmStats `json:"warm"`
+	// Instances is the warm instances: live (busy or idle), idle, hits,
+	// misses and discards by reason.
+	Instances handlers.InstanceStats `json:"instances"`
 	// Runs counts the runs by how their container was started: "cold",
-	// "prewarmed".
+	// "prewarmed", "reused".
 	Runs map[string]int64 `json:"runs"`
 }
 
@@ -115,6 +118,7 @@ func (a *app) metrics(_ context.Context, raw json.RawMessage) (any, error) {
 		UptimeS: a.uptime(), Snapshot: a.calls.Snapshot(), Workers: a.server.Stats(),
 		Goroutines: runtime.NumGoroutine(), Procs: runtime.GOMAXPROCS(0), OpenFDs: openFDs(),
 		Connections: map[string]podman.UsageSnapshot{}, Warm: a.svc.Warm(), Runs: a.svc.RunStarts(),
+		Instances: a.svc.Instances(),
 	}
 	for _, c := range a.conns.All() {
 		u := c.UsageSnapshot()

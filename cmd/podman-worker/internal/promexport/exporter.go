@@ -24,12 +24,21 @@ const Namespace = "podman_worker"
 var Buckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 
 // Run results and starts: closed lists, so runs_total has at most
-// len(RunResults)*len(RunStarts) series. "reused" (a container kept from
-// an earlier run) is not exported until the worker reuses containers.
+// len(RunResults)*len(RunStarts) series. "reused" is a run a warm
+// instance served.
 var (
 	RunResults = []string{"ok", "failed", "timeout", "oom", "cancelled", "error"}
-	RunStarts  = []string{"cold", "prewarmed"}
+	RunStarts  = []string{"cold", "prewarmed", "reused"}
+	// DiscardReasons are why a warm instance was removed (handlers).
+	DiscardReasons = []string{"timeout", "oom", "signal", "cancelled", "fault", "idle", "evicted", "closed"}
 )
+
+// InstanceNumbers are the warm instances' figures.
+type InstanceNumbers struct {
+	Live, Idle   int
+	Hits, Misses int64
+	Discards     map[string]int64
+}
 
 // Sources are the functions the exporter reads at scrape time: the same
 // ones the JSON metrics method reads.
@@ -50,6 +59,8 @@ type Sources struct {
 	// OwnedContainers is how many containers the worker owns, on every
 	// connection.
 	OwnedContainers func() int
+	// Instances reads the warm instances' figures.
+	Instances func() InstanceNumbers
 	// Statuses pings every connection within ctx.
 	Statuses func(ctx context.Context) map[string]podman.Status
 	// StatusTimeout bounds the pings of one scrape (default 1 s).
@@ -84,7 +95,7 @@ func New(src Sources) *Exporter {
 			Help: "How long calls took, from being read to being answered (queue wait included), by method.", Buckets: Buckets},
 			[]string{"method"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "runs_total",
-			Help: "Runs finished, by result (ok, failed, timeout, oom, cancelled, error) and how their container started (cold, prewarmed)."},
+			Help: "Runs finished, by result (ok, failed, timeout, oom, cancelled, error) and how their container started (cold, prewarmed, reused)."},
 			[]string{"result", "start"}),
 		builds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "builds_total",
 			Help: "Image builds finished, by outcome (ok, or the error type in lower case)."},
@@ -167,13 +178,13 @@ func (e *Exporter) WrapRun(run rpc.Method) rpc.Method {
 func RunResult(ctx context.Context, res any, err error) (result, start string) {
 	start = "cold"
 	if err == nil {
-		if s := startOf(res); s == "prewarmed" {
+		if s := startOf(res); s == "prewarmed" || s == "reused" {
 			start = s
 		}
 		return "ok", start
 	}
 	re := rpc.AsError(err)
-	if s, _ := re.Fields["start"].(string); s == "prewarmed" {
+	if s, _ := re.Fields["start"].(string); s == "prewarmed" || s == "reused" {
 		start = s
 	}
 	switch {
@@ -222,12 +233,15 @@ var (
 	descMaxQBytes   = prometheus.NewDesc(Namespace+"_max_queued_bytes", "Bytes the waiting calls may hold (--max-queued-bytes).", nil, nil)
 	descWarm        = prometheus.NewDesc(Namespace+"_warm_containers", "Prewarmed containers ready to take a run.", nil, nil)
 	descOwned       = prometheus.NewDesc(Namespace+"_owned_containers", "Containers the worker owns, on every connection.", nil, nil)
+	descInstances   = prometheus.NewDesc(Namespace+"_instances", "Warm instances, by state: busy (serving an invocation or starting) or idle.", []string{"state"}, nil)
+	descLookups     = prometheus.NewDesc(Namespace+"_instance_lookups_total", "Runs with reuse, by whether an idle instance served them (hit) or one was started (miss).", []string{"result"}, nil)
+	descDiscards    = prometheus.NewDesc(Namespace+"_instance_discards_total", "Warm instances removed, by reason (timeout, oom, signal, cancelled, fault, idle, evicted, closed).", []string{"reason"}, nil)
 	descUp          = prometheus.NewDesc(Namespace+"_podman_up", "1 when the connection's Podman answered a ping during this scrape, else 0.", []string{"connection"}, nil)
 	descLatency     = prometheus.NewDesc(Namespace+"_podman_latency_seconds", "How long the connection's Podman took to answer this scrape's ping.", []string{"connection"}, nil)
 )
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInFlight, descBusy, descMaxWorkers, descQueued, descQueuedBytes, descMaxQueued, descMaxQBytes, descWarm, descOwned, descUp, descLatency} {
+	for _, d := range []*prometheus.Desc{descInFlight, descBusy, descMaxWorkers, descQueued, descQueuedBytes, descMaxQueued, descMaxQBytes, descWarm, descOwned, descInstances, descLookups, descDiscards, descUp, descLatency} {
 		ch <- d
 	}
 }
@@ -246,6 +260,19 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMaxQBytes, float64(g.src.MaxQueuedBytes))
 	gauge(descWarm, float64(g.src.WarmContainers()))
 	gauge(descOwned, float64(g.src.OwnedContainers()))
+	if g.src.Instances != nil {
+		in := g.src.Instances()
+		gauge(descInstances, float64(in.Live-in.Idle), "busy")
+		gauge(descInstances, float64(in.Idle), "idle")
+		counter := func(d *prometheus.Desc, v int64, label string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label)
+		}
+		counter(descLookups, in.Hits, "hit")
+		counter(descLookups, in.Misses, "miss")
+		for _, r := range DiscardReasons {
+			counter(descDiscards, in.Discards[r], r)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.src.StatusTimeout)
 	defer cancel()
 	for name, s := range g.src.Statuses(ctx) {
