@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/podman-worker/podman-worker/podman"
+	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // Warm instances (runner/doc.go): a run with reuse is served by a
@@ -348,4 +349,70 @@ func functionArgv(g *specgen.SpecGenerator, img *podman.Image) []string {
 		cmd = g.Command
 	}
 	return append(append([]string{}, entry...), cmd...)
+}
+
+// prewarmInstances makes count idle instances of g's spec ready (starting
+// the missing ones, removing those past count), for runs with reuse.
+func (s *Service) prewarmInstances(ctx context.Context, g *specgen.SpecGenerator, img *podman.Image, count int) (any, error) {
+	in := s.instances
+	if in.opts.Max <= 0 {
+		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: warm instances are off on this worker (--max-instances 0)").With("field", "reuse")
+	}
+	if count > in.opts.Max {
+		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"count\": %d instances would pass this worker's ceiling of %d (--max-instances)", count, in.opts.Max).With("field", "count")
+	}
+	if _, err := in.runner(); err != nil {
+		return nil, rpc.Errorf(rpc.KindUnavailable, "warm instances need the runner, which this worker cannot read: %v (build it with make build, or pass --runner)", err)
+	}
+	client := s.podman(ctx)
+	key := instanceKey(client, g)
+	in.mu.Lock()
+	idle := in.idle[key]
+	var drop []*idleInstance
+	if len(idle) > count {
+		drop = idle[:len(idle)-count]
+		in.idle[key] = idle[len(idle)-count:]
+	}
+	missing := count - len(in.idle[key])
+	in.mu.Unlock()
+	for _, it := range drop {
+		in.discard(it.inst, discardClosed)
+	}
+	for i := 0; i < missing; i++ {
+		inst, err := in.startIdle(ctx, func(ctx context.Context) (*podman.Instance, error) {
+			return s.startInstance(ctx, client, g, img)
+		})
+		if err != nil {
+			return nil, err
+		}
+		in.release(key, inst)
+	}
+	in.mu.Lock()
+	ready := len(in.idle[key])
+	in.mu.Unlock()
+	return prewarmResult{Warm: ready}, nil
+}
+
+// startIdle starts one more instance within the ceiling, removing idle
+// instances of other specs to make room; it fails when every instance is
+// busy.
+func (in *instances) startIdle(ctx context.Context, start func(context.Context) (*podman.Instance, error)) (*podman.Instance, error) {
+	for {
+		in.mu.Lock()
+		if in.live < in.opts.Max {
+			in.live++
+			in.mu.Unlock()
+			inst, err := start(ctx)
+			if err != nil {
+				in.gone()
+			}
+			return inst, err
+		}
+		victim := in.oldestIdleLocked()
+		in.mu.Unlock()
+		if victim == nil {
+			return nil, rpc.Errorf(rpc.KindBusy, "every warm instance is busy (--max-instances %d): try again when one is free", in.opts.Max)
+		}
+		in.discard(victim.inst, discardEvicted)
+	}
 }

@@ -32,6 +32,9 @@ type prewarmParams struct {
 	RunSpec
 	// Count is how many containers of this spec to keep ready; 0 drains.
 	Count *int `json:"count"`
+	// Reuse starts warm instances of the spec instead (instances.go):
+	// Count idle ones, for runs with reuse.
+	Reuse bool `json:"reuse"`
 }
 
 type prewarmResult struct {
@@ -154,11 +157,15 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 		return nil, err
 	}
 	g, err := s.specFor(ctx, p.config("", res, false))
+	var img *podman.Image
 	if err == nil {
-		_, err = s.pinImage(ctx, g)
+		img, err = s.pinImage(ctx, g)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p.Reuse {
+		return s.prewarmInstances(ctx, g, img, *p.Count)
 	}
 	client := s.podman(ctx)
 	w := s.warm

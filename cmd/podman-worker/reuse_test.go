@@ -220,3 +220,27 @@ func TestReusedScratchImageAndCleanExit(t *testing.T) {
 		t.Errorf("the instance is still in Podman after the worker exited: %q %v", out, err)
 	}
 }
+
+// prewarm with reuse starts instances ahead: the first run is served by
+// one ("reused"), and count 0 removes them.
+func TestPrewarmInstances(t *testing.T) {
+	w := startWorker(t, "--socket", service.URI, "--max-instances", "3")
+	spec := `"image":"localhost/busybox:latest","command":["echo","warm"]`
+	if r := result(t, mustCall(w, `"p"`, "prewarm", `{`+spec+`,"reuse":true,"count":2}`)); r["warm"] != float64(2) {
+		t.Fatalf("prewarm reuse count 2: %v", r)
+	}
+	if r := result(t, mustCall(w, `"r"`, "run", `{`+spec+`,"reuse":true}`)); r["start"] != "reused" || r["stdout"] != "warm\n" {
+		t.Errorf("the first run after prewarm: %v", r)
+	}
+	r, _ := w.call(`"big"`, "prewarm", `{`+spec+`,"reuse":true,"count":4}`)
+	if _, data := errorData(t, r); data["type"] != "Forbidden" || data["field"] != "count" {
+		t.Errorf("prewarm past --max-instances: %v", r)
+	}
+	if r := result(t, mustCall(w, `"d"`, "prewarm", `{`+spec+`,"reuse":true,"count":0}`)); r["warm"] != float64(0) {
+		t.Errorf("prewarm reuse count 0: %v", r)
+	}
+	m := result(t, mustCall(w, `"m"`, "metrics", ""))
+	if inst, _ := m["instances"].(map[string]any); inst["live"] != float64(0) {
+		t.Errorf("after count 0: %v", inst)
+	}
+}
