@@ -25,7 +25,7 @@ func TestCallWithoutServe(t *testing.T) {
 		{"a typed error", "notfound", "", "NotFound: no such image: x"},
 		{"a plain Go error is internal", "plain", "", "InternalError: internal error: plain go error"},
 		{"a panic is an internal error for this call alone", "boom", "", "InternalError: internal error in boom: kaboom"},
-		{"params decoding names the field", "echo", `{"text":5}`, `BadRequest: Invalid params: "text" must be a string, got number`},
+		{"params decoding names the field", "echo", `{"text":5}`, `BadRequest: Invalid params: "text" must be a string, got a number`},
 		{"an unknown method", "nope", "", `MethodNotFound: Method not found: "nope"; see protocol.md for the methods this worker answers`},
 		{"cancelling nothing answers null", CancelMethod, `{"id":1}`, `null`},
 	}

@@ -309,7 +309,7 @@ func TestParamsArriveAsSent(t *testing.T) {
 
 func TestErrorCarriesTypeStatusAndField(t *testing.T) {
 	lines := serve(t, Options{Logger: zerolog.Nop()}, fakeMethods(), `{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":5}}`)
-	want := `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params: \"text\" must be a string, got number","data":{"field":"text","status":400,"type":"BadRequest"}}}`
+	want := `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params: \"text\" must be a string, got a number","data":{"field":"text","status":400,"type":"BadRequest"}}}`
 	if len(lines) != 1 || lines[0] != want {
 		t.Errorf("sent a number for the string field \"text\"\n got %q\nwant %q", lines, want)
 	}
