@@ -153,6 +153,9 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.pullMissing(ctx, p.Pull, p.Image); err != nil {
+		return nil, err
+	}
 	g, err := s.specFor(ctx, p.config("", res, false))
 	if err == nil {
 		err = s.pinImage(ctx, g)

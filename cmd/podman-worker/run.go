@@ -149,7 +149,7 @@ func run(ctx context.Context, p process) int {
 		conns: conns, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
 		svc: handlers.New(conns, log, handlers.Options{
 			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
-			MaxWarm: cfg.maxWarm, MaxInputBytes: int(cfg.maxInputBytes),
+			MaxWarm: cfg.maxWarm, MaxInputBytes: int(cfg.maxInputBytes), Registries: cfg.registries,
 		}),
 	}
 	// Before the containers are removed (conns.Close, deferred above):
