@@ -54,9 +54,9 @@ type config struct {
 	shutdownGrace  time.Duration
 	policy         limits.Policy
 	// registries are the registries pull and push may use (registry.go).
-	registries handlers.Registries
-	logLevel       zerolog.Level
-	showVersion    bool
+	registries  handlers.Registries
+	logLevel    zerolog.Level
+	showVersion bool
 	// cliArgs, when set, is one seed CLI command to run instead of serving.
 	cliArgs []string
 	// http, when its addr is set, serves the Flask API over HTTP instead
