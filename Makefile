@@ -16,7 +16,7 @@ TAGS      := remote exclude_graphdriver_btrfs btrfs_noversion containers_image_o
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
-DEB_PKGS  := podman runc busybox-static openssh-server
+DEB_PKGS  := podman runc busybox-static openssh-server docker-registry
 
 .PHONY: build run test test-compat deps vet bench fuzz clean
 
@@ -30,12 +30,16 @@ build:
 # provides /bin/busybox, which cannot run in an image without a libc.
 # openssh-server gives the tests a private sshd (podmantest.StartSSHD) for
 # Podman over ssh://; the tests never start or configure the machine's own.
+# docker-registry (the CNCF distribution registry) gives the registry tests a
+# private registry on 127.0.0.1 (podmantest.StartRegistry); they make its
+# htpasswd file themselves (bcrypt in Go), so apache2-utils is not needed.
 deps:
 	@missing=""; \
 	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
 	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
 	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	test -x /usr/bin/docker-registry || missing="$$missing docker-registry"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
 			echo "missing:$$missing; run: sudo apt-get install -y $(DEB_PKGS)"; exit 1; \

@@ -293,7 +293,8 @@ func describeImage(img *podman.Image, tags []string) *buildResult {
 // synchronous: if the client stops reading, the build waits for it rather
 // than piling lines up in memory.
 type progress struct {
-	call *rpc.Call
+	call   *rpc.Call
+	method string
 
 	mu        sync.Mutex
 	partial   []byte
@@ -303,7 +304,12 @@ type progress struct {
 }
 
 func newProgress(ctx context.Context) *progress {
-	return &progress{call: rpc.CallFrom(ctx)}
+	return newProgressAs(ctx, ProgressMethod)
+}
+
+// newProgressAs is newProgress for another notification (image.progress).
+func newProgressAs(ctx context.Context, method string) *progress {
+	return &progress{call: rpc.CallFrom(ctx), method: method}
 }
 
 func (p *progress) Write(b []byte) (int, error) {
@@ -353,7 +359,7 @@ func (p *progress) emit(line string, partial bool) {
 		p.truncated = true
 	}
 	if p.call != nil && p.call.ID != nil {
-		_ = p.call.Notify(ProgressMethod, progressParams{RequestID: p.call.ID, Line: line, Partial: partial})
+		_ = p.call.Notify(p.method, progressParams{RequestID: p.call.ID, Line: line, Partial: partial})
 	}
 }
 

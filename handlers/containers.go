@@ -26,6 +26,8 @@ type createParams struct {
 	// Writable names further folders to get writable in-memory copies,
 	// as /etc and /home do.
 	Writable []string `json:"writable"`
+	// Pull is "never" (the default) or "missing", as run's.
+	Pull string `json:"pull"`
 	limits.Request
 }
 
@@ -47,6 +49,9 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 		return nil, err
 	}
 	if err := s.podman(ctx).Owned.AwaitRemoval(ctx, p.Name); err != nil {
+		return nil, err
+	}
+	if err := s.pullMissing(ctx, p.Pull, p.Image); err != nil {
 		return nil, err
 	}
 	g, err := s.specFor(ctx, containerConfig{

@@ -103,9 +103,14 @@ func (s *Service) rmi(ctx context.Context, p rmiParams) (any, error) {
 			res.Deleted = append(res.Deleted, imageID(id))
 		}
 	}
-	if len(res.Deleted) == 0 && len(res.Untagged) > 0 {
+	switch {
+	case len(res.Deleted) == 0 && len(res.Untagged) > 0:
 		// Another tag still holds the image: only the name went.
 		res.Message = "Image untagged; other tags still use it"
+	case len(res.Deleted) == 0:
+		// A pulled or copied image other owners hold too: only the
+		// caller's claim went (podman/claims.go).
+		res.Message = "Image released; other owners still hold it"
 	}
 	return res, nil
 }

@@ -29,7 +29,7 @@ const hidden = "***"
 
 func redact(key string, v any) any {
 	switch key {
-	case "password":
+	case "password", "token":
 		return hidden
 	case "content":
 		if s, ok := v.(string); ok {

@@ -27,6 +27,9 @@ type RunSpec struct {
 	Mounts     []string    `json:"mounts"`
 	Workdir    string      `json:"workdir"`
 	User       string      `json:"user"`
+	// Pull is "never" (the default: local images only) or "missing"
+	// (pull the image first when the caller has none of that name).
+	Pull string `json:"pull"`
 	limits.Request
 }
 
@@ -83,6 +86,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 	autoRemove := p.AutoRemove == nil || *p.AutoRemove
+	if err := s.pullMissing(ctx, p.Pull, p.Image); err != nil {
+		return nil, err
+	}
 	g, err := s.specFor(ctx, p.config(name, res, !autoRemove))
 	var img *podman.Image
 	if err == nil {

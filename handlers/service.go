@@ -38,6 +38,9 @@ type Options struct {
 	MaxInputBytes int
 	// Instances configure the warm instances that serve runs with reuse.
 	Instances InstanceOptions
+	// Registries are the registries pull and push may use, and copy_image's
+	// ceiling.
+	Registries Registries
 }
 
 // Service holds what handlers share: the Podman connections and the
@@ -58,6 +61,8 @@ type Service struct {
 	state *stateJournal
 	// maxInput bounds a run's input.
 	maxInput int
+	// registries are the operator's registries (registry.go).
+	registries Registries
 	// createMu makes create's count and create one step (--max-containers).
 	createMu sync.Mutex
 	// starts counts runs by how their container was started.
@@ -80,7 +85,7 @@ func New(conns *podman.Connections, log zerolog.Logger, opts Options) *Service {
 	}
 	s := &Service{conns: conns, log: log, policy: opts.Policy, maxOutput: opts.MaxOutputBytes, timeout: opts.RequestTimeout,
 		warm: newWarmPools(opts.MaxWarm, opts.MaxOutputBytes, log), state: newStateJournal(), maxInput: opts.MaxInputBytes,
-		instances: newInstances(opts.Instances, log)}
+		instances: newInstances(opts.Instances, log), registries: opts.Registries}
 	if conns != nil {
 		s.identity = conns.Default().Identity
 	}
@@ -140,6 +145,10 @@ func (s *Service) registry() map[string]method {
 		"inspect": adapt(s, s.inspect),
 		"rmi":     adapt(s, s.rmi),
 		"prune":   adapt(s, s.prune),
+		// registry.go
+		"pull":       adapt(s, s.pull),
+		"push":       adapt(s, s.push),
+		"copy_image": adapt(s, s.copyImage),
 		// run.go, warm.go, containers.go
 		"run":     adapt(s, s.run),
 		"prewarm": adapt(s, s.prewarm),

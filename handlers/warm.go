@@ -156,6 +156,9 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.pullMissing(ctx, p.Pull, p.Image); err != nil {
+		return nil, err
+	}
 	g, err := s.specFor(ctx, p.config("", res, false))
 	var img *podman.Image
 	if err == nil {

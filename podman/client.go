@@ -461,10 +461,12 @@ func (c mergedContext) Value(key any) any {
 	if key == (clientKey{}) {
 		return c.client
 	}
-	if v := c.Context.Value(key); v != nil {
+	// The connection's own values first: a context made by one client's
+	// Context from another's (copy_image) talks to the newer one.
+	if v := c.values.Value(key); v != nil {
 		return v
 	}
-	return c.values.Value(key)
+	return c.Context.Value(key)
 }
 
 // From answers the Client whose Context made ctx, or nil.

@@ -94,6 +94,10 @@ func (c *Client) Classify(err error) error {
 	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	var regErr *registryError
+	if errors.As(err, &regErr) {
+		return classifyRegistry(regErr)
+	}
 	if model, r := match(err); r != nil {
 		e := rpc.Wrap(r.kind, err, "%s", scrub(message(model, r)))
 		if r.exitCode != 0 {

@@ -97,10 +97,16 @@ func (c *Client) ImageOf(ctx context.Context, ref string) (*Image, error) {
 	if report.ImageData == nil {
 		return nil, imageNotFound(ref)
 	}
+	if IsClaimName(ref) {
+		// The ownership record is the worker's, never a caller's name.
+		return nil, imageNotFound(ref)
+	}
 	d := report.ImageData
+	owned := c.holds(d.Labels, d.RepoTags)
+	hideClaims(report)
 	img := &Image{ID: strings.TrimPrefix(d.ID, "sha256:"), Tags: d.RepoTags, Report: report}
 	switch {
-	case d.Labels[LabelOwner] == c.Identity.Owner && !c.shared(d.ID, d.RepoTags):
+	case owned && !c.shared(d.ID, d.RepoTags):
 		img.Owned = true
 	case c.shared(d.ID, d.RepoTags):
 	default:
@@ -140,6 +146,9 @@ func (c *Client) ClaimTag(ctx context.Context, tag string) (*Image, error) {
 	if _, err := NormalizeImageRef(tag); err != nil {
 		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"tag\": %v", err).With("field", "tag")
 	}
+	if IsClaimName(tag) {
+		return nil, reservedName("tag", tag)
+	}
 	taken := rpc.Errorf(rpc.KindConflict, "the tag %s is held by an image this owner did not build; choose another tag", tag).With("field", "tag")
 	if c.IsSharedName(tag) {
 		return nil, taken
@@ -151,9 +160,10 @@ func (c *Client) ClaimTag(ctx context.Context, tag string) (*Image, error) {
 		}
 		return nil, err
 	}
-	if report.ImageData == nil || report.ImageData.Labels[LabelOwner] != c.Identity.Owner || c.shared(report.ImageData.ID, report.ImageData.RepoTags) {
+	if report.ImageData == nil || !c.holds(report.ImageData.Labels, report.ImageData.RepoTags) || c.shared(report.ImageData.ID, report.ImageData.RepoTags) {
 		return nil, taken
 	}
+	hideClaims(report)
 	return &Image{ID: strings.TrimPrefix(report.ImageData.ID, "sha256:"), Tags: report.ImageData.RepoTags, Owned: true, Report: report}, nil
 }
 
@@ -164,15 +174,28 @@ func (c *Client) ListImages(ctx context.Context, all bool) ([]*types.ImageSummar
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(list, func(img *types.ImageSummary) bool {
-		return img.Labels[LabelOwner] != c.Identity.Owner && !c.shared(img.ID, img.RepoTags)
-	}), nil
+	list = slices.DeleteFunc(list, func(img *types.ImageSummary) bool {
+		return !c.holds(img.Labels, img.RepoTags) && !c.shared(img.ID, img.RepoTags)
+	})
+	for _, img := range list {
+		img.RepoTags = visibleNames(img.RepoTags)
+		img.Names = visibleNames(img.Names)
+	}
+	return list, nil
 }
 
 // RemoveImage removes (or untags) an image of the owner's.
 func (c *Client) RemoveImage(ctx context.Context, ref string, force bool) (*types.ImageRemoveReport, error) {
-	if _, err := c.OwnedImage(ctx, ref); err != nil {
+	img, err := c.OwnedImage(ctx, ref)
+	if err != nil {
 		return nil, err
+	}
+	if claimed, others, err := c.claims(ctx, img.ID); err != nil {
+		return nil, err
+	} else if claimed {
+		// A pulled, loaded or copied image: the caller's claim goes, and
+		// the image (with its names) only when no other owner holds it.
+		return c.releaseClaim(ctx, img, ref, others, force)
 	}
 	if force {
 		// force removes the image's containers with it: only this owner's.
@@ -184,7 +207,7 @@ func (c *Client) RemoveImage(ctx context.Context, ref string, force bool) (*type
 	if len(errs) == 0 {
 		return report, nil
 	}
-	err := errors.Join(errs...)
+	err = errors.Join(errs...)
 	if report == nil {
 		return nil, err
 	}
@@ -215,6 +238,12 @@ func (c *Client) PruneImages(ctx context.Context, all bool) (deleted []string, r
 		}
 		deleted = append(deleted, r.Id)
 		reclaimed += r.Size
+	}
+	if all {
+		// Pulled and copied images are held by claims, not the label.
+		more, size, err := c.pruneClaims(ctx)
+		deleted, reclaimed = append(deleted, more...), reclaimed+size
+		errs = append(errs, err)
 	}
 	return deleted, reclaimed, errors.Join(errs...)
 }

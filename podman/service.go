@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ type ServiceConfig struct {
 	Log io.Writer
 	// Pdeathsig is sent to the service if the process that started it dies.
 	Pdeathsig syscall.Signal
+	// Home, when set, is the service's HOME: Podman reads per-registry
+	// certificates from HOME/.config/containers/certs.d first.
+	Home string
 }
 
 // Process is a running `podman system service`.
@@ -83,6 +87,9 @@ func StartService(ctx context.Context, cfg ServiceConfig) (*Process, error) {
 		cmd.ExtraFiles = []*os.File{cfg.Listener} // fd 3
 	} else {
 		cmd = exec.Command(podman, append(args, "unix://"+cfg.Socket)...)
+	}
+	if cfg.Home != "" {
+		env = append(slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }), "HOME="+cfg.Home)
 	}
 	cmd.Env = env
 	cmd.Dir = cfg.Dir

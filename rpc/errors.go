@@ -30,6 +30,7 @@ const (
 	KindCancelled                   // $/cancelRequest or shutdown cancelled the call
 	KindExecutionFailed             // the container ran and exited non-zero
 	KindBusy                        // the queue is full: nothing was done, retry later
+	KindUnauthorized                // a registry refused the credentials sent (or wants some)
 )
 
 type kindInfo struct {
@@ -60,6 +61,10 @@ var codes = map[Kind]kindInfo{
 	// refused before anything ran, because the calls already waiting hit
 	// --max-queued or --max-queued-bytes. 429 is HTTP's Too Many Requests.
 	KindBusy: {-32029, "Busy", 429},
+	// Unauthorized is a registry's answer, never the worker's: the
+	// credentials a pull or push sent (or the operator's auth file) were
+	// refused. It ends in 401, as NotFound ends in 404.
+	KindUnauthorized: {-32001, "Unauthorized", 401},
 }
 
 // Error is the one application error type. Message is what a person reads;

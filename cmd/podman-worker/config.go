@@ -54,8 +54,10 @@ type config struct {
 	requestTimeout time.Duration
 	shutdownGrace  time.Duration
 	policy         limits.Policy
-	logLevel       zerolog.Level
-	showVersion    bool
+	// registries are the registries pull and push may use (registry.go).
+	registries  handlers.Registries
+	logLevel    zerolog.Level
+	showVersion bool
 	// cliArgs, when set, is one seed CLI command to run instead of serving.
 	cliArgs []string
 	// http, when its addr is set, serves the Flask API over HTTP instead
@@ -129,6 +131,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	writableRoot := fs.Bool("writable-root", isTrue(getenv("WRITABLE_ROOT")), "give function containers a writable root filesystem (host disk) instead of a read-only one (env WRITABLE_ROOT=true)")
 	userns := fs.String("userns", getenv("USERNS"), "user namespace of function containers: host (container root is host root) or auto (needs a containers range in /etc/subuid and /etc/subgid) (env USERNS; default host)")
 	specialModes := fs.Bool("allow-special-modes", isTrue(getenv("ALLOW_SPECIAL_MODES")), "let add_file write set-uid, set-gid and sticky modes (env ALLOW_SPECIAL_MODES=true)")
+	registries := fs.String("registries", getenv("PODMAN_WORKER_REGISTRIES"), "registries (HOST or HOST:PORT, comma-separated) that pull and push may use; none by default (env PODMAN_WORKER_REGISTRIES)")
+	insecureRegistries := fs.String("insecure-registries", getenv("PODMAN_WORKER_INSECURE_REGISTRIES"), "registries that may be plain HTTP or have a certificate that is not verified (tls_verify false); each may be used as if in --registries (env PODMAN_WORKER_INSECURE_REGISTRIES)")
+	registryAuthFile := fs.String("registry-auth-file", getenv("PODMAN_WORKER_REGISTRY_AUTH_FILE"), "a containers auth.json whose credentials pull and push use when a call sends none (env PODMAN_WORKER_REGISTRY_AUTH_FILE)")
+	maxCopy := fs.String("max-copy-bytes", envOr("PODMAN_WORKER_MAX_COPY_BYTES", limits.FormatBytes(handlers.DefaultMaxCopyBytes)), "most bytes copy_image streams from one connection to another; past it the copy stops and nothing is loaded; 0 turns copy_image off (env PODMAN_WORKER_MAX_COPY_BYTES)")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env LOG_LEVEL)")
 	debug := fs.Bool("debug", false, "same as --log-level debug (env DEBUG=true)")
 	showVersion := fs.Bool("version", false, "print the worker's version and exit")
@@ -244,6 +250,27 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		}
 		cfg.policy.SharedImages = append(cfg.policy.SharedImages, ref)
 	}
+	if cfg.registries.Allowed, err = handlers.ParseRegistries(*registries); err != nil {
+		return nil, fmt.Errorf("--registries / PODMAN_WORKER_REGISTRIES: %v", err)
+	}
+	if cfg.registries.Insecure, err = handlers.ParseRegistries(*insecureRegistries); err != nil {
+		return nil, fmt.Errorf("--insecure-registries / PODMAN_WORKER_INSECURE_REGISTRIES: %v", err)
+	}
+	if f := *registryAuthFile; f != "" {
+		abs, err := filepath.Abs(f)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--registry-auth-file / PODMAN_WORKER_REGISTRY_AUTH_FILE: %v", err)
+		}
+		cfg.registries.AuthFile = abs
+	}
+	if strings.TrimSpace(*maxCopy) == "0" {
+		cfg.registries.MaxCopyBytes = 0
+	} else if cfg.registries.MaxCopyBytes, err = limits.ParseBytes(*maxCopy); err != nil {
+		return nil, fmt.Errorf("--max-copy-bytes / PODMAN_WORKER_MAX_COPY_BYTES: %q must be a size such as 2g, or 0", *maxCopy)
+	}
 	cfg.policy.WritableRoot = *writableRoot
 	cfg.policy.AllowSpecialModes = *specialModes
 	// Never mounted, whatever --mount-roots says: the paths through which a
@@ -263,7 +290,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 	}
 	// The worker's own files are never mounted either: its tokens, the
 	// Podman config it points Podman at, and the file its log goes to.
-	own := []string{*httpTokenFile, *metricsTokenFile, getenv("CONTAINERS_CONF")}
+	own := []string{*httpTokenFile, *metricsTokenFile, getenv("CONTAINERS_CONF"), cfg.registries.AuthFile}
 	if target, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(target) {
 		own = append(own, target)
 	}

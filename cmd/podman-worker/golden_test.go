@@ -30,6 +30,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the gold
 //	socket: none                   start the worker with a socket nobody serves
 //	drop: build.progress           leave these notifications out of the comparison
 //	keys: 3 4                      compare only the result keys of these ids
+//	registry: plain                start a private plain-HTTP registry ($REGISTRY)
 //
 // Section "in.jsonl" is sent line by line. After each line the driver waits
 // until the worker has answered it (a ping with a private id, answered
@@ -40,7 +41,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the gold
 //	# async       do not wait after the next line
 //	# sleep 500ms wait before sending the next line
 //
-// $BUSYBOX, $TESTDATA and $SOCKET in the input are replaced before sending.
+// $BUSYBOX, $TESTDATA, $SOCKET and $REGISTRY in the input are replaced before sending.
 // Section "out.jsonl" is the expected output; go test -run TestGolden -update
 // rewrites it.
 func TestGolden(t *testing.T) {
@@ -77,10 +78,16 @@ func runGolden(t *testing.T, file string) {
 	if settings["socket"] == "none" {
 		socket = "unix:///nonexistent/podman.sock"
 	}
-	vars := goldenVars("$SOCKET", socket)
+	registry := ""
+	if settings["registry"] == "plain" {
+		// A private plain-HTTP registry for the session: $REGISTRY.
+		registry = startRegistry(t, podmantest.RegistryOptions{}).Addr
+	}
+	vars := goldenVars("$SOCKET", socket, "$REGISTRY", registry)
 	args := append([]string{"--socket", socket, "--max-workers", "1"}, strings.Fields(vars.Replace(settings["args"]))...)
 	got := replay(t, args, string(in), vars)
 	norm := newNormalizer(settings, socket)
+	norm.registry = registry
 	var out []string
 	for _, line := range got {
 		if l, keep := norm.line(t, line); keep {
@@ -277,6 +284,8 @@ type normalizer struct {
 	// order, number text, escapes) instead of re-encoding it sorted: the
 	// "exact: stdout" setting, for files that pin that fidelity.
 	exact bool
+	// registry is the session's registry address, written <REGISTRY>.
+	registry string
 }
 
 func newNormalizer(settings map[string]string, socket string) *normalizer {
@@ -417,6 +426,9 @@ func (n *normalizer) value(key string, v any) any {
 		return x
 	case string:
 		s := strings.ReplaceAll(x, n.socket, "<SOCKET>")
+		if n.registry != "" {
+			s = strings.ReplaceAll(s, n.registry, "<REGISTRY>")
+		}
 		s = strings.ReplaceAll(s, filepath.Join(repoRoot, "testdata"), "<TESTDATA>")
 		s = reDigest.ReplaceAllString(s, "<DIGEST>")
 		s = reShortID.ReplaceAllString(s, "<SHORTID>")

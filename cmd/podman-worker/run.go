@@ -150,6 +150,7 @@ func run(ctx context.Context, p process) int {
 		svc: handlers.New(conns, log, handlers.Options{
 			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
 			MaxWarm: cfg.maxWarm, MaxInputBytes: int(cfg.maxInputBytes), Instances: cfg.instances,
+			Registries: cfg.registries,
 		}),
 	}
 	// Before the containers are removed (conns.Close, deferred above):

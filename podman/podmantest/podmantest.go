@@ -92,6 +92,7 @@ type Service struct {
 	podman   string // absolute path of the podman binary
 	confPath string // the project's testdata/containers.conf
 	logPath  string // Dir/service.log: stdout+stderr of the service
+	home     string // the service's own HOME (StartWithHome), or ""
 
 	mu      sync.Mutex
 	proc    *podman.Process // the running service, nil when not running
@@ -106,7 +107,14 @@ type Service struct {
 //
 // If PODMAN_WORKER_TEST_SOCKET is set, nothing is started: the returned
 // Service points at that socket (after checking that it answers /_ping).
-func Start(ctx context.Context) (*Service, error) {
+func Start(ctx context.Context) (*Service, error) { return start(ctx, false) }
+
+// StartWithHome is Start with a HOME of the service's own (Dir/home), so
+// a test can give it per-registry certificates (Registry.TrustCA) without
+// touching /etc/containers.
+func StartWithHome(ctx context.Context) (*Service, error) { return start(ctx, true) }
+
+func start(ctx context.Context, home bool) (*Service, error) {
 	if sock := os.Getenv(SocketEnv); sock != "" {
 		return startExternal(ctx, sock)
 	}
@@ -143,6 +151,13 @@ func Start(ctx context.Context) (*Service, error) {
 		logPath:  filepath.Join(dir, "service.log"),
 	}
 	s.URI = "unix://" + s.Socket
+	if home {
+		s.home = filepath.Join(dir, "home")
+		if err := os.Mkdir(s.home, 0o700); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("podmantest: %w", err)
+		}
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,7 +219,7 @@ func (s *Service) startLocked(ctx context.Context) error {
 	proc, err := podman.StartService(ctx, podman.ServiceConfig{
 		Podman: s.podman, Root: filepath.Join(s.Dir, "root"), RunRoot: filepath.Join(s.Dir, "runroot"),
 		TmpDir: filepath.Join(s.Dir, "tmp"), Dir: s.Dir, Scratch: scratch, Conf: s.confPath,
-		Socket: s.Socket, Log: logf,
+		Socket: s.Socket, Log: logf, Home: s.home,
 		// If the test binary dies (panic, SIGKILL, timeout) the kernel kills
 		// the service, so no orphan keeps running on the private store.
 		// Caveat: the signal follows the OS thread that forked; the Go

@@ -1,0 +1,204 @@
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	"github.com/containers/podman/v5/pkg/bindings/images"
+
+	"github.com/podman-worker/podman-worker/rpc"
+)
+
+// Transfer is how a pull or push reaches a registry. Credentials go to
+// Podman only in the X-Registry-Auth header the bindings make from them
+// (never on a command line, never logged).
+type Transfer struct {
+	// TLSVerify false lets Podman use plain HTTP or an unverified
+	// certificate; the handlers allow it only for --insecure-registries.
+	TLSVerify bool
+	// Username and Password, when set, are the caller's credentials.
+	Username, Password string
+	// AuthFile is the operator's containers auth.json (--registry-auth-file),
+	// used when the caller sends no credentials.
+	AuthFile string
+	// Progress receives Podman's progress text.
+	Progress io.Writer
+}
+
+// registryError is a failure Podman reports from a registry, as text in
+// the pull or push stream: the registry rows of the table classify it.
+type registryError struct{ msg string }
+
+func (e *registryError) Error() string { return e.msg }
+
+// Pull pulls ref (a full reference) and records the caller's owner's
+// claim on it; it answers the image as the caller sees it.
+func (c *Client) Pull(ctx context.Context, ref string, t Transfer) (*Image, error) {
+	opts := new(images.PullOptions).WithProgressWriter(t.Progress).WithQuiet(false).WithSkipTLSVerify(!t.TLSVerify).WithPolicy("always")
+	setAuth(opts, t)
+	ids, err := images.Pull(ctx, ref, opts)
+	if err != nil {
+		return nil, c.registryFailure(err, ref)
+	}
+	if len(ids) == 0 {
+		return nil, rpc.Errorf(rpc.KindPodman, "Podman pulled %s but named no image", ref)
+	}
+	if err := c.Claim(ctx, ids[0]); err != nil {
+		return nil, err
+	}
+	return c.ImageOf(ctx, ids[0])
+}
+
+// setAuth gives the bindings the credentials they turn into the header.
+func setAuth[O interface {
+	WithUsername(string) O
+	WithPassword(string) O
+	WithAuthfile(string) O
+}](opts O, t Transfer) {
+	switch {
+	case t.Username != "" || t.Password != "":
+		opts.WithUsername(t.Username).WithPassword(t.Password)
+	case t.AuthFile != "":
+		opts.WithAuthfile(t.AuthFile)
+	}
+}
+
+// Push pushes the caller's image src to dest (a full reference) and
+// answers the manifest digest Podman reports ("" when it reports none).
+func (c *Client) Push(ctx context.Context, src, dest string, t Transfer) (string, error) {
+	opts := new(images.PushOptions).WithProgressWriter(t.Progress).WithQuiet(false).WithSkipTLSVerify(!t.TLSVerify)
+	setAuth(opts, t)
+	if err := images.Push(ctx, src, dest, opts); err != nil {
+		return "", c.registryFailure(err, dest)
+	}
+	return opts.GetManifestDigest(), nil
+}
+
+// registryFailure classifies a pull or push failure: Podman's API errors
+// through the table, the stream's text through its registry rows.
+func (c *Client) registryFailure(err error, ref string) error {
+	var rerr *rpc.Error
+	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if _, r := match(err); r != nil || unreachable(err) {
+		return c.Classify(err)
+	}
+	return c.Classify(&registryError{msg: err.Error()})
+}
+
+// registryRules are the rows of the table for a registry's failures, which
+// Podman passes on as text only (the pull and push streams carry no
+// status). First match wins.
+var registryRules = []struct {
+	text *regexp.Regexp
+	kind rpc.Kind
+	why  string
+}{
+	{regexp.MustCompile(`(?i)unauthorized|authentication required|invalid username/password|requested access to the resource is denied|denied:`), rpc.KindUnauthorized,
+		"the registry refused the credentials (or wants some)"},
+	{regexp.MustCompile(`(?i)manifest unknown|name unknown|repository name not known|not found`), rpc.KindNotFound,
+		"the repository or tag does not exist in the registry"},
+	{regexp.MustCompile(`(?i)connection refused|no such host|i/o timeout|network is unreachable|connection reset|no route to host|server gave HTTP response to HTTPS client|tls: |x509: |pinging container registry`), rpc.KindUnavailable,
+		"the registry cannot be reached, or not as asked (TLS)"},
+}
+
+// classifyRegistry classifies a registryError's text.
+func classifyRegistry(e *registryError) *rpc.Error {
+	for _, r := range registryRules {
+		if r.text.MatchString(e.msg) {
+			msg := scrub(e.msg)
+			switch r.kind {
+			case rpc.KindUnauthorized:
+				msg = "the registry refused the credentials: " + msg
+			case rpc.KindNotFound:
+				msg = "no such image in the registry: " + msg
+			case rpc.KindUnavailable:
+				msg = "the registry cannot be reached: " + msg
+			}
+			return rpc.Wrap(r.kind, e, "%s", msg)
+		}
+	}
+	return rpc.Wrap(rpc.KindPodman, e, "%s", scrub(e.msg))
+}
+
+// CountingWriter counts what passes to W and fails once more than Max
+// bytes have (Max 0: no ceiling).
+type CountingWriter struct {
+	W   io.Writer
+	Max int64
+	n   atomic.Int64
+}
+
+// ErrTooLarge is what CountingWriter fails with past its ceiling.
+var ErrTooLarge = errors.New("the ceiling was reached")
+
+func (w *CountingWriter) Write(p []byte) (int, error) {
+	if w.Max > 0 && w.n.Load()+int64(len(p)) > w.Max {
+		return 0, ErrTooLarge
+	}
+	n, err := w.W.Write(p)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// N is how many bytes passed.
+func (w *CountingWriter) N() int64 { return w.n.Load() }
+
+// Copy streams the image of id, named by names, from c (fromCtx holds
+// c's connection) into to (toCtx holds its connection) through a pipe:
+// Export writes a docker-archive that Load reads as it comes, so no image
+// is ever held in memory. counter sits between them (its W is set here).
+// The loaded image is claimed for the caller's owner on to.
+func (c *Client) Copy(fromCtx, toCtx context.Context, to *Client, id string, names []string, counter *CountingWriter) error {
+	pr, pw := io.Pipe()
+	counter.W = pw
+	exportErr := make(chan error, 1)
+	go func() {
+		refs := names
+		if len(refs) == 0 {
+			refs = []string{id}
+		}
+		err := images.Export(fromCtx, refs[:1], counter, new(images.ExportOptions).WithFormat("docker-archive").WithCompress(false))
+		if err == nil {
+			err = io.EOF
+		}
+		// The load sees the export's failure (the ceiling, too) as its
+		// body's read error, and so loads nothing.
+		pw.CloseWithError(err)
+		if err == io.EOF {
+			err = nil
+		}
+		exportErr <- err
+	}()
+	_, loadErr := images.Load(toCtx, pr)
+	pr.CloseWithError(errors.New("the load ended"))
+	eerr := <-exportErr
+	if errors.Is(eerr, ErrTooLarge) || errors.Is(loadErr, ErrTooLarge) {
+		return ErrTooLarge
+	}
+	if eerr != nil {
+		return c.Classify(eerr)
+	}
+	if loadErr != nil {
+		return to.Classify(loadErr)
+	}
+	if err := to.Claim(toCtx, id); err != nil {
+		return to.Classify(err)
+	}
+	for _, n := range names[min(1, len(names)):] {
+		i := strings.LastIndexByte(n, ':')
+		if i < 0 {
+			continue
+		}
+		if err := images.Tag(toCtx, id, n[i+1:], n[:i], nil); err != nil {
+			return to.Classify(fmt.Errorf("tagging the copy %s: %w", n, err))
+		}
+	}
+	return nil
+}
