@@ -276,3 +276,25 @@ func TestCopyImageBetweenServices(t *testing.T) {
 		t.Errorf("the stopped copy left its image on two: %s", out)
 	}
 }
+
+// copy_image to a host reached over SSH: the image streams from the local
+// service through the worker's SSH connection into the remote one, with
+// the same id and tags there, and runs there.
+func TestCopyImageOverSSH(t *testing.T) {
+	local, remote := privateService(t), startSSHHost(t)
+	w := startWorker(t, "--socket", local.URI, "--build-roots", testdataBuild(),
+		"--connection", "far="+remote.uri()+","+remote.sshd.Identity, "--known-hosts", remote.sshd.KnownHosts)
+	id := buildApp(t, w, "app:ssh")
+	res := regResult(t, first(w.call("1", "copy_image", `{"image":"app:ssh","from":"default","to":"far"}`)))
+	if res["image_id"] != id || fmt.Sprint(res["tags"]) != "[localhost/app:ssh]" {
+		t.Errorf("copy over ssh answered %v, want %s [localhost/app:ssh]", res, id)
+	}
+	out, err := exec.Command("podman", "--url", remote.svc.URI, "image", "inspect", "--format", "{{.Id}}", "localhost/app:ssh").CombinedOutput()
+	if err != nil || "sha256:"+strings.TrimSpace(string(out)) != id && strings.TrimSpace(string(out)) != id {
+		t.Errorf("on the remote service: %q %v, want %s", out, err, id)
+	}
+	r := regResult(t, first(w.call("2", "run", `{"image":"app:ssh","connection":"far","command":["cat","/ctx/keep.txt"]}`)))
+	if r["exit_code"] != float64(0) {
+		t.Errorf("run over ssh: %v", r)
+	}
+}
