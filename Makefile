@@ -67,6 +67,7 @@ bench: deps
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunInput$$' -benchtime 40x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunReused$$' -benchtime 40x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunReusedThroughput' -benchtime 200x -count 1 ./cmd/podman-worker
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'CopyImage' -benchtime 10x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PingConcurrent' -benchtime 5000x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'PodmanVersionPerCall' -benchtime 64x -count 1 ./cmd/podman-worker
 	$(GO) test -tags "$(TAGS)" -run '^$$' -bench 'RunThroughput' -benchtime 40x -count 1 ./cmd/podman-worker

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -111,4 +112,43 @@ func instanceRSS(b *testing.B) int {
 		return rssKiB(pid) + rssKiB(ppid)
 	}
 	return 0
+}
+
+// BenchmarkCopyImage copies an image (testdata/build/hello, built by the
+// worker) between two private services with copy_image, against
+// `podman save | podman load` between the same two, alternating.
+func BenchmarkCopyImage(b *testing.B) {
+	one, two := privateService(b), privateService(b)
+	w := startLean(b, workerBin, "--socket", one.URI, "--connection", "two="+two.URI, "--build-roots", repoRoot+"/testdata/build")
+	// Both methods send progress notifications before their reply.
+	reply := func(req string) string {
+		w.send(req)
+		for {
+			line, ok := w.next(5 * time.Minute)
+			if !ok {
+				b.Fatalf("no reply to %s", req)
+			}
+			if !strings.Contains(line, `"method":`) {
+				return line
+			}
+		}
+	}
+	if r := reply(`{"jsonrpc":"2.0","id":0,"method":"build","params":{"context":"` + repoRoot + `/testdata/build/hello","tag":"copy:bench"}}`); !strings.Contains(r, `"result"`) {
+		b.Fatalf("build: %s", r)
+	}
+	copyImage := func() {
+		if r := reply(`{"jsonrpc":"2.0","id":1,"method":"copy_image","params":{"image":"copy:bench","from":"default","to":"two"}}`); !strings.Contains(r, `"result"`) {
+			b.Fatalf("copy_image: %s", r)
+		}
+	}
+	saveLoad := func() {
+		cmd := exec.Command("sh", "-c", `podman --url "$1" save localhost/copy:bench | podman --url "$2" load >/dev/null`, "sh", one.URI, two.URI)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("podman save | podman load: %v %s", err, out)
+		}
+	}
+	copyImage() // warm up
+	saveLoad()
+	alternate(b, contender{"copy_image", copyImage}, contender{"save-load", saveLoad})
+	b.ReportMetric(0, "ns/op")
 }
