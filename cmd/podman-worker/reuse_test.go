@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -245,5 +246,23 @@ func TestPrewarmInstances(t *testing.T) {
 	m := result(t, mustCall(w, `"m"`, "metrics", ""))
 	if inst, _ := m["instances"].(map[string]any); inst["live"] != float64(0) {
 		t.Errorf("after count 0: %v", inst)
+	}
+}
+
+// An instance outlives no worker: killed with SIGKILL, the worker leaves
+// its idle instance running, and the next worker of the owner removes it
+// when it starts, as any container of a dead worker.
+func TestInstancesSweptAfterACrash(t *testing.T) {
+	svc := privateService(t)
+	w1 := startWorker(t, "--socket", svc.URI)
+	res := result(t, mustCall(w1, "1", "run", `{"image":"localhost/busybox:latest","command":["echo","x"],"reuse":true}`))
+	if list := onService(t, svc.URI); len(list) != 1 || list[0].ID != res["container_id"] {
+		t.Fatalf("the idle instance is not the one container on the service: %v", names(list))
+	}
+	_ = w1.cmd.Process.Signal(syscall.SIGKILL)
+	<-w1.done
+	startWorker(t, "--socket", svc.URI)
+	if left := onService(t, svc.URI); len(left) != 0 {
+		t.Errorf("after the next worker's start the service holds %v; want the dead worker's instance removed", names(left))
 	}
 }
