@@ -88,7 +88,9 @@ func newWarmPools(max, maxOutput int, log zerolog.Logger) *warmPools {
 	life, stop := context.WithCancel(context.Background())
 	w := &warmPools{max: max, maxOutput: maxOutput, log: log, pools: map[string]*warmPool{},
 		suspended: map[*podman.Client]int{}, life: life, stop: stop}
-	go w.renewIdle(warmMaxIdle / 4)
+	if max > 0 { // with --max-warm 0 there is never a pool to renew
+		go w.renewIdle(warmMaxIdle / 4)
+	}
 	return w
 }
 
@@ -106,9 +108,8 @@ func (w *warmPools) renewIdle(interval time.Duration) {
 		w.mu.Lock()
 		drops := map[*warmPool][]*podman.Prepared{}
 		for _, p := range w.pools {
-			if n := expired(p, warmMaxIdle-interval); n > 0 {
-				drops[p] = p.ready[:n:n]
-				p.ready = p.ready[n:]
+			if drop := takeExpired(p, warmMaxIdle-interval); len(drop) > 0 {
+				drops[p] = drop
 			}
 		}
 		w.mu.Unlock()
@@ -119,14 +120,16 @@ func (w *warmPools) renewIdle(interval time.Duration) {
 	}
 }
 
-// expired counts the containers at the front of p.ready (the oldest) made
-// more than age ago; w.mu is held.
-func expired(p *warmPool, age time.Duration) int {
+// takeExpired takes the containers at the front of p.ready (the oldest)
+// made more than age ago out of the pool; w.mu is held.
+func takeExpired(p *warmPool, age time.Duration) []*podman.Prepared {
 	n := 0
 	for n < len(p.ready) && time.Since(p.ready[n].Made) > age {
 		n++
 	}
-	return n
+	drop := p.ready[:n:n]
+	p.ready = p.ready[n:]
+	return drop
 }
 
 // warmKey identifies a spec on a connection: everything but the name, the
@@ -380,9 +383,7 @@ func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.
 		discard(client, moved)
 		w.mu.Lock()
 	}
-	if n := expired(p, warmMaxIdle); n > 0 {
-		drop := p.ready[:n:n]
-		p.ready = p.ready[n:]
+	if drop := takeExpired(p, warmMaxIdle); len(drop) > 0 {
 		w.mu.Unlock()
 		discard(client, drop)
 		w.mu.Lock()
