@@ -64,25 +64,36 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The count and the create go together, one create at a time, so
-	// concurrent creates cannot pass the ceiling between them.
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
-	if err := s.requireRoomForKept(ctx); err != nil {
-		return nil, err
-	}
-	created, err := containers.CreateWithSpec(ctx, g, nil)
+	var id string
+	err = s.withRoomForKept(ctx, func() error {
+		created, err := containers.CreateWithSpec(ctx, g, nil)
+		id = created.ID
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.podman(ctx).Owned.Add(created.ID, false)
-	if err := containers.Start(ctx, created.ID, nil); err != nil {
+	s.podman(ctx).Owned.Add(id, false)
+	if err := containers.Start(ctx, id, nil); err != nil {
 		// A container that cannot start is no use to the caller: do not
 		// leave it behind under a name they may retry with.
-		s.podman(ctx).Owned.Remove(created.ID, false)
+		s.podman(ctx).Owned.Remove(id, false)
 		return nil, err
 	}
-	return containerState{ID: created.ID, Name: p.Name, Status: s.podman(ctx).StartedState(ctx, created.ID)}, nil
+	return containerState{ID: id, Name: p.Name, Status: s.podman(ctx).StartedState(ctx, id)}, nil
+}
+
+// withRoomForKept makes a long-lived container with make, unless the
+// owner holds --max-containers already. The count and the create go
+// together, one at a time, so concurrent ones cannot pass the ceiling
+// between them.
+func (s *Service) withRoomForKept(ctx context.Context, make func() error) error {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if err := s.requireRoomForKept(ctx); err != nil {
+		return err
+	}
+	return make()
 }
 
 // requireRoomForKept refuses a new long-lived container past

@@ -122,11 +122,10 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	warm := c != nil
 	if c == nil && err == nil && !autoRemove {
 		// A kept run's container counts against --max-containers.
-		s.createMu.Lock()
-		if err = s.requireRoomForKept(ctx); err == nil {
+		err = s.withRoomForKept(ctx, func() (err error) {
 			c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
-		}
-		s.createMu.Unlock()
+			return err
+		})
 	} else if c == nil && err == nil {
 		c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
 	}
