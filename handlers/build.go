@@ -8,12 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	buildahDefine "github.com/containers/buildah/define"
-	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
 
 	"github.com/podman-worker/podman-worker/limits"
@@ -103,53 +101,14 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 
 	progress := newProgress(ctx)
 	opts.Out, opts.Err, opts.ReportWriter = progress, progress, progress
-	// The build's own context outlives ctx by the kill grace: at the
-	// deadline (or a cancel) the worker first kills the RUN step, so that
-	// Podman fails the build and removes its build container, and only
-	// then stops waiting.
-	buildCtx, stopBuild := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBuild()
-	finished := make(chan struct{})
-	var timedOut atomic.Bool
-	go func() {
-		timer := time.NewTimer(res.Timeout)
-		defer timer.Stop()
-		select {
-		case <-finished:
-			return
-		case <-ctx.Done():
-		case <-timer.C:
-			timedOut.Store(true)
-		}
-		if group != nil {
-			grace := time.NewTimer(killGrace)
-			defer grace.Stop()
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			// Killed again on every tick: a step that starts after the
-			// first kill (the build was between steps) dies too.
-			for group.Kill(); ; group.Kill() {
-				select {
-				case <-finished:
-					return
-				case <-grace.C:
-					stopBuild()
-					return
-				case <-tick.C:
-				}
-			}
-		}
-		stopBuild()
-	}()
 	// The context's bound holds on the upload itself, counted unpacked.
-	buildCtx, upload := podman.LimitUpload(buildCtx, s.policy.MaxBuildContext)
-	report, err := images.Build(buildCtx, []string{containerfile}, opts)
-	close(finished)
+	report, end, err := client.Build(ctx, containerfile, opts, podman.BuildBounds{
+		Timeout: res.Timeout, KillGrace: killGrace, Group: group, MaxContext: s.policy.MaxBuildContext})
 	progress.flush()
-	if upload.Exceeded() {
+	if end.ContextExceeded {
 		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"context\": %s holds more than this worker's limit of %s (--max-build-context), counted as sent to Podman, unpacked; leave large files out with .containerignore or .dockerignore", p.Context, limits.FormatBytes(s.policy.MaxBuildContext)).With("field", "context")
 	}
-	if timedOut.Load() {
+	if end.TimedOut {
 		return nil, rpc.Errorf(rpc.KindTimeout, "the build did not finish within its timeout of %ss and was stopped", seconds(res.Timeout)).
 			With("timeout", res.Timeout.Seconds()).With("logs", progress.lines()).With("logs_truncated", progress.truncated)
 	}

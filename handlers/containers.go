@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"go.podman.io/common/pkg/signal"
 
 	"github.com/podman-worker/podman-worker/limits"
@@ -66,15 +65,14 @@ func (s *Service) create(ctx context.Context, p createParams) (any, error) {
 	}
 	var id string
 	err = s.withRoomForKept(ctx, func() error {
-		created, err := containers.CreateWithSpec(ctx, g, nil)
-		id = created.ID
+		id, err = s.podman(ctx).Create(ctx, g)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.podman(ctx).Owned.Add(id, false)
-	if err := containers.Start(ctx, id, nil); err != nil {
+	if err := s.podman(ctx).Start(ctx, id); err != nil {
 		// A container that cannot start is no use to the caller: do not
 		// leave it behind under a name they may retry with.
 		s.podman(ctx).Owned.Remove(id, false)
@@ -125,7 +123,7 @@ func (s *Service) start(ctx context.Context, p nameParams) (any, error) {
 		return nil, err
 	}
 	wasRunning := s.podman(ctx).State(ctx, id) == "running"
-	if err := containers.Start(ctx, id, nil); err != nil {
+	if err := s.podman(ctx).Start(ctx, id); err != nil {
 		return nil, err
 	}
 	if !wasRunning {
@@ -149,11 +147,7 @@ func (s *Service) stop(ctx context.Context, p stopParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := new(containers.StopOptions)
-	if p.Timeout != nil {
-		opts.WithTimeout(*p.Timeout)
-	}
-	if err := containers.Stop(ctx, id, opts); err != nil {
+	if err := s.podman(ctx).Stop(ctx, id, p.Timeout); err != nil {
 		return nil, err
 	}
 	return nameState{Name: p.Name, Status: s.podman(ctx).State(ctx, id)}, nil
@@ -261,7 +255,7 @@ func (s *Service) kill(ctx context.Context, p killParams) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := containers.Kill(ctx, id, new(containers.KillOptions).WithSignal(sig)); err != nil {
+	if err := s.podman(ctx).Signal(ctx, id, sig); err != nil {
 		if s.podman(ctx).KindOf(err) == rpc.KindConflict {
 			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
 		}
@@ -292,23 +286,17 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 	if target == "" || (p.Container != "" && p.Name != "" && p.Container != p.Name) {
 		return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: give the container as "container" (or "name"), once`).With("field", "container")
 	}
-	opts := new(containers.RemoveOptions).WithForce(p.Force)
-	if p.Force {
-		opts.WithTimeout(0) // the seed's --force kills at once, not after a 10 s stop timeout
-	}
 	id, err := s.podman(ctx).Lookup(ctx, target)
 	if err != nil {
 		return nil, err
 	}
-	reports, err := containers.Remove(ctx, id, opts)
+	// The seed's --force kills at once, not after a 10 s stop timeout.
+	removed, err := s.podman(ctx).RemoveContainer(ctx, id, p.Force)
+	for _, r := range removed {
+		s.podman(ctx).Owned.Forget(r)
+	}
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range reports {
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		s.podman(ctx).Owned.Forget(r.Id)
 	}
 	s.state.forget(id)
 	return rmResult{ContainerID: target, Name: target, Message: "Container deleted successfully", Removed: true}, nil

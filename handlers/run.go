@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/containers/podman/v5/libpod/define"
-	"github.com/containers/podman/v5/pkg/bindings/containers"
 
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
@@ -162,7 +161,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	var memory *podman.MemoryWatch
 	if err == nil {
 		memory = client.WatchMemory(id, ended)
-		err = containers.Start(ctx, id, nil)
+		err = client.Start(ctx, id)
 	}
 	startedAt := time.Since(begun)
 	if err != nil {

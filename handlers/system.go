@@ -3,8 +3,6 @@ package handlers
 import (
 	"context"
 
-	"github.com/containers/podman/v5/pkg/bindings/system"
-
 	"github.com/podman-worker/podman-worker/podman"
 )
 
@@ -34,7 +32,7 @@ type infoParams struct {
 // info answers the service's info object, or the text that a Go template
 // renders from it with podman's own template functions.
 func (s *Service) info(ctx context.Context, p infoParams) (any, error) {
-	info, err := system.Info(ctx, nil)
+	info, err := s.podman(ctx).Info(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/rs/zerolog"
 
@@ -399,7 +398,7 @@ func (w *warmPools) take(ctx context.Context, client *podman.Client, g *specgen.
 	w.mu.Unlock()
 
 	if name != "" {
-		if err := containers.Rename(ctx, c.ID, new(containers.RenameOptions).WithName(name)); err != nil {
+		if err := client.Rename(ctx, c.ID, name); err != nil {
 			c.Release()
 			client.Owned.RemoveLater(c.ID, "")
 			return nil, refill, err

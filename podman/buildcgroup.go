@@ -11,8 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings/images"
+	"github.com/containers/podman/v5/pkg/domain/entities/types"
 )
 
 // Why this file exists: Podman's build API has no pids limit for RUN steps
@@ -151,4 +155,64 @@ func (g *BuildCgroup) Remove() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// BuildBounds are what bounds a build: its timeout, the grace its RUN
+// step gets to die once killed, its cgroup (nil: none), and the most
+// bytes its context may hold, unpacked.
+type BuildBounds struct {
+	Timeout, KillGrace time.Duration
+	Group              *BuildCgroup
+	MaxContext         int64
+}
+
+// BuildEnd says why a build ended early.
+type BuildEnd struct {
+	TimedOut        bool // its timeout passed
+	ContextExceeded bool // its context was larger than MaxContext
+}
+
+// Build runs a build within b. The build's own context outlives ctx by
+// the kill grace: at the timeout (or a cancel of ctx) the worker first
+// kills the RUN step through the build's cgroup, again on every tick so
+// that a step starting after the first kill dies too, so that Podman
+// fails the build and removes its build container; only then, or after
+// the grace, does it stop waiting.
+func (c *Client) Build(ctx context.Context, containerfile string, opts types.BuildOptions, b BuildBounds) (*types.BuildReport, BuildEnd, error) {
+	buildCtx, stopBuild := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBuild()
+	finished := make(chan struct{})
+	var timedOut atomic.Bool
+	go func() {
+		timer := time.NewTimer(b.Timeout)
+		defer timer.Stop()
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		case <-timer.C:
+			timedOut.Store(true)
+		}
+		if b.Group != nil {
+			grace := time.NewTimer(b.KillGrace)
+			defer grace.Stop()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for b.Group.Kill(); ; b.Group.Kill() {
+				select {
+				case <-finished:
+					return
+				case <-grace.C:
+					stopBuild()
+					return
+				case <-tick.C:
+				}
+			}
+		}
+		stopBuild()
+	}()
+	buildCtx, upload := LimitUpload(buildCtx, b.MaxContext)
+	report, err := images.Build(buildCtx, []string{containerfile}, opts)
+	close(finished)
+	return report, BuildEnd{TimedOut: timedOut.Load(), ContextExceeded: upload.Exceeded()}, err
 }
