@@ -24,17 +24,8 @@ const reusedSpec = `"image":"localhost/busybox:latest","command":["echo","{\"sta
 // instance (the resident sets of its runner and its conmon).
 func BenchmarkRunReused(b *testing.B) {
 	w := startLean(b, workerBin, "--socket", service.URI)
-	if r := w.roundTrip([]byte(`{"jsonrpc":"2.0","id":0,"method":"prewarm","params":{` + reusedSpec + `,"count":2}}` + "\n")); !bytes.Contains(r, []byte(`"warm":2`)) {
-		b.Fatalf("prewarm: %s", r)
-	}
-	call := func(params string) func() {
-		line := []byte(`{"jsonrpc":"2.0","id":1,"method":"run","params":{` + params + `}}` + "\n")
-		return func() {
-			if r := w.roundTrip(line); !bytes.Contains(r, []byte(`"result"`)) {
-				b.Fatalf("run: %s", r)
-			}
-		}
-	}
+	prewarm(b, w, reusedSpec, 2)
+	call := func(params string) func() { return runCall(b, w, params) }
 	reused, prewarmed := call(reusedSpec+`,"reuse":true`), call(reusedSpec)
 	cli := func() {
 		if err := cliRun(); err != nil {

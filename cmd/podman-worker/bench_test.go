@@ -244,17 +244,8 @@ func alternate(b *testing.B, cs ...contender) {
 func BenchmarkRunPrewarmed(b *testing.B) {
 	w := startLean(b, workerBin, "--socket", service.URI)
 	spec := `"image":"localhost/busybox:latest","command":["echo","{\"statusCode\":200}"],"memory":"20m","cpus":0.5,"network_mode":"none"`
-	if r := w.roundTrip([]byte(`{"jsonrpc":"2.0","id":0,"method":"prewarm","params":{` + spec + `,"count":2}}` + "\n")); !bytes.Contains(r, []byte(`"warm":2`)) {
-		b.Fatalf("prewarm: %s", r)
-	}
-	call := func(params string) func() {
-		line := []byte(`{"jsonrpc":"2.0","id":1,"method":"run","params":{` + params + `}}` + "\n")
-		return func() {
-			if r := w.roundTrip(line); !bytes.Contains(r, []byte(`"result"`)) {
-				b.Fatalf("run: %s", r)
-			}
-		}
-	}
+	prewarm(b, w, spec, 2)
+	call := func(params string) func() { return runCall(b, w, params) }
 	warm, cold := call(spec), call(spec+`,"timeout":6`)
 	cli := func() {
 		if err := cliRun(); err != nil {
@@ -622,5 +613,22 @@ func relayLines(socket string) int {
 		}
 		get("/_ping")
 		os.Stdout.WriteString(`{"jsonrpc":"2.0","id":1,"result":"Pong"}` + "\n")
+	}
+}
+
+// prewarm keeps count containers of spec (run params) ready.
+func prewarm(b *testing.B, w *leanWorker, spec string, count int) {
+	if r := w.roundTrip(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":0,"method":"prewarm","params":{%s,"count":%d}}`+"\n", spec, count)); !bytes.Contains(r, fmt.Appendf(nil, `"warm":%d`, count)) {
+		b.Fatalf("prewarm: %s", r)
+	}
+}
+
+// runCall is a run of params through w that must succeed, as a func.
+func runCall(b *testing.B, w *leanWorker, params string) func() {
+	line := []byte(`{"jsonrpc":"2.0","id":1,"method":"run","params":{` + params + `}}` + "\n")
+	return func() {
+		if r := w.roundTrip(line); !bytes.Contains(r, []byte(`"result"`)) {
+			b.Fatalf("run: %s", r)
+		}
 	}
 }
