@@ -38,6 +38,11 @@ func main() {
 	stdin, restore := pollableStdin()
 	code := run(ctx, process{args: os.Args[1:], getenv: os.Getenv, pid: os.Getpid(), stdin: stdin, stdout: protocol, stderr: os.Stderr})
 	restore()
+	// The protocol's descriptor stays open until the exit: in --http mode
+	// nothing writes it, and once nothing referred to it the garbage
+	// collector's finalizer closed it, which a supervisor reads as the
+	// worker's stdout ending (the race detector's collections showed it).
+	runtime.KeepAlive(protocol)
 	os.Exit(code)
 }
 
