@@ -105,8 +105,11 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if err := owned.AwaitRemoval(ctx, name); err != nil {
 		return nil, err
 	}
-	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
-	defer cancel()
+	// Making the container is bounded by the request timeout, not the
+	// run's: the run's timeout counts from the container's start (a slow
+	// create on a loaded host is no reason to fail a 0.5 s function).
+	prepCtx, prepCancel := context.WithTimeout(ctx, max(s.timeout, res.Timeout))
+	defer prepCancel()
 	begun := time.Now()
 	// A prewarmed container of this exact spec, when a pool holds one
 	// (only for containers removed after the run: each serves one run);
@@ -122,11 +125,11 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if c == nil && err == nil && !autoRemove {
 		// A kept run's container counts against --max-containers.
 		err = s.withRoomForKept(ctx, func() (err error) {
-			c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
+			c, err = client.Prepare(prepCtx, ctx, g, autoRemove, s.maxOutput)
 			return err
 		})
 	} else if c == nil && err == nil {
-		c, err = client.Prepare(deadline, deadline, g, autoRemove, s.maxOutput)
+		c, err = client.Prepare(prepCtx, ctx, g, autoRemove, s.maxOutput)
 	}
 	if c == nil {
 		return nil, err
@@ -159,6 +162,8 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		go feedInput(c.Stdin, input)
 	}
 	var memory *podman.MemoryWatch
+	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
+	defer cancel()
 	if err == nil {
 		memory = client.WatchMemory(id, ended)
 		err = client.Start(ctx, id)
