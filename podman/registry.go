@@ -112,7 +112,7 @@ var registryRules = []struct {
 func classifyRegistry(e *registryError) *rpc.Error {
 	for _, r := range registryRules {
 		if r.text.MatchString(e.msg) {
-			msg := scrub(e.msg)
+			msg := dedupeTail(scrub(e.msg))
 			switch r.kind {
 			case rpc.KindUnauthorized:
 				msg = "the registry refused the credentials: " + msg
@@ -125,6 +125,21 @@ func classifyRegistry(e *registryError) *rpc.Error {
 		}
 	}
 	return rpc.Wrap(rpc.KindPodman, e, "%s", scrub(e.msg))
+}
+
+// dedupeTail drops a last ": part" that repeats the one before it: Podman
+// 4 says "...: manifest unknown: manifest unknown" where Podman 5 says it
+// once, and callers get one text whichever answered.
+func dedupeTail(msg string) string {
+	i := strings.LastIndex(msg, ": ")
+	if i < 0 {
+		return msg
+	}
+	last := msg[i:]
+	if strings.HasSuffix(msg[:i], last) {
+		return msg[:i]
+	}
+	return msg
 }
 
 // CountingWriter counts what passes to W and fails once more than Max
