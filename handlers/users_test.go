@@ -45,7 +45,7 @@ func verifies(password, hash string) bool {
 
 func TestAccountFiles(t *testing.T) {
 	passwd := []byte("root:x:0:0:root:/root:/bin/sh\n# comment\nuser:x:1000:1001::/home/u:/bin/sh\nbroken")
-	names, ids := accountEntries(passwd, 2, 3)
+	names, ids := passwdEntries(passwd)
 	for _, n := range []string{"root", "user", "broken"} {
 		if !names[n] {
 			t.Errorf("name %q not found in %v", n, names)
@@ -62,11 +62,24 @@ func TestAccountFiles(t *testing.T) {
 	if got := string(appendLine(nil, "b")); got != "b\n" {
 		t.Errorf("appendLine to nothing: %q", got)
 	}
-	if gid, ok := lookupID([]byte("root:x:0:\nshadow:x:42:\n"), "shadow"); !ok || gid != 42 {
-		t.Errorf("lookupID(shadow) = %d, %v", gid, ok)
+	if names["# comment"] {
+		t.Error("a comment line was read as a user")
 	}
-	if _, ok := lookupID([]byte("root:x:0:\n"), ""); ok {
-		t.Error("lookupID found an unnamed entry")
+	if gid, ok := lookupGID([]byte("root:x:0:\nshadow:x:42:\n"), "shadow"); !ok || gid != 42 {
+		t.Errorf("lookupGID(shadow) = %d, %v", gid, ok)
+	}
+	if _, ok := lookupGID([]byte("root:x:0:\n"), ""); ok {
+		t.Error("lookupGID found an unnamed entry")
+	}
+	if uid, ok := lookupUID(passwd, "user"); !ok || uid != 1000 {
+		t.Errorf("lookupUID(user) = %d, %v", uid, ok)
+	}
+	grNames, gids := groupEntries([]byte("root:x:0:\nstaff:x:50:a,b\n"))
+	if !grNames["staff"] || !gids[50] || len(grNames) != 2 {
+		t.Errorf("groupEntries = %v, %v", grNames, gids)
+	}
+	if sh := shadowNames([]byte("root:*:19000:0:99999:7:::\n#x\nuser:$6$s$h:19000::::::\n")); !sh["root"] || !sh["user"] || len(sh) != 2 {
+		t.Errorf("shadowNames = %v", sh)
 	}
 }
 
