@@ -7,6 +7,8 @@ import (
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/argparse"
 )
 
 // usageHead says what the worker does in each of its modes, and where its
@@ -45,7 +47,7 @@ func printUsage(fs *flag.FlagSet, w io.Writer) {
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
 			help += fmt.Sprintf(" (default %q)", f.DefValue)
 		}
-		for _, line := range wrapWords(help, 84) {
+		for _, line := range argparse.WrapWords(help, 84) {
 			b.WriteString("      " + line + "\n")
 		}
 	})

@@ -1,25 +1,18 @@
-package main
+package argparse
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // TestCLIParse reads command lines as the seed's argparse parser did. Each
 // row is the argv after the worker's own flags and what came out: the
 // method called with its params (JSON, keys sorted), the first line of
 // the help on stdout for -h, the last line of argparse's usage error with
-// exit status 2, or the failure envelope (exit status 1) of a value
-// argparse took but JSON cannot carry (--cpus inf). The outcomes were checked against a replica of the
+// exit status 2, or the message (exit status 1) of a value argparse took
+// but JSON cannot carry (--cpus inf). The outcomes were checked against a replica of the
 // seed's parser under CPython 3.10, 3.11 and 3.12, which agree; 3.13 wraps
 // usage lines differently and refuses "-ax" as unrecognized.
 func TestCLIParse(t *testing.T) {
@@ -175,8 +168,8 @@ func TestCLIParse(t *testing.T) {
 		{[]string{"run", "busybox", "--cpus", "inf", "extra"}, `podman-worker: error: unrecognized arguments: extra`, 2},
 		{[]string{"run", "busybox", "--cpus", "-1e3"}, `podman-worker run: error: argument --cpus: expected one argument`, 2},
 		{[]string{"run", "busybox", "--cpus", "0x10"}, `podman-worker run: error: argument --cpus: invalid float value: '0x10'`, 2},
-		{[]string{"run", "busybox", "--cpus", "inf"}, `{"success":false,"error":"Invalid params: \"cpus\": \"inf\" is not a finite number"}`, 1},
-		{[]string{"run", "busybox", "--cpus", "NaN"}, `{"success":false,"error":"Invalid params: \"cpus\": \"NaN\" is not a finite number"}`, 1},
+		{[]string{"run", "busybox", "--cpus", "inf"}, `Invalid params: "cpus": "inf" is not a finite number`, 1},
+		{[]string{"run", "busybox", "--cpus", "NaN"}, `Invalid params: "cpus": "NaN" is not a finite number`, 1},
 		{[]string{"run", "busybox", "--cpus", ".5"}, `run {"cpus":0.5,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "--cpus", "5."}, `run {"cpus":5,"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "--cpus", "1__0"}, `podman-worker run: error: argument --cpus: invalid float value: '1__0'`, 2},
@@ -274,27 +267,17 @@ func TestCLIParse(t *testing.T) {
 		{[]string{"run", "busybox", "-e=--x"}, `run {"env":["--x"],"image":"busybox"}`, 0},
 		{[]string{"run", "busybox", "--env", "-1"}, `run {"env":["-1"],"image":"busybox"}`, 0},
 	} {
-		var stdout, stderr bytes.Buffer
-		var got string
-		cwd, _ := os.Getwd()
-		code := runCLI(context.Background(), func(_ context.Context, method string, params json.RawMessage) (any, error) {
-			got = method + " " + string(params)
-			return nil, nil
-		}, row.args, nil, &stdout, &stderr)
+		got, stdout, stderr, code := outcome(row.args)
 		switch {
 		case got != "":
-			// The call's own outcome is TestCLIEnvelopes' business.
-			code = 0
 		case code == 0:
-			got, _, _ = strings.Cut(stdout.String(), "\n")
+			got, _, _ = strings.Cut(stdout, "\n")
 		default:
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			got = lines[len(lines)-1]
 		}
-		// A relative build context is the caller's working directory's.
-		want := strings.ReplaceAll(row.want, `"context":"."`, `"context":`+strconv.Quote(cwd))
-		if got != want || code != row.code {
-			t.Errorf("argv %q:\n got %s (exit %d)\nwant %s (exit %d)\nstderr: %s", row.args, got, code, want, row.code, stderr.String())
+		if got != row.want || code != row.code {
+			t.Errorf("argv %q:\n got %s (exit %d)\nwant %s (exit %d)\nstderr: %s", row.args, got, code, row.want, row.code, stderr)
 		}
 	}
 }
@@ -387,72 +370,9 @@ options:
                         this command's own stdin
 `, "", 0},
 	} {
-		var stdout, stderr bytes.Buffer
-		code := runCLI(context.Background(), func(context.Context, string, json.RawMessage) (any, error) {
-			t.Errorf("argv %q: called the method", row.args)
-			return nil, nil
-		}, row.args, nil, &stdout, &stderr)
-		if stdout.String() != row.stdout || stderr.String() != row.stderr || code != row.code {
-			t.Errorf("argv %q: exit %d (want %d)\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", row.args, code, row.code, stdout.String(), row.stdout, stderr.String(), row.stderr)
-		}
-	}
-}
-
-// TestCLIEnvelopes pins the bytes of each outcome of a call, keys in the
-// seed's order: success on stdout, failure on stderr with the exit code
-// and output of a function that exited non-zero.
-func TestCLIEnvelopes(t *testing.T) {
-	failed := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
-		With("exit_code", 127).With("stdout", "").With("stderr", "/bin/sh: nosuchcmd: not found\n").With("container_id", "abc")
-	for _, row := range []struct {
-		name           string
-		args           []string
-		data           any
-		err            error
-		stdout, stderr string
-		code           int
-	}{
-		{"success", []string{"run", "img"}, map[string]any{"exit_code": 0}, nil,
-			`{"success":true,"data":{"exit_code":0}}` + "\n", "", 0},
-		{"exists", []string{"exists", "img"}, true, nil,
-			`{"success":true,"data":true}` + "\n", "", 0},
-		{"exists answers false: a failure, as the seed's", []string{"exists", "img"}, false, nil,
-			"", `{"success":false,"error":"Image does not exist"}` + "\n", 1},
-		{"the function exited non-zero", []string{"run", "img", "-c", "nosuchcmd"}, nil, failed,
-			"", `{"success":false,"error":"Container execution failed","exit_code":127,"stdout":"","stderr":"/bin/sh: nosuchcmd: not found\n"}` + "\n", 1},
-		{"timeout", []string{"run", "img", "--name", "slow"}, nil, rpc.Errorf(rpc.KindTimeout, "Container 'slow' exceeded timeout of 1s and was killed").With("container_id", "abc"),
-			"", `{"success":false,"error":"Container 'slow' exceeded timeout of 1s and was killed"}` + "\n", 1},
-		{"a plain error", []string{"ping"}, nil, errors.New("boom"),
-			"", `{"success":false,"error":"internal error: boom"}` + "\n", 1},
-		{"cancelled", []string{"ping"}, nil, context.Canceled,
-			"", `{"success":false,"error":"Request cancelled"}` + "\n", 1},
-	} {
-		var stdout, stderr bytes.Buffer
-		code := runCLI(context.Background(), func(context.Context, string, json.RawMessage) (any, error) {
-			return row.data, row.err
-		}, row.args, nil, &stdout, &stderr)
-		if stdout.String() != row.stdout || stderr.String() != row.stderr || code != row.code {
-			t.Errorf("%s: argv %q: exit %d (want %d)\nstdout: %s want: %s\nstderr: %s want: %s", row.name, row.args, code, row.code, stdout.String(), row.stdout, stderr.String(), row.stderr)
-		}
-	}
-}
-
-// TestExpandSocketPrefix: the seed's argparse took any prefix of
-// --socket; only the worker flags before the command are touched.
-func TestExpandSocketPrefix(t *testing.T) {
-	for _, row := range []struct{ in, want []string }{
-		{[]string{"--sock", "/s", "ping"}, []string{"--socket", "/s", "ping"}},
-		{[]string{"--s=/s", "ping"}, []string{"--socket=/s", "ping"}},
-		{[]string{"--socke", "/s"}, []string{"--socket", "/s"}},
-		{[]string{"--socket", "/s", "ping"}, []string{"--socket", "/s", "ping"}},
-		{[]string{"--debug", "--so", "/s", "run", "img", "--so", "x"}, []string{"--debug", "--socket", "/s", "run", "img", "--so", "x"}},
-		{[]string{"-sock", "/s", "ping"}, []string{"-sock", "/s", "ping"}}, // argparse had no single-dash form
-		{[]string{"--", "--sock"}, []string{"--", "--sock"}},
-		{[]string{"--sockets", "/s"}, []string{"--sockets", "/s"}},
-		{[]string{"--", "/s"}, []string{"--", "/s"}},
-	} {
-		if got := expandSocketPrefix(row.in); !reflect.DeepEqual(got, row.want) {
-			t.Errorf("expandSocketPrefix(%q) = %q, want %q", row.in, got, row.want)
+		call, stdout, stderr, code := outcome(row.args)
+		if call != "" || stdout != row.stdout || stderr != row.stderr || code != row.code {
+			t.Errorf("argv %q: exit %d (want %d), call %q\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", row.args, code, row.code, call, stdout, row.stdout, stderr, row.stderr)
 		}
 	}
 }
@@ -466,23 +386,42 @@ func FuzzCLIParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		args := strings.Split(s, "\x00")
-		var stdout, stderr bytes.Buffer
-		called := false
-		code := runCLI(context.Background(), func(_ context.Context, _ string, params json.RawMessage) (any, error) {
-			called = true
+		call, stdout, stderr, code := outcome(args)
+		switch {
+		case call != "" && code == 0:
 			var m map[string]any
-			if err := json.Unmarshal(params, &m); err != nil {
+			_, params, _ := strings.Cut(call, " ")
+			if err := json.Unmarshal([]byte(params), &m); err != nil {
 				t.Errorf("argv %q: params %s: %v", args, params, err)
 			}
-			return nil, nil
-		}, args, nil, &stdout, &stderr)
-		switch {
-		case called && code == 0:
-		case !called && code == 0 && strings.HasPrefix(stdout.String(), "usage: "):
-		case !called && code == 2 && strings.HasPrefix(stderr.String(), "usage: "):
-		case !called && code == 1 && strings.HasPrefix(stderr.String(), `{"success":false,"error":"Invalid params: `):
+		case call == "" && code == 0 && strings.HasPrefix(stdout, "usage: "):
+		case call == "" && code == 2 && strings.HasPrefix(stderr, "usage: "):
+		case call == "" && code == 1 && strings.HasPrefix(stderr, "Invalid params: "):
 		default:
-			t.Errorf("argv %q: exit %d, called %v\nstdout: %s\nstderr: %s", args, code, called, stdout.String(), stderr.String())
+			t.Errorf("argv %q: exit %d, call %q\nstdout: %s\nstderr: %s", args, code, call, stdout, stderr)
 		}
 	})
+}
+
+// outcome parses args with Seed as the per-call CLI does and reports what
+// it would do: call is "METHOD PARAMS" (keys sorted) for a line that
+// calls; otherwise what argparse printed and its exit status, or the
+// message and status 1 of a value no method takes.
+func outcome(args []string) (call, stdout, stderr string, code int) {
+	cmd, params, err := Seed.Parse(args)
+	var help *HelpRequest
+	var usage *UsageError
+	switch {
+	case err == nil:
+		raw, err := json.Marshal(params)
+		if err != nil {
+			return "", "", err.Error(), 1
+		}
+		return cmd.Name + " " + string(raw), "", "", 0
+	case errors.As(err, &help):
+		return "", help.Text, "", 0
+	case errors.As(err, &usage):
+		return "", "", usage.Error(), 2
+	}
+	return "", "", err.Error(), 1
 }
