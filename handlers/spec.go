@@ -158,6 +158,20 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 		}
 	}
 
+	if err := s.addScratch(g, c); err != nil {
+		return nil, err
+	}
+	shm := r.Memory
+	g.ShmSize = &shm
+	return g, nil
+}
+
+// addScratch gives the container its writable places when its root is
+// read-only: tmpfs scratch folders, and a long-lived container's writable
+// folders.
+func (s *Service) addScratch(g *specgen.SpecGenerator, c containerConfig) error {
+	r := c.Resources
+	yes := true
 	if !s.policy.WritableRoot {
 		g.ReadOnlyFilesystem = &yes
 	}
@@ -182,7 +196,7 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 	if c.LongLived && !s.policy.WritableRoot {
 		dirs, err := writableDirs(c.Writable)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, d := range dirs {
 			if !taken[d] {
@@ -192,9 +206,7 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 			}
 		}
 	}
-	shm := r.Memory
-	g.ShmSize = &shm
-	return g, nil
+	return nil
 }
 
 // writableDirs checks a create call's writable folders and answers them

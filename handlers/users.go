@@ -123,17 +123,8 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	case shNames[p.Username]:
 		return nil, rpc.Errorf(rpc.KindConflict, "%q already has an /etc/shadow entry in container %q", p.Username, p.Name).With("field", "username")
 	}
-	for id := range grIDs {
-		used[id] = true
-	}
-	id := -1
-	for i := firstUID; i <= lastUID; i++ {
-		if !used[i] {
-			id = i
-			break
-		}
-	}
-	if id < 0 {
+	id, ok := freeID(used, grIDs)
+	if !ok {
 		return nil, rpc.Errorf(rpc.KindConflict, "no free user id between %d and %d in container %q", firstUID, lastUID, p.Name)
 	}
 
@@ -272,6 +263,17 @@ func lookupGID(data []byte, name string) (int, bool) {
 		return 0, false
 	}
 	return groups[0].Gid, true
+}
+
+// freeID is the first id from firstUID to lastUID that neither a user
+// (uid or gid) nor a group uses, for the new user and its group alike.
+func freeID(users, groups map[int]bool) (int, bool) {
+	for i := firstUID; i <= lastUID; i++ {
+		if !users[i] && !groups[i] {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // appendLine adds line to data, first ending data's last line if needed.
