@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
 )
 
@@ -609,7 +610,7 @@ func TestRunInProcess(t *testing.T) {
 	// stderr is written from several goroutines (the log), as a process's
 	// descriptor would be: a plain bytes.Buffer is a data race.
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &testbuf.Buffer{}
 	code := run(context.Background(), process{
 		args:   []string{"--socket", service.URI},
 		getenv: func(k string) string { return env[k] },
@@ -630,7 +631,7 @@ func TestRunInProcess(t *testing.T) {
 
 	// A second run in the same process takes only its own settings.
 	stdout.Reset()
-	stderr = &lockedBuffer{}
+	stderr = &testbuf.Buffer{}
 	code = run(context.Background(), process{
 		args:   []string{"--max-workers", "x"},
 		getenv: func(string) string { return "" },
