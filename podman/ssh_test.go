@@ -46,18 +46,7 @@ func startSSHHost(t *testing.T) *sshHost {
 			t.Error(err)
 		}
 	})
-	sshd, err := podmantest.StartSSHD(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", sshd.Log())
-		}
-		if err := sshd.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	sshd := podmantest.SSHDFor(t)
 	return &sshHost{svc: svc, sshd: sshd}
 }
 
