@@ -8,6 +8,8 @@
 #              against a private service, then test-compat (as root)
 # make bench   benchmarks, reported as ratios against a baseline of the same run
 # make fuzz    run each fuzz target for FUZZTIME (default 60s)
+# make golden  rewrite the expected output of all three golden suites
+#              (testdata/golden, golden-cli, golden-http); review the diff
 # make test-compat  the golden suites against Podman 5 (Debian 13's, in a
 #              root of its own; needs root)
 
@@ -18,7 +20,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 PKGS      := ./...
 DEB_PKGS  := podman runc busybox-static openssh-server docker-registry
 
-.PHONY: build run test test-compat deps vet bench fuzz clean
+.PHONY: build run test test-compat deps vet bench fuzz golden clean
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/podman-worker ./cmd/podman-worker
@@ -93,6 +95,11 @@ fuzz:
 	    $(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
 	  done; \
 	done
+
+# golden rewrites the goldens from what the worker now answers, against a
+# private Podman (Podman 4 here; make test-compat then checks Podman 5).
+golden: deps
+	$(GO) test -tags "$(TAGS)" -count=1 -run '^(TestGolden|TestCLIGolden|TestHTTPGolden)$$' ./cmd/podman-worker -update
 
 run: deps build
 	./examples/run.sh

@@ -7,6 +7,8 @@ require (
 	github.com/containers/buildah v1.43.0
 	github.com/containers/podman/v5 v5.8.1
 	github.com/distribution/reference v0.6.0
+	github.com/docker/go-connections v0.6.0
+	github.com/docker/go-units v0.5.0
 	github.com/go-crypt/crypt v0.14.15
 	github.com/google/go-cmp v0.7.0
 	github.com/moby/buildkit v0.25.1
@@ -52,8 +54,6 @@ require (
 	github.com/docker/distribution v2.8.3+incompatible // indirect
 	github.com/docker/docker v28.5.1+incompatible // indirect
 	github.com/docker/docker-credential-helpers v0.9.4 // indirect
-	github.com/docker/go-connections v0.6.0 // indirect
-	github.com/docker/go-units v0.5.0 // indirect
 	github.com/felixge/httpsnoop v1.0.4 // indirect
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/go-crypt/x v0.4.16 // indirect

@@ -58,6 +58,21 @@ type buildResult struct {
 // the worker stops waiting for Podman's answer.
 const killGrace = 15 * time.Second
 
+// claimTag claims a build's tag. A build names only its owner's images: a
+// tag that another owner's image (or the operator's) holds is refused, not
+// moved. An image of the tag that stays (no force) is the build's result,
+// as skipped; nil means build.
+func claimTag(ctx context.Context, client *podman.Client, p buildParams) (any, error) {
+	held, err := client.ClaimTag(ctx, p.Tag)
+	if err != nil || held == nil || p.Force {
+		return nil, err
+	}
+	res := describeImage(held, []string{p.Tag})
+	res.Skipped = true
+	res.Message = "image " + p.Tag + " exists and was not rebuilt; pass force to rebuild it"
+	return res, nil
+}
+
 func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	res, err := s.policy.ResolveBuild(p.BuildRequest)
 	if err != nil {
@@ -71,17 +86,8 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 	tags := []string{}
 	if p.Tag != "" {
 		tags = append(tags, p.Tag)
-		// A build names only its owner's images: a tag that another
-		// owner's image (or the operator's) holds is refused, not moved.
-		held, err := client.ClaimTag(ctx, p.Tag)
-		if err != nil {
-			return nil, err
-		}
-		if held != nil && !p.Force {
-			res := describeImage(held, tags)
-			res.Skipped = true
-			res.Message = "image " + p.Tag + " exists and was not rebuilt; pass force to rebuild it"
-			return res, nil
+		if skipped, err := claimTag(ctx, client, p); err != nil || skipped != nil {
+			return skipped, err
 		}
 	}
 

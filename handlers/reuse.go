@@ -65,13 +65,7 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 			return nil, ctx.Err()
 		case deadline.Err() != nil:
 			s.instances.discard(inst, discardTimeout)
-			e := rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", inst.Name, seconds(res.Timeout)).
-				With("container_id", inst.ID).With("timeout", res.Timeout.Seconds()).With("start", start).
-				With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String())
-			if t := out.Truncated(); len(t) > 0 {
-				e.With("truncated", t)
-			}
-			return nil, e
+			return nil, timedOut(inst.Name, inst.ID, res.Timeout, start, out)
 		}
 		if oom, known := inst.OOMKills(); oom > 0 {
 			// The memory limit killed the runner with the function: as
@@ -116,11 +110,7 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 	if st.Code == 0 {
 		return result, nil
 	}
-	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
-		With("exit_code", st.Code).With("stdout", result.Stdout).With("stderr", result.Stderr).With("container_id", inst.ID).With("start", start)
-	if len(result.Truncated) > 0 {
-		e.With("truncated", result.Truncated)
-	}
+	e := failedRun(result)
 	mem := podman.MemoryEvidence{Known: known, OOMKills: oomKills}
 	if !known {
 		mem.Why = "Podman is not on the worker's host, so the instance's memory cgroup is not visible to the worker"

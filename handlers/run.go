@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containers/podman/v5/libpod/define"
+	"github.com/containers/podman/v5/pkg/specgen"
 
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
@@ -105,32 +106,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if err := owned.AwaitRemoval(ctx, name); err != nil {
 		return nil, err
 	}
-	// Making the container is bounded by the request timeout, not the
-	// run's: the run's timeout counts from the container's start (a slow
-	// create on a loaded host is no reason to fail a 0.5 s function).
-	prepCtx, prepCancel := context.WithTimeout(ctx, max(s.timeout, res.Timeout))
-	defer prepCancel()
 	begun := time.Now()
-	// A prewarmed container of this exact spec, when a pool holds one
-	// (only for containers removed after the run: each serves one run);
-	// else one made now, the cold way. Either way it is created and
-	// attached to (Podman has set its process up), not started.
-	var c *podman.Prepared
-	if autoRemove {
-		var refill func()
-		c, refill, err = s.warm.take(ctx, client, g, p.Name)
-		defer refill() // once this run is over
-	}
-	warm := c != nil
-	if c == nil && err == nil && !autoRemove {
-		// A kept run's container counts against --max-containers.
-		err = s.withRoomForKept(ctx, func() (err error) {
-			c, err = client.Prepare(prepCtx, ctx, g, autoRemove, s.maxOutput)
-			return err
-		})
-	} else if c == nil && err == nil {
-		c, err = client.Prepare(prepCtx, ctx, g, autoRemove, s.maxOutput)
-	}
+	c, warm, refill, err := s.prepareRun(ctx, client, g, p.Name, autoRemove, res)
+	defer refill() // once this run is over
 	if c == nil {
 		return nil, err
 	}
@@ -197,13 +175,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 			case <-ended:
 			case <-time.After(time.Second):
 			}
-			e := rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", name, seconds(res.Timeout)).
-				With("container_id", id).With("timeout", res.Timeout.Seconds()).With("start", start).
-				With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String())
-			if t := out.Truncated(); len(t) > 0 {
-				e.With("truncated", t)
-			}
-			return nil, e
+			return nil, timedOut(name, id, res.Timeout, start, out)
 		}
 		return nil, err
 	}
@@ -216,13 +188,62 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	if state.ExitCode == 0 {
 		return result, nil
 	}
-	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
-		With("exit_code", state.ExitCode).With("stdout", result.Stdout).With("stderr", result.Stderr).With("container_id", id).With("start", start)
-	if len(result.Truncated) > 0 {
-		e.With("truncated", result.Truncated)
-	}
+	e := failedRun(result)
 	describeKill(e, state, memory.Evidence(), res.Memory)
 	return nil, e
+}
+
+// timedOut is the Timeout of a run killed at its timeout, with what the
+// function printed before (capped, as for ExecutionFailed): often why it
+// ran long.
+func timedOut(name, id string, timeout time.Duration, start string, out podman.Output) *rpc.Error {
+	e := rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", name, seconds(timeout)).
+		With("container_id", id).With("timeout", timeout.Seconds()).With("start", start).
+		With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String())
+	if t := out.Truncated(); len(t) > 0 {
+		e.With("truncated", t)
+	}
+	return e
+}
+
+// failedRun is the ExecutionFailed of a run whose function exited
+// non-zero, with its exit code and output.
+func failedRun(r runResult) *rpc.Error {
+	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
+		With("exit_code", r.ExitCode).With("stdout", r.Stdout).With("stderr", r.Stderr).With("container_id", r.ContainerID).With("start", r.Start)
+	if len(r.Truncated) > 0 {
+		e.With("truncated", r.Truncated)
+	}
+	return e
+}
+
+// prepareRun takes a prewarmed container of this exact spec, when a pool
+// holds one (only for containers removed after the run: each serves one
+// run), or else makes one, the cold way. Either way it is created and
+// attached to (Podman has set its process up), not started. Making it is
+// bounded by the request timeout, not the run's: the run's timeout counts
+// from the container's start (a slow create on a loaded host is no reason
+// to fail a 0.5 s function). refill is called once the run is over.
+func (s *Service) prepareRun(ctx context.Context, client *podman.Client, g *specgen.SpecGenerator, name string, autoRemove bool, res limits.Resources) (c *podman.Prepared, warm bool, refill func(), err error) {
+	refill = func() {}
+	prepCtx, cancel := context.WithTimeout(ctx, max(s.timeout, res.Timeout))
+	defer cancel()
+	if autoRemove {
+		c, refill, err = s.warm.take(ctx, client, g, name)
+	}
+	warm = c != nil
+	switch {
+	case c != nil || err != nil:
+	case !autoRemove:
+		// A kept run's container counts against --max-containers.
+		err = s.withRoomForKept(ctx, func() (err error) {
+			c, err = client.Prepare(prepCtx, ctx, g, autoRemove, s.maxOutput)
+			return err
+		})
+	default:
+		c, err = client.Prepare(prepCtx, ctx, g, autoRemove, s.maxOutput)
+	}
+	return c, warm, refill, err
 }
 
 // streamOutput sends out's streams as run.output notifications as they

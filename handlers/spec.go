@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/containers/podman/v5/pkg/specgen"
+	"github.com/docker/go-connections/nat"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 	nettypes "go.podman.io/common/libnetwork/types"
 	storagetypes "go.podman.io/storage/types"
@@ -157,6 +159,20 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 		}
 	}
 
+	if err := s.addScratch(g, c); err != nil {
+		return nil, err
+	}
+	shm := r.Memory
+	g.ShmSize = &shm
+	return g, nil
+}
+
+// addScratch gives the container its writable places when its root is
+// read-only: tmpfs scratch folders, and a long-lived container's writable
+// folders.
+func (s *Service) addScratch(g *specgen.SpecGenerator, c containerConfig) error {
+	r := c.Resources
+	yes := true
 	if !s.policy.WritableRoot {
 		g.ReadOnlyFilesystem = &yes
 	}
@@ -181,7 +197,7 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 	if c.LongLived && !s.policy.WritableRoot {
 		dirs, err := writableDirs(c.Writable)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, d := range dirs {
 			if !taken[d] {
@@ -191,9 +207,7 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 			}
 		}
 	}
-	shm := r.Memory
-	g.ShmSize = &shm
-	return g, nil
+	return nil
 }
 
 // writableDirs checks a create call's writable folders and answers them
@@ -238,37 +252,75 @@ func (s *Service) pinImage(ctx context.Context, g *specgen.SpecGenerator) (*podm
 	return img, nil
 }
 
-// parsePorts reads ["HOST:CONTAINER"], also "IP:HOST:CONTAINER" and a
-// "/udp" or "/tcp" suffix, and binds each where the policy allows: on
-// 127.0.0.1 unless the operator allows other host addresses, and never
+// parsePorts reads ["HOST:CONTAINER"], also "IP:HOST:CONTAINER" (an IPv6
+// address in brackets, "[::1]:8080:80", as podman run -p writes it) and a
+// "/udp", "/tcp" or "/sctp" suffix, and binds each where the policy allows:
+// on 127.0.0.1 unless the operator allows other host addresses, and never
 // below host port 1024 unless allowed.
 func parsePorts(list []string, policy limits.Policy) ([]nettypes.PortMapping, error) {
 	var out []nettypes.PortMapping
 	for _, p := range list {
-		spec, proto, _ := strings.Cut(p, "/")
-		if proto == "" {
-			proto = "tcp"
-		}
-		parts := strings.Split(spec, ":")
-		var ip string
-		if len(parts) == 3 {
-			ip, parts = parts[0], parts[1:]
-		}
-		if len(parts) != 2 || (proto != "tcp" && proto != "udp" && proto != "sctp") {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q is not HOST:CONTAINER[/tcp|udp]", p).With("field", "ports")
-		}
-		host, err1 := strconv.ParseUint(parts[0], 10, 16)
-		ctr, err2 := strconv.ParseUint(parts[1], 10, 16)
-		if err1 != nil || err2 != nil || ctr == 0 {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q: ports are numbers from 1 to 65535 (host 0 picks a free one)", p).With("field", "ports")
-		}
-		ip, err := policy.PortBinding(p, ip, uint16(host))
+		m, err := parsePort(p)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, nettypes.PortMapping{HostIP: ip, HostPort: uint16(host), ContainerPort: uint16(ctr), Protocol: proto, Range: 1})
+		ip, err := policy.PortBinding(p, m.HostIP, m.HostPort)
+		if err != nil {
+			return nil, err
+		}
+		m.HostIP = ip
+		out = append(out, m)
 	}
 	return out, nil
+}
+
+// parsePort reads one port spec with go-connections' nat.ParsePortSpec, the
+// parser of Docker's -p, so brackets around an IPv6 host address are
+// respected ("[::1]:8080:80"; an IPv6 address without them is refused, as
+// its colons cannot be told from the ports'). It takes one port a side (no
+// ranges) and always a host port. The host address comes back as written,
+// brackets removed, for the policy to check.
+func parsePort(p string) (nettypes.PortMapping, error) {
+	shape := rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q is not HOST:CONTAINER[/tcp|udp]", p).With("field", "ports")
+	proto, hostPorts := nat.SplitProtoPort(p)
+	ports := hostPorts // HOST:CONTAINER, after an address in brackets
+	if i := strings.LastIndex(hostPorts, "]"); i >= 0 {
+		if ports = hostPorts[i+1:]; !strings.HasPrefix(ports, ":") {
+			return nettypes.PortMapping{}, shape
+		}
+	}
+	if n := strings.Count(ports, ":"); n < 1 || n > 2 || (proto != "tcp" && proto != "udp" && proto != "sctp") {
+		return nettypes.PortMapping{}, shape
+	}
+	maps, err := nat.ParsePortSpec(p)
+	if err != nil {
+		if ip, ok := hostAddress(hostPorts); ok && net.ParseIP(ip) == nil {
+			return nettypes.PortMapping{}, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q: %q is not an IP address", p, ip).With("field", "ports")
+		}
+	}
+	var host, ctr uint64
+	if err == nil && len(maps) == 1 {
+		host, err = strconv.ParseUint(maps[0].Binding.HostPort, 10, 16)
+		ctr = uint64(maps[0].Port.Int())
+	}
+	if err != nil || len(maps) != 1 || ctr == 0 {
+		return nettypes.PortMapping{}, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q: ports are numbers from 1 to 65535 (host 0 picks a free one)", p).With("field", "ports")
+	}
+	return nettypes.PortMapping{HostIP: maps[0].Binding.HostIP, HostPort: uint16(host), ContainerPort: uint16(ctr), Protocol: proto, Range: 1}, nil
+}
+
+// hostAddress is the IP part of "IP:HOST:CONTAINER", brackets removed, for
+// naming it in a message when nat refuses it.
+func hostAddress(spec string) (string, bool) {
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return "", false
+	}
+	j := strings.LastIndex(spec[:i], ":")
+	if j < 0 {
+		return "", false
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(spec[:j], "["), "]"), true
 }
 
 var (

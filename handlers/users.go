@@ -112,9 +112,9 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 		return nil, err
 	}
 
-	pwNames, used := accountEntries(passwd.data, 2, 3)
-	grNames, grIDs := accountEntries(group.data, 2)
-	shNames, _ := accountEntries(shadow.data)
+	pwNames, used := passwdEntries(passwd.data)
+	grNames, grIDs := groupEntries(group.data)
+	shNames := shadowNames(shadow.data)
 	switch {
 	case pwNames[p.Username]:
 		return nil, rpc.Errorf(rpc.KindConflict, "user %q already exists in container %q", p.Username, p.Name).With("field", "username")
@@ -123,17 +123,8 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	case shNames[p.Username]:
 		return nil, rpc.Errorf(rpc.KindConflict, "%q already has an /etc/shadow entry in container %q", p.Username, p.Name).With("field", "username")
 	}
-	for id := range grIDs {
-		used[id] = true
-	}
-	id := -1
-	for i := firstUID; i <= lastUID; i++ {
-		if !used[i] {
-			id = i
-			break
-		}
-	}
-	if id < 0 {
+	id, ok := freeID(used, grIDs)
+	if !ok {
 		return nil, rpc.Errorf(rpc.KindConflict, "no free user id between %d and %d in container %q", firstUID, lastUID, p.Name)
 	}
 
@@ -149,7 +140,7 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 			// A new shadow file is readable by root only, or also by the
 			// shadow group when the image has one (Debian's convention).
 			shadow.mode = 0o600
-			if gid, ok := lookupID(group.data, "shadow"); ok {
+			if gid, ok := lookupGID(group.data, "shadow"); ok {
 				shadow.mode, shadow.gid = 0o640, gid
 			}
 		}
@@ -213,46 +204,73 @@ func (s *Service) readAccounts(ctx context.Context, name string) (passwd, group,
 	// back unchanged, e.g. root:shadow for Debian's /etc/shadow.
 	for i, hdr := range hdrs {
 		if hdr != nil {
-			files[i].uid, _ = lookupID(passwd.data, hdr.Uname)
-			files[i].gid, _ = lookupID(group.data, hdr.Gname)
+			files[i].uid, _ = lookupUID(passwd.data, hdr.Uname)
+			files[i].gid, _ = lookupGID(group.data, hdr.Gname)
 		}
 	}
 	return passwd, group, shadow, nil
 }
 
-// accountEntries parses a colon-separated account file: the names in the
-// first field and the numeric ids found in the given fields.
-func accountEntries(data []byte, idFields ...int) (names map[string]bool, ids map[int]bool) {
+// passwdEntries reads /etc/passwd content with moby/sys/user: the user
+// names, and every uid and gid the file uses.
+func passwdEntries(data []byte) (names map[string]bool, ids map[int]bool) {
 	names, ids = map[string]bool{}, map[int]bool{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		fields := strings.Split(line, ":")
-		names[fields[0]] = true
-		for _, i := range idFields {
-			if i < len(fields) {
-				if id, err := strconv.Atoi(fields[i]); err == nil {
-					ids[id] = true
-				}
-			}
-		}
+	users, _ := user.ParsePasswdFilter(bytes.NewReader(data), func(u user.User) bool { return !isComment(u.Name) })
+	for _, u := range users {
+		names[u.Name], ids[u.Uid], ids[u.Gid] = true, true, true
 	}
 	return names, ids
 }
 
-// lookupID finds the id of a named entry in /etc/passwd or /etc/group
-// content (the third field of both).
-func lookupID(data []byte, name string) (int, bool) {
-	if name == "" {
+// groupEntries reads /etc/group content with moby/sys/user: the group
+// names and their gids.
+func groupEntries(data []byte) (names map[string]bool, ids map[int]bool) {
+	names, ids = map[string]bool{}, map[int]bool{}
+	groups, _ := user.ParseGroupFilter(bytes.NewReader(data), func(g user.Group) bool { return !isComment(g.Name) })
+	for _, g := range groups {
+		names[g.Name], ids[g.Gid] = true, true
+	}
+	return names, ids
+}
+
+// shadowNames reads the user names of /etc/shadow content (its first
+// field; moby/sys/user has no shadow parser, and nothing else is needed).
+func shadowNames(data []byte) map[string]bool {
+	names := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, _, _ := strings.Cut(strings.TrimSpace(line), ":"); name != "" && !isComment(name) {
+			names[name] = true
+		}
+	}
+	return names
+}
+
+func isComment(name string) bool { return strings.HasPrefix(name, "#") }
+
+// lookupUID finds the uid of a named user in /etc/passwd content.
+func lookupUID(data []byte, name string) (int, bool) {
+	users, err := user.ParsePasswdFilter(bytes.NewReader(data), func(u user.User) bool { return name != "" && u.Name == name })
+	if err != nil || len(users) == 0 {
 		return 0, false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Split(line, ":")
-		if len(fields) >= 3 && fields[0] == name {
-			if id, err := strconv.Atoi(fields[2]); err == nil {
-				return id, true
-			}
+	return users[0].Uid, true
+}
+
+// lookupGID finds the gid of a named group in /etc/group content.
+func lookupGID(data []byte, name string) (int, bool) {
+	groups, err := user.ParseGroupFilter(bytes.NewReader(data), func(g user.Group) bool { return name != "" && g.Name == name })
+	if err != nil || len(groups) == 0 {
+		return 0, false
+	}
+	return groups[0].Gid, true
+}
+
+// freeID is the first id from firstUID to lastUID that neither a user
+// (uid or gid) nor a group uses, for the new user and its group alike.
+func freeID(users, groups map[int]bool) (int, bool) {
+	for i := firstUID; i <= lastUID; i++ {
+		if !users[i] && !groups[i] {
+			return i, true
 		}
 	}
 	return 0, false
@@ -317,7 +335,7 @@ func (s *Service) execUser(ctx context.Context, ctr, u string) (spec, home strin
 			if err != nil {
 				return u, ""
 			}
-			id, ok := lookupID(groups, group)
+			id, ok := lookupGID(groups, group)
 			if !ok {
 				return u, ""
 			}

@@ -45,7 +45,7 @@ func verifies(password, hash string) bool {
 
 func TestAccountFiles(t *testing.T) {
 	passwd := []byte("root:x:0:0:root:/root:/bin/sh\n# comment\nuser:x:1000:1001::/home/u:/bin/sh\nbroken")
-	names, ids := accountEntries(passwd, 2, 3)
+	names, ids := passwdEntries(passwd)
 	for _, n := range []string{"root", "user", "broken"} {
 		if !names[n] {
 			t.Errorf("name %q not found in %v", n, names)
@@ -62,11 +62,24 @@ func TestAccountFiles(t *testing.T) {
 	if got := string(appendLine(nil, "b")); got != "b\n" {
 		t.Errorf("appendLine to nothing: %q", got)
 	}
-	if gid, ok := lookupID([]byte("root:x:0:\nshadow:x:42:\n"), "shadow"); !ok || gid != 42 {
-		t.Errorf("lookupID(shadow) = %d, %v", gid, ok)
+	if names["# comment"] {
+		t.Error("a comment line was read as a user")
 	}
-	if _, ok := lookupID([]byte("root:x:0:\n"), ""); ok {
-		t.Error("lookupID found an unnamed entry")
+	if gid, ok := lookupGID([]byte("root:x:0:\nshadow:x:42:\n"), "shadow"); !ok || gid != 42 {
+		t.Errorf("lookupGID(shadow) = %d, %v", gid, ok)
+	}
+	if _, ok := lookupGID([]byte("root:x:0:\n"), ""); ok {
+		t.Error("lookupGID found an unnamed entry")
+	}
+	if uid, ok := lookupUID(passwd, "user"); !ok || uid != 1000 {
+		t.Errorf("lookupUID(user) = %d, %v", uid, ok)
+	}
+	grNames, gids := groupEntries([]byte("root:x:0:\nstaff:x:50:a,b\n"))
+	if !grNames["staff"] || !gids[50] || len(grNames) != 2 {
+		t.Errorf("groupEntries = %v, %v", grNames, gids)
+	}
+	if sh := shadowNames([]byte("root:*:19000:0:99999:7:::\n#x\nuser:$6$s$h:19000::::::\n")); !sh["root"] || !sh["user"] || len(sh) != 2 {
+		t.Errorf("shadowNames = %v", sh)
 	}
 }
 
@@ -118,40 +131,14 @@ func TestAddUser(t *testing.T) {
 		t.Errorf("bob cannot write to his home: %+v", out)
 	}
 
-	// The shadow entry: the hash verifies, with Go and with the container's
-	// own mkpasswd, and the file kept its mode and owner.
-	if out := run(`{"name":` + q(c) + `,"command":["stat","-c","%n %a %U:%G","/etc/passwd","/etc/group","/etc/shadow"]}`); out.Output !=
-		"/etc/passwd 644 root:root\n/etc/group 644 root:root\n/etc/shadow 640 root:shadow\n" {
-		t.Errorf("the account files changed mode or owner: %s", out.Output)
-	}
-	_, shadow := e.readBack(t, c, "/etc/shadow")
-	if !strings.HasPrefix(string(shadow), "root:*:19000:0:99999:7:::\n") {
-		t.Errorf("/etc/shadow lost its first line: %q", shadow)
-	}
-	entry := shadowEntry(t, shadow, "bob")
-	fields := strings.Split(entry, ":")
-	days := fmt.Sprint(time.Now().Unix() / 86400)
-	if len(fields) != 9 || fields[2] != days || strings.Join(fields[3:], ":") != "0:99999:7:::" {
-		t.Errorf("shadow entry %q", entry)
-	}
-	hash := fields[1]
-	salt := strings.Split(hash, "$")[2]
-	if !strings.HasPrefix(hash, "$6$") || len(salt) != 16 || !verifies(password, hash) {
-		t.Errorf("shadow hash %q does not verify", hash)
-	}
-	if out := run(`{"name":` + q(c) + `,"command":["mkpasswd","-m","sha512","-S",` + q(salt) + `,` + q(password) + `]}`); out.Output != hash+"\n" {
-		t.Errorf("busybox mkpasswd: %q, want %q", out.Output, hash)
-	}
-	if _, passwd := e.readBack(t, c, "/etc/passwd"); !strings.HasSuffix(string(passwd), "\nbob:x:1000:1000::/home/bob:/bin/sh\n") {
-		t.Errorf("/etc/passwd: %q", passwd)
-	}
+	checkBobsAccount(t, e, c, run, password)
 
 	// A second user without a password gets the next id and a locked entry.
 	mustCall[result](t, addUser, `{"name":`+q(c)+`,"username":"alice","shell":"/bin/ash"}`)
 	if out := run(`{"name":` + q(c) + `,"command":["id","alice"]}`); !strings.HasPrefix(out.Output, "uid=1001(alice) gid=1001(alice)") {
 		t.Errorf("id alice: %+v", out)
 	}
-	_, shadow = e.readBack(t, c, "/etc/shadow")
+	_, shadow := e.readBack(t, c, "/etc/shadow")
 	if entry := shadowEntry(t, shadow, "alice"); !strings.HasPrefix(entry, "alice:!:") {
 		t.Errorf("alice's shadow entry %q is not locked", entry)
 	}
@@ -199,6 +186,38 @@ func TestAddUser(t *testing.T) {
 			t.Errorf("/home/dave: %+v", hdr)
 		}
 	})
+}
+
+// checkBobsAccount: bob's shadow entry's hash verifies, with Go and with
+// the container's own mkpasswd, the account files kept their modes and
+// owners, and /etc/passwd ends with bob.
+func checkBobsAccount(t *testing.T, e *podmanEnv, c string, run func(string) execOut, password string) {
+	t.Helper()
+	if out := run(`{"name":` + q(c) + `,"command":["stat","-c","%n %a %U:%G","/etc/passwd","/etc/group","/etc/shadow"]}`); out.Output !=
+		"/etc/passwd 644 root:root\n/etc/group 644 root:root\n/etc/shadow 640 root:shadow\n" {
+		t.Errorf("the account files changed mode or owner: %s", out.Output)
+	}
+	_, shadow := e.readBack(t, c, "/etc/shadow")
+	if !strings.HasPrefix(string(shadow), "root:*:19000:0:99999:7:::\n") {
+		t.Errorf("/etc/shadow lost its first line: %q", shadow)
+	}
+	entry := shadowEntry(t, shadow, "bob")
+	fields := strings.Split(entry, ":")
+	days := fmt.Sprint(time.Now().Unix() / 86400)
+	if len(fields) != 9 || fields[2] != days || strings.Join(fields[3:], ":") != "0:99999:7:::" {
+		t.Errorf("shadow entry %q", entry)
+	}
+	hash := fields[1]
+	salt := strings.Split(hash, "$")[2]
+	if !strings.HasPrefix(hash, "$6$") || len(salt) != 16 || !verifies(password, hash) {
+		t.Errorf("shadow hash %q does not verify", hash)
+	}
+	if out := run(`{"name":` + q(c) + `,"command":["mkpasswd","-m","sha512","-S",` + q(salt) + `,` + q(password) + `]}`); out.Output != hash+"\n" {
+		t.Errorf("busybox mkpasswd: %q, want %q", out.Output, hash)
+	}
+	if _, passwd := e.readBack(t, c, "/etc/passwd"); !strings.HasSuffix(string(passwd), "\nbob:x:1000:1000::/home/bob:/bin/sh\n") {
+		t.Errorf("/etc/passwd: %q", passwd)
+	}
 }
 
 // shadowEntry finds user's line in /etc/shadow content.

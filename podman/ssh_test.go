@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -45,37 +46,13 @@ func startSSHHost(t *testing.T) *sshHost {
 			t.Error(err)
 		}
 	})
-	sshd, err := podmantest.StartSSHD(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", sshd.Log())
-		}
-		if err := sshd.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	sshd := podmantest.SSHDFor(t)
 	return &sshHost{svc: svc, sshd: sshd}
 }
 
-// logCounter counts log lines that carry a message.
-type logCounter struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *logCounter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCounter) count(msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), `"message":"`+msg+`"`)
+// logCount counts the log lines in logs that carry a message.
+func logCount(logs *testbuf.Buffer, msg string) int {
+	return strings.Count(logs.String(), `"message":"`+msg+`"`)
 }
 
 func statusWithin(c *podman.Client, d time.Duration) podman.Status {
@@ -89,7 +66,7 @@ func statusWithin(c *podman.Client, d time.Duration) podman.Status {
 // makes a new SSH connection by itself.
 func TestSSHWarmConnectionAndRedial(t *testing.T) {
 	h := startSSHHost(t)
-	logs := &logCounter{}
+	logs := &testbuf.Buffer{}
 	c, err := podman.New(h.sshd.URI(h.svc.Socket), podman.Options{
 		SSH: podman.SSHOptions{Identity: h.sshd.Identity, KnownHosts: h.sshd.KnownHosts},
 		Log: zerolog.New(logs),
@@ -118,7 +95,7 @@ func TestSSHWarmConnectionAndRedial(t *testing.T) {
 			t.Fatalf("a ping over ssh: %+v", st)
 		}
 	}
-	if n := logs.count("ssh connection made"); n != 1 {
+	if n := logCount(logs, "ssh connection made"); n != 1 {
 		t.Errorf("40 pings (20 at once) made %d SSH connections, want 1", n)
 	}
 
@@ -135,7 +112,7 @@ func TestSSHWarmConnectionAndRedial(t *testing.T) {
 	if st := statusWithin(c, 30*time.Second); !st.Connected {
 		t.Errorf("with sshd back: %+v, want the next call to reconnect", st)
 	}
-	if n := logs.count("ssh connection made"); n != 2 {
+	if n := logCount(logs, "ssh connection made"); n != 2 {
 		t.Errorf("%d SSH connections after one restart of sshd, want 2", n)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 )
 
 // session is a Server serving on pipes, for tests that interleave input
@@ -17,14 +19,14 @@ type session struct {
 	t    *testing.T
 	s    *Server
 	w    io.WriteCloser
-	out  *syncBuffer
+	out  *testbuf.Buffer
 	done chan error
 }
 
 func startSession(t *testing.T, opts Options, methods map[string]Method) *session {
 	t.Helper()
 	in, w := io.Pipe()
-	ss := &session{t: t, s: NewServer(methods, opts), w: w, out: &syncBuffer{}, done: make(chan error, 1)}
+	ss := &session{t: t, s: NewServer(methods, opts), w: w, out: &testbuf.Buffer{}, done: make(chan error, 1)}
 	go func() { ss.done <- ss.s.Serve(context.Background(), in, ss.out) }()
 	t.Cleanup(func() { w.Close() })
 	return ss
@@ -41,7 +43,7 @@ func (ss *session) reply(id string) string {
 	ss.t.Helper()
 	var found string
 	waitFor(ss.t, func() bool {
-		for _, l := range ss.out.lines() {
+		for _, l := range ss.out.Lines() {
 			if strings.HasPrefix(l, `{"jsonrpc":"2.0","id":`+id+`,`) {
 				found = l
 				return true
@@ -59,7 +61,7 @@ func (ss *session) end() []string {
 	if err := <-ss.done; err != nil {
 		ss.t.Fatalf("Serve: %v", err)
 	}
-	return ss.out.lines()
+	return ss.out.Lines()
 }
 
 // blockingMethods: "block" holds its worker until release is closed (or

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 )
 
 // Calls run on at most MaxWorkers long-lived goroutines: waiting calls
@@ -32,7 +34,7 @@ func TestWorkersAreKeptBetweenCallsAndEndWithServe(t *testing.T) {
 	}
 	base := settledGoroutines(t, -1)
 	in, w := io.Pipe()
-	var out syncBuffer
+	var out testbuf.Buffer
 	s := NewServer(methods, Options{Logger: zerolog.Nop(), MaxWorkers: 3})
 	done := make(chan error)
 	go func() { done <- s.Serve(context.Background(), in, &out) }()
@@ -47,7 +49,7 @@ func TestWorkersAreKeptBetweenCallsAndEndWithServe(t *testing.T) {
 		t.Errorf("3 calls running and 97 waiting: %d goroutines more than before Serve, want at most 5", n)
 	}
 	close(release)
-	waitFor(t, func() bool { return len(out.lines()) == 100 })
+	waitFor(t, func() bool { return len(out.Lines()) == 100 })
 	idle := settledGoroutines(t, -1)
 
 	// A second, larger burst ends with the same goroutines: the workers
@@ -57,7 +59,7 @@ func TestWorkersAreKeptBetweenCallsAndEndWithServe(t *testing.T) {
 		fmt.Fprintf(&burst, `{"jsonrpc":"2.0","id":%d,"method":"quick"}`+"\n", i)
 	}
 	io.WriteString(w, burst.String())
-	waitFor(t, func() bool { return len(out.lines()) == 1100 })
+	waitFor(t, func() bool { return len(out.Lines()) == 1100 })
 	settledGoroutines(t, idle)
 	if workers := s.pool.workersAlive(); workers != 3 {
 		t.Errorf("after two bursts: %d workers, want the 3 kept", workers)
@@ -129,14 +131,14 @@ func TestNothingIsReadAfterServeReturns(t *testing.T) {
 				}
 				defer w.Close()
 				base := settledGoroutines(t, -1)
-				var out syncBuffer
+				var out testbuf.Buffer
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				s := NewServer(methods, Options{Logger: zerolog.Nop()})
 				done := make(chan error)
 				go func() { done <- s.Serve(ctx, in, &out) }()
 				fmt.Fprintln(w, `{"jsonrpc":"2.0","id":1,"method":"count"}`)
-				waitFor(t, func() bool { return len(out.lines()) == 1 })
+				waitFor(t, func() bool { return len(out.Lines()) == 1 })
 				if ending == "Shutdown" {
 					s.Shutdown(time.Second)
 				} else {
@@ -160,7 +162,7 @@ func TestNothingIsReadAfterServeReturns(t *testing.T) {
 					}
 					settledGoroutines(t, base)
 				}
-				if lines := out.lines(); len(lines) != 1 || calls.Load() != 1 {
+				if lines := out.Lines(); len(lines) != 1 || calls.Load() != 1 {
 					t.Errorf("a call written after Serve returned: handler ran %d times (want 1), output %q (want only the reply to id 1)", calls.Load(), lines)
 				}
 			})
@@ -171,7 +173,7 @@ func TestNothingIsReadAfterServeReturns(t *testing.T) {
 // Calls with the same order key run one after another in arrival order,
 // waiting in the queue rather than on a worker; other calls pass them.
 func TestOrderKeySerializesInArrivalOrder(t *testing.T) {
-	var mu syncBuffer // records the order calls start and end in
+	var mu testbuf.Buffer // records the order calls start and end in
 	record := func(s string) { mu.Write([]byte(s + "\n")) }
 	release := make(chan struct{})
 	methods := map[string]Method{
@@ -192,7 +194,7 @@ func TestOrderKeySerializesInArrivalOrder(t *testing.T) {
 		return p.Name
 	}
 	in, w := io.Pipe()
-	var out syncBuffer
+	var out testbuf.Buffer
 	s := NewServer(methods, Options{Logger: zerolog.Nop(), MaxWorkers: 4, Order: order})
 	done := make(chan error)
 	go func() { done <- s.Serve(context.Background(), in, &out) }()
@@ -202,14 +204,14 @@ func TestOrderKeySerializesInArrivalOrder(t *testing.T) {
 	}
 	// b1 and the keyless call finish while a1 holds "a"; a2 and a3 wait
 	// in the queue, not on workers (4 workers: 3 would be taken otherwise).
-	waitFor(t, func() bool { return len(out.lines()) == 2 })
+	waitFor(t, func() bool { return len(out.Lines()) == 2 })
 	if st := s.Stats(); st.Busy != 1 || st.Queued != 2 {
 		t.Errorf("while a1 holds its key: %+v; want 1 running and a2, a3 queued", st)
 	}
 	close(release)
-	waitFor(t, func() bool { return len(out.lines()) == 5 })
+	waitFor(t, func() bool { return len(out.Lines()) == 5 })
 	var got []string
-	for _, l := range mu.lines() {
+	for _, l := range mu.Lines() {
 		if strings.Contains(l, " a") {
 			got = append(got, l)
 		}

@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 )
 
 // fakeMethods are stand-ins for handlers: these tests pin the framing and
@@ -83,39 +84,18 @@ func fakeMethods() map[string]Method {
 // output lines are returned once Serve has answered everything.
 func serve(t *testing.T, opts Options, methods map[string]Method, input string) []string {
 	t.Helper()
-	var out syncBuffer
+	var out testbuf.Buffer
 	s := NewServer(methods, opts)
 	if err := s.Serve(context.Background(), strings.NewReader(input), &out); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	lines := out.lines()
+	lines := out.Lines()
 	for _, l := range lines {
 		if !utf8.ValidString(l) || !json.Valid([]byte(l)) {
 			t.Errorf("an output line is not valid UTF-8 JSON: %q", l)
 		}
 	}
 	return lines
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := strings.TrimSuffix(b.b.String(), "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }
 
 // summary reduces a response line to "ID=RESULT" or "ID!CODE", and a batch
@@ -343,17 +323,17 @@ func TestDuplicateIDInFlight(t *testing.T) {
 		return "done", nil
 	}}
 	in, w := io.Pipe()
-	var out syncBuffer
+	var out testbuf.Buffer
 	s := NewServer(methods, Options{Logger: zerolog.Nop()})
 	done := make(chan error)
 	go func() { done <- s.Serve(context.Background(), in, &out) }()
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":7,"method":"wait"}`)
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":7,"method":"wait"}`)
-	waitFor(t, func() bool { return len(out.lines()) == 1 })
+	waitFor(t, func() bool { return len(out.Lines()) == 1 })
 	close(release)
 	w.Close()
 	<-done
-	got := summaries(t, out.lines())
+	got := summaries(t, out.Lines())
 	if strings.Join(got, " ") != `7!-32600 7="done"` {
 		t.Errorf("sent id 7 twice while the first was in flight: got %q, want the second refused", got)
 	}
@@ -394,7 +374,7 @@ func TestCancelRunningAndQueuedCalls(t *testing.T) {
 		return nil, fmt.Errorf("stopped: %w", ctx.Err())
 	}, "get": func(context.Context, json.RawMessage) (any, error) { return "got", nil }}
 	in, w := io.Pipe()
-	var out syncBuffer
+	var out testbuf.Buffer
 	s := NewServer(methods, Options{Logger: zerolog.Nop(), MaxWorkers: 1})
 	done := make(chan error)
 	go func() { done <- s.Serve(context.Background(), in, &out) }()
@@ -405,12 +385,12 @@ func TestCancelRunningAndQueuedCalls(t *testing.T) {
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","id":"queued","method":"get"}`)
 	waitFor(t, func() bool { return s.Stats().Queued == 1 })
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"queued"}}`)
-	waitFor(t, func() bool { return len(out.lines()) == 1 })
+	waitFor(t, func() bool { return len(out.Lines()) == 1 })
 	fmt.Fprintln(w, `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"run"}}`)
-	waitFor(t, func() bool { return len(out.lines()) == 2 })
+	waitFor(t, func() bool { return len(out.Lines()) == 2 })
 	w.Close()
 	<-done
-	lines := out.lines()
+	lines := out.Lines()
 	if summary(t, lines[0]) != `"queued"!-32800` || summary(t, lines[1]) != `"run"!-32800` {
 		t.Errorf("cancelled a queued then a running call: got %q", lines)
 	}
@@ -460,7 +440,7 @@ func TestShutdownCancelsRunningCalls(t *testing.T) {
 	}}
 	in, w := io.Pipe()
 	defer w.Close()
-	var out syncBuffer
+	var out testbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	s := NewServer(methods, Options{Logger: zerolog.Nop()})
 	done := make(chan error)
@@ -473,7 +453,7 @@ func TestShutdownCancelsRunningCalls(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
 	}
-	if got := summaries(t, out.lines()); strings.Join(got, " ") != "1!-32800" {
+	if got := summaries(t, out.Lines()); strings.Join(got, " ") != "1!-32800" {
 		t.Errorf("shutdown with a call running: got %q, want it cancelled with -32800", got)
 	}
 }
@@ -649,7 +629,7 @@ func TestShutdownGivesCallsTheirGracePeriod(t *testing.T) {
 	}
 	in, w := io.Pipe()
 	defer w.Close()
-	var out syncBuffer
+	var out testbuf.Buffer
 	s := NewServer(methods, Options{Logger: zerolog.Nop()})
 	done := make(chan error)
 	go func() { done <- s.Serve(context.Background(), in, &out) }()
@@ -665,7 +645,7 @@ func TestShutdownGivesCallsTheirGracePeriod(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after Shutdown, with the input still open")
 	}
-	got := summaries(t, out.lines())
+	got := summaries(t, out.Lines())
 	if strings.Join(got, " ") != `1="finished" 2!-32800 3!-32003` {
 		t.Errorf("got %q: want the finished call answered, the stuck one cancelled after the grace period, and the late one refused", got)
 	}

@@ -28,13 +28,7 @@ type sshBench struct {
 
 func startSSHBench(b *testing.B) *sshBench {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sshd, err := podmantest.StartSSHD(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = sshd.Stop() })
+	sshd := podmantest.SSHDFor(b)
 	w := startLean(b, workerBin, "--socket", service.URI, "--connection", "unix="+service.URI,
 		"--connection", "ssh="+sshd.URI(service.Socket), "--identity", sshd.Identity, "--known-hosts", sshd.KnownHosts)
 	return &sshBench{w: w, sshd: sshd}

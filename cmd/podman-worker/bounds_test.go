@@ -147,7 +147,8 @@ func TestMemoryIsBoundedWhateverTheClientSends(t *testing.T) {
 }
 
 // The control plane never waits: with every worker slot running a
-// container and the queue full, health answers within 100 ms (p99 of 50),
+// container and the queue full, health answers within 100 ms (p99 of 400
+// calls, so a few slow ones on a loaded machine do not decide it),
 // metrics says so, a call past the queue is answered Busy at once, and a
 // cancel takes effect within a second, for a running run and a queued one.
 func TestControlPlaneWithEverySlotBusy(t *testing.T) {
@@ -183,8 +184,9 @@ func TestControlPlaneWithEverySlotBusy(t *testing.T) {
 	if line, _ := next("over"); !strings.Contains(line, `"type":"Busy"`) {
 		t.Errorf("a call past a full queue: %s; want Busy at once", line)
 	}
+	const samples = 400
 	var took []time.Duration
-	for i := range 50 {
+	for i := range samples {
 		id := fmt.Sprintf("h%d", i)
 		start := time.Now()
 		w.send(`{"jsonrpc":"2.0","id":"` + id + `","method":"health"}`)
@@ -196,7 +198,7 @@ func TestControlPlaneWithEverySlotBusy(t *testing.T) {
 	}
 	slices.Sort(took)
 	if p99 := took[len(took)*99/100]; p99 > 100*time.Millisecond {
-		t.Errorf("health with 10 runs in flight and a full queue: p99 %v over 50 calls (max %v); want at most 100 ms", p99, took[len(took)-1])
+		t.Errorf("health with 10 runs in flight and a full queue: p99 %v over %d calls (max %v); want at most 100 ms", p99, samples, took[len(took)-1])
 	}
 	t.Logf("health p50 %v p99 %v", took[len(took)/2], took[len(took)*99/100])
 	if line, _ := next(func() string { w.send(`{"jsonrpc":"2.0","id":"m","method":"metrics"}`); return "m" }()); !strings.Contains(line, `"workers":{"max":10,"busy":10,"queued":5}`) {

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-
-	"golang.org/x/tools/txtar"
 )
 
 // TestCLIGolden runs command lines of the seed's per-call CLI through the
@@ -29,67 +26,49 @@ import (
 // (argparse's usage and help) are kept as they are. -update rewrites
 // section "out".
 func TestCLIGolden(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden-cli", "*.txtar"))
-	if len(files) == 0 {
-		t.Fatal("no files under testdata/golden-cli")
+	runGoldenSuite(t, goldenSuite{test: "TestCLIGolden", dir: "golden-cli", in: "commands", out: "out", play: playCommands})
+}
+
+// playCommands runs a file's command lines, one process each, and answers
+// their exit codes and output.
+func playCommands(t *testing.T, settings map[string]string, in []byte) string {
+	svc := privateService(t)
+	vars := goldenVars()
+	norm := newNormalizer(settings, svc.URI)
+	shaped := map[string]bool{}
+	for _, c := range strings.Fields(settings["shape"]) {
+		shaped[c] = true
 	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ar := txtar.Parse(data)
-			svc := privateService(t)
-			vars := goldenVars()
-			settings := parseSettings(ar.Comment)
-			norm := newNormalizer(settings, svc.URI)
-			shaped := map[string]bool{}
-			for _, c := range strings.Fields(settings["shape"]) {
-				shaped[c] = true
-			}
-			var out strings.Builder
-			commands, _ := section(ar, "commands")
-			for _, line := range strings.Split(string(commands), "\n") {
-				if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+	var out strings.Builder
+	for _, line := range strings.Split(string(in), "\n") {
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		args := append([]string{"--socket", svc.URI}, strings.Fields(vars.Replace(settings["args"]))...)
+		cmd := exec.Command(workerBin, append(args, shellWords(vars.Replace(line))...)...)
+		if dir := settings["dir"]; dir != "" {
+			cmd.Dir = filepath.Join(repoRoot, "testdata", dir)
+		}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		fmt.Fprintf(&out, "$ %s\nexit %d\n", line, cmd.ProcessState.ExitCode())
+		for _, s := range []struct{ name, text string }{{"stdout", stdout.String()}, {"stderr", stderr.String()}} {
+			for _, l := range strings.Split(strings.TrimSpace(s.text), "\n") {
+				if l == "" {
 					continue
 				}
-				args := append([]string{"--socket", svc.URI}, strings.Fields(vars.Replace(settings["args"]))...)
-				cmd := exec.Command(workerBin, append(args, shellWords(vars.Replace(line))...)...)
-				if dir := settings["dir"]; dir != "" {
-					cmd.Dir = filepath.Join(repoRoot, "testdata", dir)
-				}
-				var stdout, stderr bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &stdout, &stderr
-				cmd.Run()
-				fmt.Fprintf(&out, "$ %s\nexit %d\n", line, cmd.ProcessState.ExitCode())
-				for _, s := range []struct{ name, text string }{{"stdout", stdout.String()}, {"stderr", stderr.String()}} {
-					for _, l := range strings.Split(strings.TrimSpace(s.text), "\n") {
-						if l == "" {
-							continue
-						}
-						if json.Valid([]byte(l)) {
-							if shaped[shellWords(line)[0]] {
-								l = dataShape(t, l)
-							}
-							l, _ = norm.line(t, l)
-						}
-						fmt.Fprintf(&out, "%s: %s\n", s.name, l)
+				if json.Valid([]byte(l)) {
+					if shaped[shellWords(line)[0]] {
+						l = dataShape(t, l)
 					}
+					l, _ = norm.line(t, l)
 				}
+				fmt.Fprintf(&out, "%s: %s\n", s.name, l)
 			}
-			if *update {
-				setSection(ar, "out", []byte(out.String()))
-				if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if want, _ := section(ar, "out"); out.String() != string(want) {
-				t.Errorf("%s differs (-update rewrites it after review)\n%s", filepath.Base(file), diffLines(string(want), out.String()))
-			}
-		})
+		}
 	}
+	return out.String()
 }
 
 // dataShape replaces the data of an envelope with its shape: an object by

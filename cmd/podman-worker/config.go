@@ -75,222 +75,220 @@ type httpConfig struct {
 	headerTimeout time.Duration
 }
 
+// flagValues are the worker flags as given (or defaulted), before parseConfig
+// checks and converts them.
+type flagValues struct {
+	socket, identity, knownHosts, podmanRoot, podmanConf, owner                   string
+	maxWorkers, maxLine, maxQueued, maxQueuedBytes, maxInput, maxWarm, maxOutput  string
+	requestTimeout, shutdownGrace, logLevel                                       string
+	maxMemory, maxCPUs, maxTimeout, maxPids, networkModes, maxSwap, maxContainers string
+	allowCaps, portAddrs, mountRoots, buildRoots, sharedImages, userns            string
+	maxContext, maxBuildTimeout, maxLog                                           string
+	httpAddr, httpTokenFile, httpMaxBody, httpCORS, httpHeaderTimeout             string
+	metricsAddr, metricsTokenFile                                                 string
+	maxInstances, instanceIdle, runner                                            string
+	registries, insecureRegistries, registryAuthFile, maxCopy                     string
+	podmanConnections, insecureHostKey, privPorts, namedVolumes, contextMounts    bool
+	writableRoot, specialModes, debug, showVersion                                bool
+	connections                                                                   connectionFlags
+}
+
+// flagSpec is one worker flag: its name, the environment variable that
+// stands in for it, its default, its value's name in --help (none for a
+// switch) and its help. operations.md's flag table is held against these
+// by TestOperationsDoc.
+type flagSpec struct {
+	name string
+	// env is the variable read when the flag is not given: it is the
+	// flag's default, or with envLater, parseConfig reads it afterwards
+	// (the flag given or not must be told apart).
+	env         string
+	envLater    bool
+	def         string
+	metavar     string
+	help        string
+	str         *string          // a flag with a value,
+	switch_     *bool            // a switch,
+	connections *connectionFlags // or --connection, repeatable
+}
+
+// flagTable is every worker flag; values land in v. Defaults that depend on the machine (the user's data
+// folder) are read through getenv.
+func flagTable(v *flagValues, getenv func(string) string) []flagSpec {
+	def := limits.DefaultPolicy()
+	return []flagSpec{
+		{name: "socket", env: "PODMAN_SOCKET_PATH", envLater: true, metavar: "URI", str: &v.socket,
+			help: "Podman socket: unix:///PATH, a PATH, ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default " + DefaultSocket + ")"},
+		{name: "connection", env: "PODMAN_WORKER_CONNECTIONS", envLater: true, metavar: "NAME=URI[,IDENTITY]", connections: &v.connections,
+			help: "a named Podman connection, NAME=URI or NAME=URI,IDENTITY; repeat it for more. A call chooses one with its connection param (env PODMAN_WORKER_CONNECTIONS, space-separated)"},
+		{name: "podman-connections", env: "PODMAN_WORKER_PODMAN_CONNECTIONS", switch_: &v.podmanConnections,
+			help: "also use Podman's own connections (podman system connection list); Podman's default is the default unless a socket is configured (env PODMAN_WORKER_PODMAN_CONNECTIONS=true)"},
+		{name: "identity", env: "CONTAINER_SSHKEY", metavar: "FILE", str: &v.identity,
+			help: "private key file for ssh:// sockets and connections that name none of their own (env CONTAINER_SSHKEY, as Podman reads it)"},
+		{name: "known-hosts", env: "PODMAN_WORKER_KNOWN_HOSTS", metavar: "FILE", str: &v.knownHosts,
+			help: "known_hosts file that ssh host keys are checked against (env PODMAN_WORKER_KNOWN_HOSTS; default ~/.ssh/known_hosts)"},
+		{name: "insecure-ignore-host-key", env: "PODMAN_WORKER_INSECURE_IGNORE_HOST_KEY", switch_: &v.insecureHostKey,
+			help: "accept any ssh host key, unchecked: for throwaway hosts only (env PODMAN_WORKER_INSECURE_IGNORE_HOST_KEY=true)"},
+		{name: "max-workers", env: "MAX_WORKERS", def: strconv.Itoa(rpc.DefaultMaxWorkers), metavar: "N", str: &v.maxWorkers,
+			help: "calls run at once; more wait their turn (env MAX_WORKERS)"},
+		{name: "max-line-bytes", env: "MAX_LINE_BYTES", def: "16m", metavar: "SIZE", str: &v.maxLine,
+			help: "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)"},
+		{name: "max-queued", env: "MAX_QUEUED", def: strconv.Itoa(rpc.DefaultMaxQueued), metavar: "N", str: &v.maxQueued,
+			help: "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)"},
+		{name: "max-queued-bytes", env: "MAX_QUEUED_BYTES", def: limits.FormatBytes(rpc.DefaultMaxQueuedBytes), metavar: "SIZE", str: &v.maxQueuedBytes,
+			help: "bytes of requests that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED_BYTES)"},
+		{name: "max-input-bytes", env: "MAX_INPUT_BYTES", def: limits.FormatBytes(handlers.DefaultMaxInputBytes), metavar: "SIZE", str: &v.maxInput,
+			help: "largest input a run may hand its function on stdin, e.g. 6m; more is refused before any container is made (env MAX_INPUT_BYTES)"},
+		{name: "max-warm", env: "MAX_WARM", def: "8", metavar: "N", str: &v.maxWarm,
+			help: "prewarmed containers the worker keeps at most, of every spec together; 0 refuses prewarm (env MAX_WARM)"},
+		{name: "max-instances", env: "MAX_INSTANCES", def: "8", metavar: "N", str: &v.maxInstances,
+			help: "warm instances the worker keeps at most, of every spec together, to serve runs with reuse; 0 turns reuse off (such runs are served cold) (env MAX_INSTANCES)"},
+		{name: "instance-idle", env: "INSTANCE_IDLE", def: "10m", metavar: "DURATION", str: &v.instanceIdle,
+			help: "how long a warm instance waits for its next invocation before it is removed (env INSTANCE_IDLE)"},
+		{name: "runner", env: "PODMAN_WORKER_RUNNER", def: defaultRunner(), metavar: "FILE", str: &v.runner,
+			help: "the static runner binary copied into each warm instance (env PODMAN_WORKER_RUNNER; default: podman-worker-runner beside the worker)"},
+		{name: "podman-root", env: "PODMAN_WORKER_ROOT", def: defaultRoot(getenv), metavar: "DIR", str: &v.podmanRoot,
+			help: "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)"},
+		{name: "podman-conf", env: "PODMAN_WORKER_CONTAINERS_CONF", metavar: "FILE", str: &v.podmanConf,
+			help: "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)"},
+		{name: "owner", env: "PODMAN_WORKER_OWNER", def: podman.DefaultOwner, metavar: "NAME", str: &v.owner,
+			help: "the label that scopes this worker's containers: it sees and acts only on containers of its owner, and removes those that dead workers of the same owner left (env PODMAN_WORKER_OWNER)"},
+		{name: "request-timeout", env: "REQUEST_TIMEOUT", def: "30s", metavar: "DURATION", str: &v.requestTimeout,
+			help: "bound on every call without a timeout of its own, e.g. 30s (env REQUEST_TIMEOUT; plain seconds accepted)"},
+		{name: "shutdown-grace", env: "SHUTDOWN_GRACE", def: "10s", metavar: "DURATION", str: &v.shutdownGrace,
+			help: "on SIGTERM, SIGINT or shutdown: how long calls in flight may finish before they are cancelled (env SHUTDOWN_GRACE)"},
+		{name: "max-output-bytes", env: "MAX_OUTPUT_BYTES", def: "1m", metavar: "SIZE", str: &v.maxOutput,
+			help: "most output kept per stream of a run, exec or logs call (env MAX_OUTPUT_BYTES)"},
+		{name: "max-memory", env: "MAX_MEMORY", def: limits.FormatBytes(def.MaxMemory), metavar: "SIZE", str: &v.maxMemory,
+			help: "ceiling on a container's memory a caller may ask for (env MAX_MEMORY)"},
+		{name: "max-cpus", env: "MAX_CPUS", def: strconv.FormatFloat(def.MaxCPUs, 'f', -1, 64), metavar: "CPUS", str: &v.maxCPUs,
+			help: "ceiling on a container's cpus (env MAX_CPUS)"},
+		{name: "max-timeout", env: "MAX_TIMEOUT", def: def.MaxTimeout.String(), metavar: "DURATION", str: &v.maxTimeout,
+			help: "ceiling on a run's timeout, e.g. 10m (env MAX_TIMEOUT)"},
+		{name: "max-pids", env: "MAX_PIDS", def: strconv.FormatInt(def.MaxPids, 10), metavar: "N", str: &v.maxPids,
+			help: "ceiling on a container's pids_limit (env MAX_PIDS)"},
+		{name: "network-modes", env: "NETWORK_MODES", def: strings.Join(def.NetworkModes, ","), metavar: "LIST", str: &v.networkModes,
+			help: "network modes callers may choose, e.g. none,bridge; none is always allowed (env NETWORK_MODES)"},
+		{name: "max-memory-swap", env: "MAX_MEMORY_SWAP", metavar: "SIZE", str: &v.maxSwap,
+			help: "ceiling on memory_swap (memory plus swap); default: the --max-memory value, so no swap beyond the memory ceiling (env MAX_MEMORY_SWAP)"},
+		{name: "allow-caps", env: "ALLOW_CAPS", metavar: "LIST", str: &v.allowCaps,
+			help: "capabilities a caller may add back with cap_add, e.g. NET_BIND_SERVICE; every other one is dropped (env ALLOW_CAPS)"},
+		{name: "port-addresses", env: "PORT_ADDRESSES", def: strings.Join(def.PortAddresses, ","), metavar: "LIST", str: &v.portAddrs,
+			help: "host addresses published ports may bind to; the first is the default (env PORT_ADDRESSES)"},
+		{name: "allow-privileged-ports", env: "ALLOW_PRIVILEGED_PORTS", switch_: &v.privPorts,
+			help: "let published ports use host ports below 1024 (env ALLOW_PRIVILEGED_PORTS=true)"},
+		{name: "mount-roots", env: "MOUNT_ROOTS", metavar: "DIR[,DIR...]", str: &v.mountRoots,
+			help: "host directories under which bind-mount sources may lie, comma-separated; empty: only named volumes and tmpfs (env MOUNT_ROOTS)"},
+		{name: "build-roots", env: "BUILD_ROOTS", metavar: "DIR[,DIR...]", str: &v.buildRoots,
+			help: "host directories under which build contexts may lie, comma-separated; empty: builds are refused (env BUILD_ROOTS)"},
+		{name: "allow-named-volumes", env: "ALLOW_NAMED_VOLUMES", switch_: &v.namedVolumes,
+			help: "let run and create mount named volumes (host disk, unbounded): each is its owner's, made and labelled by the worker; another owner's or a hand-made one is NotFound (env ALLOW_NAMED_VOLUMES=true)"},
+		{name: "shared-images", env: "SHARED_IMAGES", metavar: "LIST", str: &v.sharedImages,
+			help: "the operator's base images (names or ids, comma-separated) that every owner may run and build FROM and none may change; an owner's other images are those it built (env SHARED_IMAGES)"},
+		{name: "build-context-mounts", env: "BUILD_CONTEXT_MOUNTS", switch_: &v.contextMounts,
+			help: "let RUN steps bind-mount parts of their build context, read-only and without symlinks (RUN --mount=type=bind); other RUN mounts but tmpfs stay refused (env BUILD_CONTEXT_MOUNTS=true)"},
+		{name: "max-build-context", env: "MAX_BUILD_CONTEXT", def: limits.FormatBytes(def.MaxBuildContext), metavar: "SIZE", str: &v.maxContext,
+			help: "largest build context, counting its files' sizes (env MAX_BUILD_CONTEXT)"},
+		{name: "max-build-timeout", env: "MAX_BUILD_TIMEOUT", def: def.MaxBuildTimeout.String(), metavar: "DURATION", str: &v.maxBuildTimeout,
+			help: "ceiling on a build's timeout, e.g. 30m (env MAX_BUILD_TIMEOUT)"},
+		{name: "max-containers", env: "MAX_CONTAINERS", def: strconv.Itoa(def.MaxContainers), metavar: "N", str: &v.maxContainers,
+			help: "long-lived containers (create's, and runs kept with auto_remove false) one owner may hold on a connection; more is refused (env MAX_CONTAINERS)"},
+		{name: "max-log-bytes", env: "MAX_LOG_BYTES", def: limits.FormatBytes(def.MaxLogBytes), metavar: "SIZE", str: &v.maxLog,
+			help: "largest log file of a container made by create (env MAX_LOG_BYTES)"},
+		{name: "writable-root", env: "WRITABLE_ROOT", switch_: &v.writableRoot,
+			help: "give function containers a writable root filesystem (host disk) instead of a read-only one (env WRITABLE_ROOT=true)"},
+		{name: "userns", env: "USERNS", metavar: "MODE", str: &v.userns,
+			help: "user namespace of function containers: host (container root is host root) or auto (needs a containers range in /etc/subuid and /etc/subgid) (env USERNS; default host)"},
+		{name: "allow-special-modes", env: "ALLOW_SPECIAL_MODES", switch_: &v.specialModes,
+			help: "let add_file write set-uid, set-gid and sticky modes (env ALLOW_SPECIAL_MODES=true)"},
+		{name: "registries", env: "PODMAN_WORKER_REGISTRIES", metavar: "LIST", str: &v.registries,
+			help: "registries (HOST or HOST:PORT, comma-separated) that pull and push may use; none by default (env PODMAN_WORKER_REGISTRIES)"},
+		{name: "insecure-registries", env: "PODMAN_WORKER_INSECURE_REGISTRIES", metavar: "LIST", str: &v.insecureRegistries,
+			help: "registries that may be plain HTTP or have a certificate that is not verified (tls_verify false); each may be used as if in --registries (env PODMAN_WORKER_INSECURE_REGISTRIES)"},
+		{name: "registry-auth-file", env: "PODMAN_WORKER_REGISTRY_AUTH_FILE", metavar: "FILE", str: &v.registryAuthFile,
+			help: "a containers auth.json whose credentials pull and push use when a call sends none (env PODMAN_WORKER_REGISTRY_AUTH_FILE)"},
+		{name: "max-copy-bytes", env: "PODMAN_WORKER_MAX_COPY_BYTES", def: limits.FormatBytes(handlers.DefaultMaxCopyBytes), metavar: "SIZE", str: &v.maxCopy,
+			help: "most bytes copy_image streams from one connection to another; past it the copy stops and nothing is loaded; 0 turns copy_image off (env PODMAN_WORKER_MAX_COPY_BYTES)"},
+		{name: "log-level", env: "LOG_LEVEL", def: "info", metavar: "LEVEL", str: &v.logLevel,
+			help: "log level on stderr: debug, info, warn, error (env LOG_LEVEL)"},
+		{name: "debug", env: "DEBUG", envLater: true, switch_: &v.debug,
+			help: "same as --log-level debug (env DEBUG=true)"},
+		{name: "version", switch_: &v.showVersion,
+			help: "print the worker's version and exit"},
+		{name: "http", env: "PODMAN_WORKER_HTTP", metavar: "ADDR", str: &v.httpAddr,
+			help: "serve the Flask Podman API (/api/v1) on ADDR, such as 127.0.0.1:8080, instead of JSON-RPC on stdio (env PODMAN_WORKER_HTTP)"},
+		{name: "http-token-file", env: "PODMAN_WORKER_HTTP_TOKEN_FILE", metavar: "FILE", str: &v.httpTokenFile,
+			help: "file holding the bearer token every HTTP request must carry; required when ADDR is not loopback (env PODMAN_WORKER_HTTP_TOKEN_FILE, or the token itself in PODMAN_WORKER_HTTP_TOKEN)"},
+		{name: "http-max-body", env: "PODMAN_WORKER_HTTP_MAX_BODY", def: "16m", metavar: "SIZE", str: &v.httpMaxBody,
+			help: "largest HTTP request body, e.g. 16m; more is answered 413 (env PODMAN_WORKER_HTTP_MAX_BODY)"},
+		{name: "http-cors-origins", env: "PODMAN_WORKER_HTTP_CORS_ORIGINS", metavar: "LIST", str: &v.httpCORS,
+			help: "comma-separated origins whose browser pages may call the HTTP API, e.g. https://app.example.com, or *; none by default (env PODMAN_WORKER_HTTP_CORS_ORIGINS)"},
+		{name: "http-header-timeout", env: "PODMAN_WORKER_HTTP_HEADER_TIMEOUT", def: "10s", metavar: "DURATION", str: &v.httpHeaderTimeout,
+			help: "how long a client may take to send its request line and headers (env PODMAN_WORKER_HTTP_HEADER_TIMEOUT)"},
+		{name: "metrics-addr", env: "PODMAN_WORKER_METRICS_ADDR", metavar: "ADDR", str: &v.metricsAddr,
+			help: "serve Prometheus metrics (GET /metrics) on ADDR, such as 127.0.0.1:9464, in stdio and --http mode; beyond loopback it needs a token (env PODMAN_WORKER_METRICS_ADDR)"},
+		{name: "metrics-token-file", env: "PODMAN_WORKER_METRICS_TOKEN_FILE", metavar: "FILE", str: &v.metricsTokenFile,
+			help: "file holding the bearer token scrapes of --metrics-addr must carry (env PODMAN_WORKER_METRICS_TOKEN_FILE, or the token itself in PODMAN_WORKER_METRICS_TOKEN; default: the --http token)"},
+	}
+}
+
+// register adds the flags to fs, each defaulting to its environment
+// variable when that is set.
+func register(fs *flag.FlagSet, specs []flagSpec, getenv func(string) string) {
+	for _, f := range specs {
+		fromEnv := ""
+		if f.env != "" && !f.envLater {
+			fromEnv = getenv(f.env)
+		}
+		switch {
+		case f.str != nil:
+			fs.StringVar(f.str, f.name, firstNonEmpty(fromEnv, f.def), f.help)
+		case f.switch_ != nil:
+			fs.BoolVar(f.switch_, f.name, isTrue(fromEnv), f.help)
+		case f.connections != nil:
+			fs.Var(f.connections, f.name, f.help)
+		}
+	}
+}
+
 // parseConfig reads flags, falling back to environment variables, so a
 // supervisor can configure the worker either way. Invalid settings are an
 // error that names the setting.
 func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("podman-worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned, in the worker's words (flagError); help is printUsage
-	envOr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	socket := fs.String("socket", "", "Podman socket: unix:///PATH, a PATH, ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT (env PODMAN_SOCKET_PATH, then CONTAINER_HOST; default "+DefaultSocket+")")
-	var connections connectionFlags
-	fs.Var(&connections, "connection", "a named Podman connection, NAME=URI or NAME=URI,IDENTITY; repeat it for more. A call chooses one with its connection param (env PODMAN_WORKER_CONNECTIONS, space-separated)")
-	podmanConnections := fs.Bool("podman-connections", isTrue(getenv("PODMAN_WORKER_PODMAN_CONNECTIONS")), "also use Podman's own connections (podman system connection list); Podman's default is the default unless a socket is configured (env PODMAN_WORKER_PODMAN_CONNECTIONS=true)")
-	identity := fs.String("identity", getenv("CONTAINER_SSHKEY"), "private key file for ssh:// sockets and connections that name none of their own (env CONTAINER_SSHKEY, as Podman reads it)")
-	knownHosts := fs.String("known-hosts", getenv("PODMAN_WORKER_KNOWN_HOSTS"), "known_hosts file that ssh host keys are checked against (env PODMAN_WORKER_KNOWN_HOSTS; default ~/.ssh/known_hosts)")
-	insecureHostKey := fs.Bool("insecure-ignore-host-key", isTrue(getenv("PODMAN_WORKER_INSECURE_IGNORE_HOST_KEY")), "accept any ssh host key, unchecked: for throwaway hosts only (env PODMAN_WORKER_INSECURE_IGNORE_HOST_KEY=true)")
-	maxWorkers := fs.String("max-workers", envOr("MAX_WORKERS", strconv.Itoa(rpc.DefaultMaxWorkers)), "calls run at once; more wait their turn (env MAX_WORKERS)")
-	maxLine := fs.String("max-line-bytes", envOr("MAX_LINE_BYTES", "16m"), "longest accepted input line, e.g. 16m (env MAX_LINE_BYTES)")
-	maxQueued := fs.String("max-queued", envOr("MAX_QUEUED", strconv.Itoa(rpc.DefaultMaxQueued)), "calls that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED)")
-	maxQueuedBytes := fs.String("max-queued-bytes", envOr("MAX_QUEUED_BYTES", limits.FormatBytes(rpc.DefaultMaxQueuedBytes)), "bytes of requests that may wait for a worker slot; past it a call is answered Busy at once (env MAX_QUEUED_BYTES)")
-	maxInput := fs.String("max-input-bytes", envOr("MAX_INPUT_BYTES", limits.FormatBytes(handlers.DefaultMaxInputBytes)), "largest input a run may hand its function on stdin, e.g. 6m; more is refused before any container is made (env MAX_INPUT_BYTES)")
-	maxInstances := fs.String("max-instances", envOr("MAX_INSTANCES", "8"), "warm instances the worker keeps at most, of every spec together, to serve runs with reuse; 0 turns reuse off (such runs are served cold) (env MAX_INSTANCES)")
-	instanceIdle := fs.String("instance-idle", envOr("INSTANCE_IDLE", "10m"), "how long a warm instance waits for its next invocation before it is removed (env INSTANCE_IDLE)")
-	runnerPath := fs.String("runner", envOr("PODMAN_WORKER_RUNNER", defaultRunner()), "the static runner binary copied into each warm instance (env PODMAN_WORKER_RUNNER; default: podman-worker-runner beside the worker)")
-	maxWarm := fs.String("max-warm", envOr("MAX_WARM", "8"), "prewarmed containers the worker keeps at most, of every spec together; 0 refuses prewarm (env MAX_WARM)")
-	podmanRoot := fs.String("podman-root", envOr("PODMAN_WORKER_ROOT", defaultRoot(getenv)), "storage folder of the embedded Podman service, started when no socket is configured and none answers (env PODMAN_WORKER_ROOT)")
-	podmanConf := fs.String("podman-conf", getenv("PODMAN_WORKER_CONTAINERS_CONF"), "containers.conf handed to the embedded Podman service (env PODMAN_WORKER_CONTAINERS_CONF)")
-	owner := fs.String("owner", envOr("PODMAN_WORKER_OWNER", podman.DefaultOwner), "the label that scopes this worker's containers: it sees and acts only on containers of its owner, and removes those that dead workers of the same owner left (env PODMAN_WORKER_OWNER)")
-	requestTimeout := fs.String("request-timeout", envOr("REQUEST_TIMEOUT", "30s"), "bound on every call without a timeout of its own, e.g. 30s (env REQUEST_TIMEOUT; plain seconds accepted)")
-	shutdownGrace := fs.String("shutdown-grace", envOr("SHUTDOWN_GRACE", "10s"), "on SIGTERM, SIGINT or shutdown: how long calls in flight may finish before they are cancelled (env SHUTDOWN_GRACE)")
-	def := limits.DefaultPolicy()
-	maxOutput := fs.String("max-output-bytes", envOr("MAX_OUTPUT_BYTES", "1m"), "most output kept per stream of a run, exec or logs call (env MAX_OUTPUT_BYTES)")
-	maxMemory := fs.String("max-memory", envOr("MAX_MEMORY", limits.FormatBytes(def.MaxMemory)), "ceiling on a container's memory a caller may ask for (env MAX_MEMORY)")
-	maxCPUs := fs.String("max-cpus", envOr("MAX_CPUS", strconv.FormatFloat(def.MaxCPUs, 'f', -1, 64)), "ceiling on a container's cpus (env MAX_CPUS)")
-	maxTimeout := fs.String("max-timeout", envOr("MAX_TIMEOUT", def.MaxTimeout.String()), "ceiling on a run's timeout, e.g. 10m (env MAX_TIMEOUT)")
-	maxPids := fs.String("max-pids", envOr("MAX_PIDS", strconv.FormatInt(def.MaxPids, 10)), "ceiling on a container's pids_limit (env MAX_PIDS)")
-	networkModes := fs.String("network-modes", envOr("NETWORK_MODES", strings.Join(def.NetworkModes, ",")), "network modes callers may choose, e.g. none,bridge; none is always allowed (env NETWORK_MODES)")
-	maxSwap := fs.String("max-memory-swap", getenv("MAX_MEMORY_SWAP"), "ceiling on memory_swap (memory plus swap); default: the --max-memory value, so no swap beyond the memory ceiling (env MAX_MEMORY_SWAP)")
-	allowCaps := fs.String("allow-caps", getenv("ALLOW_CAPS"), "capabilities a caller may add back with cap_add, e.g. NET_BIND_SERVICE; every other one is dropped (env ALLOW_CAPS)")
-	portAddrs := fs.String("port-addresses", envOr("PORT_ADDRESSES", strings.Join(def.PortAddresses, ",")), "host addresses published ports may bind to; the first is the default (env PORT_ADDRESSES)")
-	privPorts := fs.Bool("allow-privileged-ports", isTrue(getenv("ALLOW_PRIVILEGED_PORTS")), "let published ports use host ports below 1024 (env ALLOW_PRIVILEGED_PORTS=true)")
-	mountRoots := fs.String("mount-roots", getenv("MOUNT_ROOTS"), "host directories under which bind-mount sources may lie, comma-separated; empty: only named volumes and tmpfs (env MOUNT_ROOTS)")
-	buildRoots := fs.String("build-roots", getenv("BUILD_ROOTS"), "host directories under which build contexts may lie, comma-separated; empty: builds are refused (env BUILD_ROOTS)")
-	namedVolumes := fs.Bool("allow-named-volumes", isTrue(getenv("ALLOW_NAMED_VOLUMES")), "let run and create mount named volumes (host disk, unbounded): each is its owner's, made and labelled by the worker; another owner's or a hand-made one is NotFound (env ALLOW_NAMED_VOLUMES=true)")
-	sharedImages := fs.String("shared-images", getenv("SHARED_IMAGES"), "the operator's base images (names or ids, comma-separated) that every owner may run and build FROM and none may change; an owner's other images are those it built (env SHARED_IMAGES)")
-	contextMounts := fs.Bool("build-context-mounts", isTrue(getenv("BUILD_CONTEXT_MOUNTS")), "let RUN steps bind-mount parts of their build context, read-only and without symlinks (RUN --mount=type=bind); other RUN mounts but tmpfs stay refused (env BUILD_CONTEXT_MOUNTS=true)")
-	maxContext := fs.String("max-build-context", envOr("MAX_BUILD_CONTEXT", limits.FormatBytes(def.MaxBuildContext)), "largest build context, counting its files' sizes (env MAX_BUILD_CONTEXT)")
-	maxBuildTimeout := fs.String("max-build-timeout", envOr("MAX_BUILD_TIMEOUT", def.MaxBuildTimeout.String()), "ceiling on a build's timeout, e.g. 30m (env MAX_BUILD_TIMEOUT)")
-	maxContainers := fs.String("max-containers", envOr("MAX_CONTAINERS", strconv.Itoa(def.MaxContainers)), "long-lived containers (create's, and runs kept with auto_remove false) one owner may hold on a connection; more is refused (env MAX_CONTAINERS)")
-	maxLog := fs.String("max-log-bytes", envOr("MAX_LOG_BYTES", limits.FormatBytes(def.MaxLogBytes)), "largest log file of a container made by create (env MAX_LOG_BYTES)")
-	writableRoot := fs.Bool("writable-root", isTrue(getenv("WRITABLE_ROOT")), "give function containers a writable root filesystem (host disk) instead of a read-only one (env WRITABLE_ROOT=true)")
-	userns := fs.String("userns", getenv("USERNS"), "user namespace of function containers: host (container root is host root) or auto (needs a containers range in /etc/subuid and /etc/subgid) (env USERNS; default host)")
-	specialModes := fs.Bool("allow-special-modes", isTrue(getenv("ALLOW_SPECIAL_MODES")), "let add_file write set-uid, set-gid and sticky modes (env ALLOW_SPECIAL_MODES=true)")
-	registries := fs.String("registries", getenv("PODMAN_WORKER_REGISTRIES"), "registries (HOST or HOST:PORT, comma-separated) that pull and push may use; none by default (env PODMAN_WORKER_REGISTRIES)")
-	insecureRegistries := fs.String("insecure-registries", getenv("PODMAN_WORKER_INSECURE_REGISTRIES"), "registries that may be plain HTTP or have a certificate that is not verified (tls_verify false); each may be used as if in --registries (env PODMAN_WORKER_INSECURE_REGISTRIES)")
-	registryAuthFile := fs.String("registry-auth-file", getenv("PODMAN_WORKER_REGISTRY_AUTH_FILE"), "a containers auth.json whose credentials pull and push use when a call sends none (env PODMAN_WORKER_REGISTRY_AUTH_FILE)")
-	maxCopy := fs.String("max-copy-bytes", envOr("PODMAN_WORKER_MAX_COPY_BYTES", limits.FormatBytes(handlers.DefaultMaxCopyBytes)), "most bytes copy_image streams from one connection to another; past it the copy stops and nothing is loaded; 0 turns copy_image off (env PODMAN_WORKER_MAX_COPY_BYTES)")
-	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level on stderr: debug, info, warn, error (env LOG_LEVEL)")
-	debug := fs.Bool("debug", false, "same as --log-level debug (env DEBUG=true)")
-	showVersion := fs.Bool("version", false, "print the worker's version and exit")
-	httpAddr := fs.String("http", getenv("PODMAN_WORKER_HTTP"), "serve the Flask Podman API (/api/v1) on ADDR, such as 127.0.0.1:8080, instead of JSON-RPC on stdio (env PODMAN_WORKER_HTTP)")
-	httpTokenFile := fs.String("http-token-file", getenv("PODMAN_WORKER_HTTP_TOKEN_FILE"), "file holding the bearer token every HTTP request must carry; required when ADDR is not loopback (env PODMAN_WORKER_HTTP_TOKEN_FILE, or the token itself in PODMAN_WORKER_HTTP_TOKEN)")
-	httpMaxBody := fs.String("http-max-body", envOr("PODMAN_WORKER_HTTP_MAX_BODY", "16m"), "largest HTTP request body, e.g. 16m; more is answered 413 (env PODMAN_WORKER_HTTP_MAX_BODY)")
-	httpCORS := fs.String("http-cors-origins", getenv("PODMAN_WORKER_HTTP_CORS_ORIGINS"), "comma-separated origins whose browser pages may call the HTTP API, e.g. https://app.example.com, or *; none by default (env PODMAN_WORKER_HTTP_CORS_ORIGINS)")
-	httpHeaderTimeout := fs.String("http-header-timeout", envOr("PODMAN_WORKER_HTTP_HEADER_TIMEOUT", "10s"), "how long a client may take to send its request line and headers (env PODMAN_WORKER_HTTP_HEADER_TIMEOUT)")
-	metricsAddr := fs.String("metrics-addr", getenv("PODMAN_WORKER_METRICS_ADDR"), "serve Prometheus metrics (GET /metrics) on ADDR, such as 127.0.0.1:9464, in stdio and --http mode; beyond loopback it needs a token (env PODMAN_WORKER_METRICS_ADDR)")
-	metricsTokenFile := fs.String("metrics-token-file", getenv("PODMAN_WORKER_METRICS_TOKEN_FILE"), "file holding the bearer token scrapes of --metrics-addr must carry (env PODMAN_WORKER_METRICS_TOKEN_FILE, or the token itself in PODMAN_WORKER_METRICS_TOKEN; default: the --http token)")
+	var v flagValues
+	specs := flagTable(&v, getenv)
+	register(fs, specs, getenv)
 	fs.Usage = func() {} // the flag package calls it on every error too; --help prints below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, usage)
+			printUsage(fs, specs, usage)
 		}
 		return nil, flagError(err)
 	}
-	cfg := &config{showVersion: *showVersion, cliArgs: fs.Args()}
-	cfg.socket = firstNonEmpty(*socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
-	if !strings.Contains(cfg.socket, "://") && !filepath.IsAbs(cfg.socket) {
-		// A relative path ("--socket podman.sock") means the file in the
-		// working directory, as it would for podman --url.
-		abs, err := filepath.Abs(cfg.socket)
-		if err != nil {
-			return nil, fmt.Errorf("--socket %q: %v; give an absolute path, unix:///PATH, ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT", cfg.socket, err)
-		}
-		cfg.socket = abs
-	}
-	cfg.socketSet = *socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
-	if connections == nil {
-		for _, c := range strings.Fields(getenv("PODMAN_WORKER_CONNECTIONS")) {
-			if err := connections.Set(c); err != nil {
-				return nil, fmt.Errorf("PODMAN_WORKER_CONNECTIONS: %v", err)
-			}
-		}
-	}
-	cfg.connections, cfg.podmanConnections = connections, *podmanConnections
-	cfg.ssh = podman.SSHOptions{Identity: *identity, KnownHosts: *knownHosts, InsecureIgnoreHostKey: *insecureHostKey}
-	root, err := filepath.Abs(*podmanRoot) // the service runs inside it: a relative path would resolve twice
-	if err != nil {
-		return nil, fmt.Errorf("--podman-root / PODMAN_WORKER_ROOT: %v", err)
-	}
-	cfg.podmanRoot = root
-	cfg.podmanConf = *podmanConf
-
-	if !ownerPattern.MatchString(*owner) {
-		return nil, fmt.Errorf("--owner / PODMAN_WORKER_OWNER: %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", *owner)
-	}
-	cfg.owner = *owner
-
-	n, err := strconv.Atoi(*maxWorkers)
-	if err != nil || n < 1 || n > 1024 {
-		return nil, fmt.Errorf("--max-workers / MAX_WORKERS: %q must be a whole number from 1 to 1024", *maxWorkers)
-	}
-	cfg.maxWorkers = n
-
-	size, err := limits.ParseBytes(*maxLine)
-	if err != nil || size < 1024 || size > 1<<30 {
-		return nil, fmt.Errorf("--max-line-bytes / MAX_LINE_BYTES: %q must be a size from 1k to 1g such as 16m", *maxLine)
-	}
-	cfg.maxLineBytes = size
-
-	if cfg.maxInputBytes, err = limits.ParseBytes(*maxInput); err != nil || cfg.maxInputBytes > 1<<30 {
-		return nil, fmt.Errorf("--max-input-bytes / MAX_INPUT_BYTES: %q must be a size up to 1g such as 6m", *maxInput)
-	}
-	if cfg.instances.Max, err = strconv.Atoi(*maxInstances); err != nil || cfg.instances.Max < 0 || cfg.instances.Max > 1024 {
-		return nil, fmt.Errorf("--max-instances / MAX_INSTANCES: %q must be a whole number from 0 to 1024", *maxInstances)
-	}
-	if cfg.instances.Idle, err = parseSeconds(*instanceIdle); err != nil || cfg.instances.Idle <= 0 {
-		return nil, fmt.Errorf("--instance-idle / INSTANCE_IDLE: %q must be a duration above 0 such as 10m", *instanceIdle)
-	}
-	cfg.instances.Runner = *runnerPath
-	if cfg.maxWarm, err = strconv.Atoi(*maxWarm); err != nil || cfg.maxWarm < 0 || cfg.maxWarm > 1024 {
-		return nil, fmt.Errorf("--max-warm / MAX_WARM: %q must be a whole number from 0 to 1024", *maxWarm)
-	}
-	if cfg.maxQueued, err = strconv.Atoi(*maxQueued); err != nil || cfg.maxQueued < 1 || cfg.maxQueued > 1<<20 {
-		return nil, fmt.Errorf("--max-queued / MAX_QUEUED: %q must be a whole number from 1 to 1048576", *maxQueued)
-	}
-	if cfg.maxQueuedBytes, err = limits.ParseBytes(*maxQueuedBytes); err != nil || cfg.maxQueuedBytes < cfg.maxLineBytes || cfg.maxQueuedBytes > 16<<30 {
-		return nil, fmt.Errorf("--max-queued-bytes / MAX_QUEUED_BYTES: %q must be a size from --max-line-bytes (%s) to 16g such as 64m", *maxQueuedBytes, limits.FormatBytes(cfg.maxLineBytes))
-	}
-
-	if cfg.maxOutputBytes, err = limits.ParseBytes(*maxOutput); err != nil || cfg.maxOutputBytes > 1<<30 {
-		return nil, fmt.Errorf("--max-output-bytes / MAX_OUTPUT_BYTES: %q must be a size up to 1g such as 1m", *maxOutput)
-	}
-	if cfg.requestTimeout, err = parseSeconds(*requestTimeout); err != nil || cfg.requestTimeout <= 0 {
-		return nil, fmt.Errorf("--request-timeout / REQUEST_TIMEOUT: %q must be a positive duration such as 30s", *requestTimeout)
-	}
-	if cfg.shutdownGrace, err = parseSeconds(*shutdownGrace); err != nil || cfg.shutdownGrace < 0 {
-		return nil, fmt.Errorf("--shutdown-grace / SHUTDOWN_GRACE: %q must be a duration such as 10s", *shutdownGrace)
-	}
-	if cfg.policy, err = parsePolicy(*maxMemory, *maxCPUs, *maxTimeout, *maxPids, *networkModes); err != nil {
+	cfg := &config{showVersion: v.showVersion, cliArgs: fs.Args()}
+	if err := cfg.readPodman(&v, getenv); err != nil {
 		return nil, err
 	}
-	if err := parseSandbox(&cfg.policy, sandboxFlags{
-		maxSwap: *maxSwap, allowCaps: *allowCaps, portAddrs: *portAddrs, mountRoots: *mountRoots, buildRoots: *buildRoots,
-		maxContext: *maxContext, maxBuildTimeout: *maxBuildTimeout, maxLog: *maxLog, userns: *userns,
-	}); err != nil {
+	if err := cfg.readBounds(&v); err != nil {
 		return nil, err
 	}
-	cfg.policy.AllowPrivilegedPorts = *privPorts
-	if cfg.policy.MaxContainers, err = strconv.Atoi(*maxContainers); err != nil || cfg.policy.MaxContainers < 1 || cfg.policy.MaxContainers > 4096 {
-		return nil, fmt.Errorf("--max-containers / MAX_CONTAINERS: %q must be a whole number from 1 to 4096", *maxContainers)
+	if err := cfg.readPolicy(&v, getenv); err != nil {
+		return nil, err
 	}
-	cfg.policy.BuildContextMounts = *contextMounts
-	cfg.policy.AllowNamedVolumes = *namedVolumes
-	for _, ref := range strings.Split(*sharedImages, ",") {
-		if ref = strings.TrimSpace(ref); ref == "" {
-			continue
-		}
-		if _, err := podman.NormalizeImageRef(ref); err != nil {
-			return nil, fmt.Errorf("--shared-images / SHARED_IMAGES: %v", err)
-		}
-		cfg.policy.SharedImages = append(cfg.policy.SharedImages, ref)
-	}
-	if cfg.registries.Allowed, err = handlers.ParseRegistries(*registries); err != nil {
-		return nil, fmt.Errorf("--registries / PODMAN_WORKER_REGISTRIES: %v", err)
-	}
-	if cfg.registries.Insecure, err = handlers.ParseRegistries(*insecureRegistries); err != nil {
-		return nil, fmt.Errorf("--insecure-registries / PODMAN_WORKER_INSECURE_REGISTRIES: %v", err)
-	}
-	if f := *registryAuthFile; f != "" {
-		abs, err := filepath.Abs(f)
-		if err == nil {
-			_, err = os.Stat(abs)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("--registry-auth-file / PODMAN_WORKER_REGISTRY_AUTH_FILE: %v", err)
-		}
-		cfg.registries.AuthFile = abs
-	}
-	if strings.TrimSpace(*maxCopy) == "0" {
-		cfg.registries.MaxCopyBytes = 0
-	} else if cfg.registries.MaxCopyBytes, err = limits.ParseBytes(*maxCopy); err != nil {
-		return nil, fmt.Errorf("--max-copy-bytes / PODMAN_WORKER_MAX_COPY_BYTES: %q must be a size such as 2g, or 0", *maxCopy)
-	}
-	cfg.policy.WritableRoot = *writableRoot
-	cfg.policy.AllowSpecialModes = *specialModes
-	// Never mounted, whatever --mount-roots says: the paths through which a
-	// container would reach Podman itself or the host's kernel interfaces.
-	// The socket the worker ends up using is added once it is known.
-	cfg.policy.NeverMount = limits.NeverMountPaths(append(def.NeverMount,
-		cfg.podmanRoot, "/var/lib/containers/storage", "/run/containers/storage", socketPath(cfg.socket),
-		xdgPodman(getenv))...)
-
+	var err error
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if cfg.http, err = parseHTTP(*httpAddr, *httpTokenFile, getenv("PODMAN_WORKER_HTTP_TOKEN"), *httpMaxBody, *httpCORS, *httpHeaderTimeout, set); err != nil {
+	if cfg.http, err = parseHTTP(v.httpAddr, v.httpTokenFile, getenv("PODMAN_WORKER_HTTP_TOKEN"), v.httpMaxBody, v.httpCORS, v.httpHeaderTimeout, set); err != nil {
 		return nil, err
 	}
-	if cfg.metrics, err = promexport.ParseConfig(*metricsAddr, *metricsTokenFile, getenv("PODMAN_WORKER_METRICS_TOKEN"), cfg.http.token); err != nil {
+	if cfg.metrics, err = promexport.ParseConfig(v.metricsAddr, v.metricsTokenFile, getenv("PODMAN_WORKER_METRICS_TOKEN"), cfg.http.token); err != nil {
 		return nil, err
 	}
 	// The worker's own files are never mounted either: its tokens, the
 	// Podman config it points Podman at, and the file its log goes to.
-	own := []string{*httpTokenFile, *metricsTokenFile, getenv("CONTAINERS_CONF"), cfg.registries.AuthFile}
+	own := []string{v.httpTokenFile, v.metricsTokenFile, getenv("CONTAINERS_CONF"), cfg.registries.AuthFile}
 	if target, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(target) {
 		own = append(own, target)
 	}
@@ -299,15 +297,168 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*c
 		return nil, fmt.Errorf("--http serves the API and a COMMAND runs one call: give one or the other, not both (command %q)", cfg.cliArgs[0])
 	}
 
-	level := strings.ToLower(*logLevel)
-	if *debug || isTrue(getenv("DEBUG")) {
+	level := strings.ToLower(v.logLevel)
+	if v.debug || isTrue(getenv("DEBUG")) {
 		level = "debug"
 	}
 	cfg.logLevel, err = zerolog.ParseLevel(level)
 	if err != nil || level == "" {
-		return nil, fmt.Errorf("--log-level / LOG_LEVEL: %q must be one of debug, info, warn, error", *logLevel)
+		return nil, fmt.Errorf("--log-level / LOG_LEVEL: %q must be one of debug, info, warn, error", v.logLevel)
 	}
 	return cfg, nil
+}
+
+// readPodman reads where Podman is and how the worker reaches it and names
+// its containers.
+func (cfg *config) readPodman(v *flagValues, getenv func(string) string) error {
+	cfg.socket = firstNonEmpty(v.socket, getenv("PODMAN_SOCKET_PATH"), getenv("CONTAINER_HOST"), DefaultSocket)
+	if !strings.Contains(cfg.socket, "://") && !filepath.IsAbs(cfg.socket) {
+		// A relative path ("--socket podman.sock") means the file in the
+		// working directory, as it would for podman --url.
+		abs, err := filepath.Abs(cfg.socket)
+		if err != nil {
+			return fmt.Errorf("--socket %q: %v; give an absolute path, unix:///PATH, ssh://[USER@]HOST[:PORT]/PATH or tcp://HOST:PORT", cfg.socket, err)
+		}
+		cfg.socket = abs
+	}
+	cfg.socketSet = v.socket != "" || getenv("PODMAN_SOCKET_PATH") != "" || getenv("CONTAINER_HOST") != ""
+	if v.connections == nil {
+		for _, c := range strings.Fields(getenv("PODMAN_WORKER_CONNECTIONS")) {
+			if err := v.connections.Set(c); err != nil {
+				return fmt.Errorf("PODMAN_WORKER_CONNECTIONS: %v", err)
+			}
+		}
+	}
+	cfg.connections, cfg.podmanConnections = v.connections, v.podmanConnections
+	cfg.ssh = podman.SSHOptions{Identity: v.identity, KnownHosts: v.knownHosts, InsecureIgnoreHostKey: v.insecureHostKey}
+	root, err := filepath.Abs(v.podmanRoot) // the service runs inside it: a relative path would resolve twice
+	if err != nil {
+		return fmt.Errorf("--podman-root / PODMAN_WORKER_ROOT: %v", err)
+	}
+	cfg.podmanRoot = root
+	cfg.podmanConf = v.podmanConf
+
+	if !ownerPattern.MatchString(v.owner) {
+		return fmt.Errorf("--owner / PODMAN_WORKER_OWNER: %q must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit", v.owner)
+	}
+	cfg.owner = v.owner
+	return nil
+}
+
+// readBounds reads the bounds on calls: how many run and wait, their
+// sizes and times.
+func (cfg *config) readBounds(v *flagValues) error {
+	n, err := strconv.Atoi(v.maxWorkers)
+	if err != nil || n < 1 || n > 1024 {
+		return fmt.Errorf("--max-workers / MAX_WORKERS: %q must be a whole number from 1 to 1024", v.maxWorkers)
+	}
+	cfg.maxWorkers = n
+
+	size, err := limits.ParseBytes(v.maxLine)
+	if err != nil || size < 1024 || size > 1<<30 {
+		return fmt.Errorf("--max-line-bytes / MAX_LINE_BYTES: %q must be a size from 1k to 1g such as 16m", v.maxLine)
+	}
+	cfg.maxLineBytes = size
+
+	if cfg.maxInputBytes, err = limits.ParseBytes(v.maxInput); err != nil || cfg.maxInputBytes > 1<<30 {
+		return fmt.Errorf("--max-input-bytes / MAX_INPUT_BYTES: %q must be a size up to 1g such as 6m", v.maxInput)
+	}
+	if cfg.instances.Max, err = strconv.Atoi(v.maxInstances); err != nil || cfg.instances.Max < 0 || cfg.instances.Max > 1024 {
+		return fmt.Errorf("--max-instances / MAX_INSTANCES: %q must be a whole number from 0 to 1024", v.maxInstances)
+	}
+	if cfg.instances.Idle, err = parseSeconds(v.instanceIdle); err != nil || cfg.instances.Idle <= 0 {
+		return fmt.Errorf("--instance-idle / INSTANCE_IDLE: %q must be a duration above 0 such as 10m", v.instanceIdle)
+	}
+	cfg.instances.Runner = v.runner
+	if cfg.maxWarm, err = strconv.Atoi(v.maxWarm); err != nil || cfg.maxWarm < 0 || cfg.maxWarm > 1024 {
+		return fmt.Errorf("--max-warm / MAX_WARM: %q must be a whole number from 0 to 1024", v.maxWarm)
+	}
+	if cfg.maxQueued, err = strconv.Atoi(v.maxQueued); err != nil || cfg.maxQueued < 1 || cfg.maxQueued > 1<<20 {
+		return fmt.Errorf("--max-queued / MAX_QUEUED: %q must be a whole number from 1 to 1048576", v.maxQueued)
+	}
+	if cfg.maxQueuedBytes, err = limits.ParseBytes(v.maxQueuedBytes); err != nil || cfg.maxQueuedBytes < cfg.maxLineBytes || cfg.maxQueuedBytes > 16<<30 {
+		return fmt.Errorf("--max-queued-bytes / MAX_QUEUED_BYTES: %q must be a size from --max-line-bytes (%s) to 16g such as 64m", v.maxQueuedBytes, limits.FormatBytes(cfg.maxLineBytes))
+	}
+
+	if cfg.maxOutputBytes, err = limits.ParseBytes(v.maxOutput); err != nil || cfg.maxOutputBytes > 1<<30 {
+		return fmt.Errorf("--max-output-bytes / MAX_OUTPUT_BYTES: %q must be a size up to 1g such as 1m", v.maxOutput)
+	}
+	if cfg.requestTimeout, err = parseSeconds(v.requestTimeout); err != nil || cfg.requestTimeout <= 0 {
+		return fmt.Errorf("--request-timeout / REQUEST_TIMEOUT: %q must be a positive duration such as 30s", v.requestTimeout)
+	}
+	if cfg.shutdownGrace, err = parseSeconds(v.shutdownGrace); err != nil || cfg.shutdownGrace < 0 {
+		return fmt.Errorf("--shutdown-grace / SHUTDOWN_GRACE: %q must be a duration such as 10s", v.shutdownGrace)
+	}
+	return nil
+}
+
+// readPolicy reads the ceilings and the sandbox: what callers may ask for.
+func (cfg *config) readPolicy(v *flagValues, getenv func(string) string) error {
+	var err error
+	if cfg.policy, err = parsePolicy(v.maxMemory, v.maxCPUs, v.maxTimeout, v.maxPids, v.networkModes); err != nil {
+		return err
+	}
+	if err := parseSandbox(&cfg.policy, sandboxFlags{
+		maxSwap: v.maxSwap, allowCaps: v.allowCaps, portAddrs: v.portAddrs, mountRoots: v.mountRoots, buildRoots: v.buildRoots,
+		maxContext: v.maxContext, maxBuildTimeout: v.maxBuildTimeout, maxLog: v.maxLog, userns: v.userns,
+	}); err != nil {
+		return err
+	}
+	cfg.policy.AllowPrivilegedPorts = v.privPorts
+	if cfg.policy.MaxContainers, err = strconv.Atoi(v.maxContainers); err != nil || cfg.policy.MaxContainers < 1 || cfg.policy.MaxContainers > 4096 {
+		return fmt.Errorf("--max-containers / MAX_CONTAINERS: %q must be a whole number from 1 to 4096", v.maxContainers)
+	}
+	cfg.policy.BuildContextMounts = v.contextMounts
+	cfg.policy.AllowNamedVolumes = v.namedVolumes
+	for _, ref := range strings.Split(v.sharedImages, ",") {
+		if ref = strings.TrimSpace(ref); ref == "" {
+			continue
+		}
+		if _, err := podman.NormalizeImageRef(ref); err != nil {
+			return fmt.Errorf("--shared-images / SHARED_IMAGES: %v", err)
+		}
+		cfg.policy.SharedImages = append(cfg.policy.SharedImages, ref)
+	}
+	if err := cfg.readRegistries(v); err != nil {
+		return err
+	}
+	cfg.policy.WritableRoot = v.writableRoot
+	cfg.policy.AllowSpecialModes = v.specialModes
+	// Never mounted, whatever --mount-roots says: the paths through which a
+	// container would reach Podman itself or the host's kernel interfaces.
+	// The socket the worker ends up using is added once it is known.
+	cfg.policy.NeverMount = limits.NeverMountPaths(append(limits.DefaultPolicy().NeverMount,
+		cfg.podmanRoot, "/var/lib/containers/storage", "/run/containers/storage", socketPath(cfg.socket),
+		xdgPodman(getenv))...)
+	return nil
+}
+
+// readRegistries reads the registries pull and push may use, and
+// copy_image's ceiling.
+func (cfg *config) readRegistries(v *flagValues) error {
+	var err error
+	if cfg.registries.Allowed, err = handlers.ParseRegistries(v.registries); err != nil {
+		return fmt.Errorf("--registries / PODMAN_WORKER_REGISTRIES: %v", err)
+	}
+	if cfg.registries.Insecure, err = handlers.ParseRegistries(v.insecureRegistries); err != nil {
+		return fmt.Errorf("--insecure-registries / PODMAN_WORKER_INSECURE_REGISTRIES: %v", err)
+	}
+	if f := v.registryAuthFile; f != "" {
+		abs, err := filepath.Abs(f)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return fmt.Errorf("--registry-auth-file / PODMAN_WORKER_REGISTRY_AUTH_FILE: %v", err)
+		}
+		cfg.registries.AuthFile = abs
+	}
+	if strings.TrimSpace(v.maxCopy) == "0" {
+		cfg.registries.MaxCopyBytes = 0
+	} else if cfg.registries.MaxCopyBytes, err = limits.ParseBytes(v.maxCopy); err != nil {
+		return fmt.Errorf("--max-copy-bytes / PODMAN_WORKER_MAX_COPY_BYTES: %q must be a size such as 2g, or 0", v.maxCopy)
+	}
+	return nil
 }
 
 // parseHTTP reads the HTTP API's settings. Without an address the API is

@@ -135,17 +135,28 @@ func TestPodmanKilledMidCall(t *testing.T) {
 	w.send(`{"jsonrpc":"2.0","id":"run","method":"run","params":` + runParams(`"timeout":30`, "sleep", "20") + `}`)
 	w.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"build","method":"build","params":{"context":%q,"tag":"killed-build","no_cache":true}}`,
 		filepath.Join(repoRoot, "testdata", "build", "slow")))
-	time.Sleep(1500 * time.Millisecond)
+	// Podman is killed under both calls: once the build's RUN step has
+	// printed its first line (it then sleeps 2 s) and the run's container
+	// runs.
+	var early []string
+	for {
+		line, ok := w.next(time.Minute)
+		if !ok {
+			t.Fatal("output closed before the build's RUN step began")
+		}
+		if strings.Contains(line, `"build.progress"`) && strings.Contains(line, `"line":"first line"`) {
+			break
+		}
+		early = append(early, line)
+	}
+	if !eventually(time.Minute, func() bool { return runningOn(t, svc.URI, "") >= 1 }) {
+		t.Fatal("the run's container never ran")
+	}
 	if err := svc.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(got) < 2 && time.Now().Before(deadline) {
-		line, ok := w.next(30 * time.Second)
-		if !ok {
-			t.Fatal("output closed")
-		}
+	answered := func(line string) {
 		var r struct {
 			ID    string `json:"id"`
 			Error *struct {
@@ -161,6 +172,17 @@ func TestPodmanKilledMidCall(t *testing.T) {
 			}
 			got[r.ID] = line
 		}
+	}
+	for _, line := range early {
+		answered(line)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		line, ok := w.next(30 * time.Second)
+		if !ok {
+			t.Fatal("output closed")
+		}
+		answered(line)
 	}
 	if len(got) != 2 {
 		t.Fatalf("answered %v; a call hung after Podman was killed", got)

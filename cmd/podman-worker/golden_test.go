@@ -19,7 +19,7 @@ import (
 	"golang.org/x/tools/txtar"
 )
 
-var update = flag.Bool("update", false, "rewrite the expected output of the golden files under testdata/golden")
+var update = flag.Bool("update", false, "rewrite the expected output of the golden files that run: testdata/golden (TestGolden), testdata/golden-cli (TestCLIGolden) and testdata/golden-http (TestHTTPGolden); make golden rewrites all three")
 
 // TestGolden replays every testdata/golden/*.txtar session through the
 // built worker and compares its stdout, normalized, with the file.
@@ -45,29 +45,57 @@ var update = flag.Bool("update", false, "rewrite the expected output of the gold
 // Section "out.jsonl" is the expected output; go test -run TestGolden -update
 // rewrites it.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden", "*.txtar"))
+	runGoldenSuite(t, goldenSuite{test: "TestGolden", dir: "golden", in: "in.jsonl", out: "out.jsonl", play: playSession})
+}
+
+// goldenSuite is one of the three golden suites (TestGolden, TestCLIGolden,
+// TestHTTPGolden): its folder under testdata, the section a file's input is
+// in and the one its expected output is in, and how to play one file's
+// input into the output to compare.
+type goldenSuite struct {
+	test, dir, in, out string
+	play               func(t *testing.T, settings map[string]string, in []byte) string
+}
+
+// runGoldenSuite plays every file of a suite, each as a subtest, and
+// compares what it printed with the file's output section, or rewrites
+// that section with -update.
+func runGoldenSuite(t *testing.T, s goldenSuite) {
+	files, err := filepath.Glob(filepath.Join(repoRoot, "testdata", s.dir, "*.txtar"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files under testdata/golden (%v)", err)
+		t.Fatalf("no golden files under testdata/%s (%v)", s.dir, err)
 	}
 	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
-			runGolden(t, file)
+		name := strings.TrimSuffix(filepath.Base(file), ".txtar")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ar := txtar.Parse(data)
+			in, ok := section(ar, s.in)
+			if !ok {
+				t.Fatalf("%s has no %s section", file, s.in)
+			}
+			got := s.play(t, parseSettings(ar.Comment), in)
+			if *update {
+				setSection(ar, s.out, []byte(got))
+				if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if want, _ := section(ar, s.out); got != string(want) {
+				t.Errorf("%s: %s differs (go test ./cmd/podman-worker -run '%s/%s' -update rewrites it after review)\n%s",
+					filepath.Base(file), s.out, s.test, name, diffLines(string(want), got))
+			}
 		})
 	}
 }
 
-func runGolden(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ar := txtar.Parse(data)
-	settings := parseSettings(ar.Comment)
-	in, ok := section(ar, "in.jsonl")
-	if !ok {
-		t.Fatalf("%s has no in.jsonl section", file)
-	}
-
+// playSession sends a protocol session's lines to a worker, one at a time
+// (see TestGolden), and answers its normalized output.
+func playSession(t *testing.T, settings map[string]string, in []byte) string {
 	// Each session gets a fresh private service, so that what it lists
 	// (images, containers) does not depend on what other tests left.
 	svc := service
@@ -97,20 +125,7 @@ func runGolden(t *testing.T, file string) {
 	if settings["reuse"] == "compare" {
 		compareReused(t, args, string(in), vars, norm, out)
 	}
-	gotText := strings.Join(out, "\n") + "\n"
-	if *update {
-		setSection(ar, "out.jsonl", []byte(gotText))
-		if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	wantText, _ := section(ar, "out.jsonl")
-	want := string(wantText)
-	if gotText != want {
-		t.Errorf("%s: output differs (go test ./cmd/podman-worker -run 'TestGolden/%s' -update rewrites it after review)\n%s",
-			filepath.Base(file), strings.TrimSuffix(filepath.Base(file), ".txtar"), diffLines(want, gotText))
-	}
+	return strings.Join(out, "\n") + "\n"
 }
 
 // replay runs one worker with args through the transcript in (each line

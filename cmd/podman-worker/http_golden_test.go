@@ -13,11 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/tools/txtar"
 )
 
-// runHTTPGolden replays one testdata/golden-http file: the HTTP API's
+// playHTTP replays one testdata/golden-http file: the HTTP API's
 // exchanges as a transcript, the way testdata/golden pins the protocol.
 //
 // The comment before the first section holds settings, one per line:
@@ -39,18 +37,8 @@ import (
 // WWW-Authenticate, the CORS headers), and the JSON body normalized as
 // in testdata/golden (<TIME>, <DIGEST>, <SOCKET>, …) with sorted keys; the
 // metrics object is reduced to its sorted keys, whose values vary.
-// go test -run TestHTTPGolden -update rewrites it.
-func runHTTPGolden(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ar := txtar.Parse(data)
-	settings := parseSettings(ar.Comment)
-	in, ok := section(ar, "requests")
-	if !ok {
-		t.Fatalf("%s has no requests section", file)
-	}
+// go test -run TestHTTPGolden -update rewrites it (runGoldenSuite).
+func playHTTP(t *testing.T, settings map[string]string, in []byte) string {
 	socket := "unix:///nonexistent/podman.sock"
 	if settings["socket"] != "none" {
 		socket = privateService(t).URI
@@ -110,20 +98,7 @@ func runHTTPGolden(t *testing.T, file string) {
 		t.Errorf("the worker exited with %d after SIGTERM, want 0", code)
 	}
 
-	got := out.String()
-	if *update {
-		setSection(ar, "transcript", []byte(got))
-		if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, _ := section(ar, "transcript")
-	if got != string(want) {
-		name := strings.TrimSuffix(filepath.Base(file), ".txtar")
-		t.Errorf("%s: transcript differs (go test ./cmd/podman-worker -run 'TestHTTPGolden/%s' -update rewrites it after review)\n%s",
-			filepath.Base(file), name, diffLines(string(want), got))
-	}
+	return out.String()
 }
 
 var headerLine = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*: `)

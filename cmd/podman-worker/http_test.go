@@ -172,15 +172,7 @@ func must(t *testing.T, a answer, status int, what string) map[string]any {
 // worker serving --http, each file against a fresh private service, and
 // compares the normalized transcript. See runHTTPGolden for the format.
 func TestHTTPGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(repoRoot, "testdata", "golden-http", "*.txtar"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files under testdata/golden-http (%v)", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
-			runHTTPGolden(t, file)
-		})
-	}
+	runGoldenSuite(t, goldenSuite{test: "TestHTTPGolden", dir: "golden-http", in: "requests", out: "transcript", play: playHTTP})
 }
 
 // Every route of the seed on one container's life, as a client of the

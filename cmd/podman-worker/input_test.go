@@ -73,7 +73,10 @@ func TestInputNobodyReads(t *testing.T) {
 		t.Errorf("the timeout of 2 s was answered after %s", took)
 	}
 	w.send(`{"jsonrpc":"2.0","id":"cancel","method":"run","params":` + runParams(fmt.Sprintf(`"input":%q,"input_encoding":"base64","timeout":30`, input), "sleep", "10") + `}`)
-	time.Sleep(time.Second)
+	// Cancelled once its container runs, with the input being written.
+	if !eventually(time.Minute, func() bool { return runningOn(t, svc.URI, "") == 1 }) {
+		t.Fatal("the run's container never ran")
+	}
 	w.send(`{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"cancel"}}`)
 	line, ok := w.next(10 * time.Second)
 	if !ok || !strings.Contains(line, `"id":"cancel"`) || !strings.Contains(line, "-32800") {

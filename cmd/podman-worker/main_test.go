@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
 )
 
@@ -127,7 +127,7 @@ type worker struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *lockedBuffer
+	stderr *testbuf.Buffer
 	done   chan error
 }
 
@@ -161,7 +161,7 @@ func startBinary(t testing.TB, bin string, args ...string) *worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1<<16), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	w := &worker{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1<<16), stderr: &testbuf.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = w.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -272,23 +272,6 @@ func (w *worker) closeAndWait(timeout time.Duration) int {
 		w.t.Fatalf("the worker did not exit %v after its input ended", timeout)
 		return -1
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // testdataBuild is the folder of the tests' build contexts, which the

@@ -61,6 +61,33 @@ func waitForContainers(t *testing.T, uri string, want int, within time.Duration)
 	}
 }
 
+// eventually polls cond every 50 ms until it holds or within has passed,
+// and says whether it held: tests wait on state, never on a fixed sleep
+// that a loaded machine may outlast.
+func eventually(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// runningOn counts the service's running containers, and those whose
+// names start with prefix when it is not empty.
+func runningOn(t *testing.T, uri, prefix string) int {
+	t.Helper()
+	n := 0
+	for _, c := range onService(t, uri) {
+		if c.State == "running" && (prefix == "" || len(c.Names) > 0 && strings.HasPrefix(c.Names[0], prefix)) {
+			n++
+		}
+	}
+	return n
+}
+
 // handMade creates and starts a container without the worker, with labels.
 func handMade(t *testing.T, uri, name string, labels map[string]string) string {
 	t.Helper()

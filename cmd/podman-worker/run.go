@@ -37,38 +37,131 @@ type process struct {
 // (see logsink): what a kill -9 can take from the log.
 const logDelay = 10 * time.Millisecond
 
-// run is the whole program behind main.
+// run is the whole program behind main: it reads the configuration, opens
+// what the worker holds one step at a time, serves, and closes what it
+// opened in the order held.close spells out.
 func run(ctx context.Context, p process) int {
+	cfg, code, done := configure(p)
+	if done {
+		return code
+	}
+	var h held
+	code = serve(ctx, p, cfg, &h)
+	h.close()
+	return code
+}
+
+// held is what run opened. close releases it in the one order that works,
+// whatever step serving ended at: the metrics listener first; then the
+// handlers, so the prewarm pools stop making containers and let go of
+// theirs; then the connections, which remove the worker's containers;
+// then the embedded Podman service, once its containers are gone; and the
+// log last, so every other step's lines reach it.
+type held struct {
+	stopMetrics func()
+	svc         *handlers.Service
+	conns       *podman.Connections
+	embedded    *embeddedService
+	sink        *logsink.Writer
+}
+
+func (h *held) close() {
+	if h.stopMetrics != nil {
+		h.stopMetrics()
+	}
+	if h.svc != nil {
+		h.svc.Close()
+	}
+	if h.conns != nil {
+		h.conns.Close()
+	}
+	if h.embedded != nil {
+		h.embedded.stop()
+	}
+	if h.sink != nil {
+		_ = h.sink.Flush()
+	}
+}
+
+// flushLog writes the log's waiting lines, before a message that must
+// come after them.
+func (h *held) flushLog() {
+	if h.sink != nil {
+		_ = h.sink.Flush()
+	}
+}
+
+// configure reads the flags; done says the program ends here with code:
+// --help, --version, a refused setting, or a per-call CLI line that needs
+// no Podman (its help or argparse's refusal).
+func configure(p process) (cfg *config, code int, done bool) {
 	cfg, err := parseConfig(expandSocketPrefix(p.args), p.getenv, p.stdout) // --help prints on stdout
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return nil, 0, true
 	}
 	if err != nil {
 		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
-		return 2
+		return nil, 2, true
 	}
 	if cfg.showVersion {
 		fmt.Fprintf(p.stdout, "podman-worker %s\n", version)
-		return 0
+		return nil, 0, true
 	}
 	if len(cfg.cliArgs) > 0 {
 		if code, done := cliRefusal(cfg.cliArgs, p.stdout, p.stderr); done {
-			return code // help or a refused command line: no Podman needed
+			return nil, code, true
 		}
 	}
+	return cfg, 0, false
+}
 
-	// Serving, the log's lines are gathered into a few writes (warnings and
-	// worse at once, info within logDelay): one write per call's line was
-	// the largest step of the worker's own share of a ping. The per-call
-	// CLI makes one call, and its callers read its stderr as it comes. In
-	// both, a writer is never written by two goroutines at once (a test's
-	// buffer is not safe for that the way a file is).
+// serve opens the log, the Podman connections and the handlers into h,
+// then serves the per-call CLI's one call, the HTTP API or JSON-RPC on
+// stdio until the end.
+func serve(ctx context.Context, p process, cfg *config, h *held) int {
+	log := openLog(cfg, p, h)
+	socket, destinations, err := chooseSocket(ctx, cfg, p, log, h)
+	if err != nil {
+		h.flushLog() // the lines before it first
+		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
+		return 2
+	}
+	if h.conns, err = connect(ctx, cfg, socket, destinations, p.pid, log); err != nil {
+		h.flushLog()
+		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
+		return 2
+	}
+	a := newApp(ctx, cfg, h.conns, log, p.pid)
+	h.svc = a.svc
+	log.Info().Str("version", version).Str("socket", h.conns.Default().URI()).Strs("connections", h.conns.Names()).Int("max_workers", cfg.maxWorkers).Msg("serving")
+	if len(cfg.cliArgs) > 0 {
+		// Through the dispatcher, as a call on stdio would go: its panic
+		// recovery, log line and limits included.
+		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdin, p.stdout, p.stderr)
+	}
+	if cfg.metrics.Addr != "" {
+		if h.stopMetrics, err = a.serveMetrics(ctx, cfg.metrics); err != nil {
+			fmt.Fprintf(p.stderr, "podman-worker: --metrics-addr: %v\n", err)
+			return 2
+		}
+	}
+	if cfg.http.addr != "" {
+		return serveHTTP(ctx, a, cfg, log, p.stderr)
+	}
+	return serveStdio(ctx, a, cfg, log, p)
+}
+
+// openLog makes the worker's logger. Serving, the log's lines are gathered
+// into a few writes (warnings and worse at once, info within logDelay):
+// one write per call's line was the largest step of the worker's own share
+// of a ping. The per-call CLI makes one call, and its callers read its
+// stderr as it comes. In both, a writer is never written by two goroutines
+// at once (a test's buffer is not safe for that the way a file is).
+func openLog(cfg *config, p process, h *held) zerolog.Logger {
 	var logOut io.Writer = zerolog.SyncWriter(p.stderr)
-	flushLog := func() {}
 	if len(cfg.cliArgs) == 0 {
-		sink := logsink.New(p.stderr, logDelay, 64<<10)
-		defer sink.Flush() // deferred first, so it runs last: after every other clean-up's lines
-		logOut, flushLog = sink, func() { _ = sink.Flush() }
+		h.sink = logsink.New(p.stderr, logDelay, 64<<10)
+		logOut = h.sink
 	}
 	log := zerolog.New(logOut).Level(cfg.logLevel).With().Timestamp().Logger()
 	if len(cfg.cliArgs) > 0 && cfg.logLevel > zerolog.DebugLevel {
@@ -76,61 +169,61 @@ func run(ctx context.Context, p process) int {
 		log = zerolog.Nop()
 	}
 	routeLogrus(log)
+	return log
+}
 
-	// Podman's own list, when asked for, may name the default connection.
+// chooseSocket finds the default connection's socket: the configured one;
+// else none when Podman's own list names a default; else the first of the
+// usual sockets that answers; else an embedded service's, started into h.
+// Podman's own list, when asked for, comes back too.
+func chooseSocket(ctx context.Context, cfg *config, p process, log zerolog.Logger, h *held) (string, []podman.Destination, error) {
 	var destinations []podman.Destination
 	if cfg.podmanConnections {
+		var err error
 		if destinations, err = podman.PodmanDestinations(); err != nil {
-			flushLog() // the lines before it first
-			fmt.Fprintf(p.stderr, "podman-worker: --podman-connections: %v\n", err)
-			return 2
+			return "", nil, fmt.Errorf("--podman-connections: %v", err)
 		}
 	}
-	podmanDefault := ""
+	if cfg.socketSet {
+		return cfg.socket, destinations, nil
+	}
 	for _, d := range destinations {
 		if d.Default {
-			podmanDefault = d.Name
+			return "", destinations, nil // Podman's default is the default
 		}
 	}
-	socket := cfg.socket
-	if !cfg.socketSet {
-		socket = ""
-		if podmanDefault == "" { // else Podman's default is the default
-			for _, candidate := range defaultSockets(p.getenv) {
-				if answers(candidate) {
-					socket = candidate
-					break
-				}
-			}
-		}
-		if socket == "" && podmanDefault == "" {
-			embedded, err := startEmbedded(ctx, cfg.podmanRoot, cfg.podmanConf, p.pid, log)
-			if err != nil {
-				// Serve anyway: calls answer Unavailable naming the socket.
-				log.Error().Err(err).Msg("no podman service: calls that need it will fail")
-				socket = DefaultSocket
-			} else {
-				socket = "unix://" + embedded.socket
-				defer embedded.stop() // after the containers are removed below
-			}
+	for _, candidate := range defaultSockets(p.getenv) {
+		if answers(candidate) {
+			return candidate, destinations, nil
 		}
 	}
-	conns, err := newConnections(cfg, socket, destinations, p.pid, log)
+	embedded, err := startEmbedded(ctx, cfg.podmanRoot, cfg.podmanConf, p.pid, log)
 	if err != nil {
-		flushLog()
-		fmt.Fprintf(p.stderr, "podman-worker: %v\n", err)
-		return 2
+		// Serve anyway: calls answer Unavailable naming the socket.
+		log.Error().Err(err).Msg("no podman service: calls that need it will fail")
+		return DefaultSocket, destinations, nil
 	}
-	// No container may mount a socket that drives Podman.
+	h.embedded = embedded
+	return "unix://" + embedded.socket, destinations, nil
+}
+
+// connect makes the connections, keeps every socket that drives Podman out
+// of the containers' mounts, and connects them all at once. Connecting goes
+// on in the background when it takes longer than 2 s: the worker serves
+// meanwhile, and each call waits at most its own deadline.
+func connect(ctx context.Context, cfg *config, socket string, destinations []podman.Destination, pid int, log zerolog.Logger) (*podman.Connections, error) {
+	conns, err := newConnections(cfg, socket, destinations, pid, log)
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range conns.All() {
 		if path := socketPath(c.URI()); path != "" {
 			cfg.policy.NeverMount = append(cfg.policy.NeverMount, path)
 		}
 	}
 	cfg.policy.NeverMount = limits.NeverMountPaths(cfg.policy.NeverMount...)
-	// Connecting goes on in the background when it takes longer: the
-	// worker serves meanwhile, and each call waits at most its own deadline.
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range conns.All() {
 		wg.Add(1)
@@ -142,20 +235,19 @@ func run(ctx context.Context, p process) int {
 		}()
 	}
 	wg.Wait()
-	cancel()
-	defer conns.Close()
+	return conns, nil
+}
 
+// newApp makes the handlers, the Prometheus exporter and the dispatcher.
+func newApp(ctx context.Context, cfg *config, conns *podman.Connections, log zerolog.Logger, pid int) *app {
 	a := &app{
-		conns: conns, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: p.pid,
+		conns: conns, log: log, calls: rpc.NewMetrics(), started: time.Now(), grace: cfg.shutdownGrace, pid: pid,
 		svc: handlers.New(conns, log, handlers.Options{
 			Policy: cfg.policy, MaxOutputBytes: int(cfg.maxOutputBytes), RequestTimeout: cfg.requestTimeout,
 			MaxWarm: cfg.maxWarm, MaxInputBytes: int(cfg.maxInputBytes), Instances: cfg.instances,
 			Registries: cfg.registries,
 		}),
 	}
-	// Before the containers are removed (conns.Close, deferred above):
-	// the prewarm pools stop making them and let go of theirs.
-	defer a.svc.Close()
 	a.prom = a.newExporter(cfg)
 	a.server = rpc.NewServer(a.methods(), rpc.Options{
 		MaxWorkers:     cfg.maxWorkers,
@@ -169,23 +261,12 @@ func run(ctx context.Context, p process) int {
 		Order:          handlers.ContainerKey,
 		Ready:          a.ready(ctx),
 	})
-	log.Info().Str("version", version).Str("socket", conns.Default().URI()).Strs("connections", conns.Names()).Int("max_workers", cfg.maxWorkers).Msg("serving")
-	if len(cfg.cliArgs) > 0 {
-		// Through the dispatcher, as a call on stdio would go: its panic
-		// recovery, log line and limits included.
-		return runCLI(ctx, a.server.Call, cfg.cliArgs, p.stdin, p.stdout, p.stderr)
-	}
-	if cfg.metrics.Addr != "" {
-		stop, err := a.serveMetrics(ctx, cfg.metrics)
-		if err != nil {
-			fmt.Fprintf(p.stderr, "podman-worker: --metrics-addr: %v\n", err)
-			return 2
-		}
-		defer stop()
-	}
-	if cfg.http.addr != "" {
-		return serveHTTP(ctx, a, cfg, log, p.stderr)
-	}
+	return a
+}
+
+// serveStdio serves JSON-RPC on stdin and stdout until stdin ends, a
+// shutdown call, or a signal, which shuts down gracefully.
+func serveStdio(ctx context.Context, a *app, cfg *config, log zerolog.Logger, p process) int {
 	go func() {
 		<-ctx.Done()
 		// NotifyContext's cause names the signal: "terminated signal received".
@@ -203,8 +284,8 @@ func run(ctx context.Context, p process) int {
 }
 
 // serveHTTP serves the Flask Podman API on cfg.http.addr until a signal,
-// then drains it; run's deferred clean-up then removes the containers, as
-// after the protocol's end. stdin is not read.
+// then drains it; run's clean-up (held.close) then removes the containers,
+// as after the protocol's end. stdin is not read.
 func serveHTTP(ctx context.Context, a *app, cfg *config, log zerolog.Logger, stderr io.Writer) int {
 	ln, err := net.Listen("tcp", cfg.http.addr)
 	if err != nil {

@@ -27,22 +27,7 @@ type sshHost struct {
 
 func startSSHHost(t *testing.T) *sshHost {
 	t.Helper()
-	svc := privateService(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sshd, err := podmantest.StartSSHD(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", sshd.Log())
-		}
-		if err := sshd.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return &sshHost{svc: svc, sshd: sshd}
+	return &sshHost{svc: privateService(t), sshd: podmantest.SSHDFor(t)}
 }
 
 // uri is the host's Podman socket as an ssh:// URI.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/argparse"
 )
 
 // usageHead says what the worker does in each of its modes, and where its
@@ -31,21 +33,25 @@ Flags (each also read from the environment variable it names):
 `
 
 // printUsage prints the help: what the worker does, then every flag as
-// users type it (--socket VALUE), with its default.
-func printUsage(fs *flag.FlagSet, w io.Writer) {
+// users type it (--socket URI: the metavar from flagTable), with its default.
+func printUsage(fs *flag.FlagSet, specs []flagSpec, w io.Writer) {
+	metavars := map[string]string{}
+	for _, f := range specs {
+		metavars[f.name] = f.metavar
+	}
 	var b strings.Builder
 	b.WriteString(usageHead)
 	fs.VisitAll(func(f *flag.Flag) {
 		_, help := flag.UnquoteUsage(f)
 		b.WriteString("  --" + f.Name)
-		if m := metavar(f); m != "" {
+		if m := metavars[f.Name]; m != "" {
 			b.WriteString(" " + m)
 		}
 		b.WriteString("\n")
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
 			help += fmt.Sprintf(" (default %q)", f.DefValue)
 		}
-		for _, line := range wrapWords(help, 84) {
+		for _, line := range argparse.WrapWords(help, 84) {
 			b.WriteString("      " + line + "\n")
 		}
 	})
@@ -64,41 +70,4 @@ func flagError(err error) error {
 	msg := dashName.ReplaceAllString(err.Error(), "$1--$2")
 	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
 	return fmt.Errorf("%s (podman-worker --help lists the flags)", msg)
-}
-
-// metavar is what a flag's value is, in the help: nothing for a switch.
-func metavar(f *flag.Flag) string {
-	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-		return ""
-	}
-	n := f.Name
-	switch {
-	case n == "socket":
-		return "URI"
-	case n == "connection":
-		return "NAME=URI[,IDENTITY]"
-	case n == "http" || strings.HasSuffix(n, "-addr"):
-		return "ADDR"
-	case strings.HasSuffix(n, "-file") || n == "identity" || n == "runner" || n == "known-hosts" || n == "podman-conf":
-		return "FILE"
-	case strings.HasSuffix(n, "-roots"):
-		return "DIR[,DIR...]"
-	case n == "podman-root":
-		return "DIR"
-	case strings.HasSuffix(n, "timeout") || n == "shutdown-grace" || n == "instance-idle":
-		return "DURATION"
-	case strings.HasSuffix(n, "-bytes") || strings.HasPrefix(n, "max-memory") || n == "max-build-context" || n == "http-max-body":
-		return "SIZE"
-	case n == "max-cpus":
-		return "CPUS"
-	case strings.HasPrefix(n, "max-"):
-		return "N"
-	case n == "log-level":
-		return "LEVEL"
-	case n == "owner":
-		return "NAME"
-	case n == "userns":
-		return "MODE"
-	}
-	return "LIST"
 }

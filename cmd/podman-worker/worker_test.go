@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
 )
 
@@ -557,7 +558,7 @@ func withoutEnv(names ...string) []string {
 }
 
 // A socket-activated Podman (podman.socket) exits after its idle timeout
-// and is started again by the next connection. Calls after 10 s of
+// and is started again by the next connection. Calls after it exited for
 // idleness, reads and writes alike, must succeed without a worker restart.
 func TestCallsAfterIdleSocketActivatedService(t *testing.T) {
 	svc, err := podmantest.StartActivated("2")
@@ -573,7 +574,8 @@ func TestCallsAfterIdleSocketActivatedService(t *testing.T) {
 	w := startWorker(t, "--socket", svc.URI)
 	result(t, mustCall(w, `"before"`, "run", runParams("", "echo", "before")))
 
-	time.Sleep(10 * time.Second)
+	// The service exits by its idle timeout (2 s): the calls below find it
+	// gone and must start it again.
 	if err := svc.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +587,7 @@ func TestCallsAfterIdleSocketActivatedService(t *testing.T) {
 	} {
 		r, _ := w.call(fmt.Sprint(i), c.method, c.params)
 		if r["error"] != nil {
-			t.Errorf("%s after 10 s of idleness: %v", c.method, r["error"])
+			t.Errorf("%s after the service exited for idleness: %v", c.method, r["error"])
 		}
 	}
 	if svc.Starts() <= starts {
@@ -609,7 +611,7 @@ func TestRunInProcess(t *testing.T) {
 	// stderr is written from several goroutines (the log), as a process's
 	// descriptor would be: a plain bytes.Buffer is a data race.
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &testbuf.Buffer{}
 	code := run(context.Background(), process{
 		args:   []string{"--socket", service.URI},
 		getenv: func(k string) string { return env[k] },
@@ -630,7 +632,7 @@ func TestRunInProcess(t *testing.T) {
 
 	// A second run in the same process takes only its own settings.
 	stdout.Reset()
-	stderr = &lockedBuffer{}
+	stderr = &testbuf.Buffer{}
 	code = run(context.Background(), process{
 		args:   []string{"--max-workers", "x"},
 		getenv: func(string) string { return "" },

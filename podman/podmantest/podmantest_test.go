@@ -136,50 +136,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if ok, err := images.Exists(conn, BusyboxImage, nil); err != nil || !ok {
 		t.Fatalf("images.Exists(%s) = %v, %v", BusyboxImage, ok, err)
 	}
-	list, err := images.List(conn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 1 {
-		t.Errorf("second EnsureBusybox should not import again: %d images", len(list))
-	}
-	img, err := images.GetImage(conn, BusyboxImage, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(img.Config.Cmd, " "); got != "/bin/sh" {
-		t.Errorf("image Cmd = %q, want /bin/sh", got)
-	}
-	if !containsString(img.Config.Env, "PATH=/bin:/sbin:/usr/bin:/usr/sbin") {
-		t.Errorf("image Env = %q, want the PATH", img.Config.Env)
-	}
-
-	out, code := runContainer(t, conn, "echo", "hello")
-	if code != 0 || strings.TrimSpace(out) != "hello" {
-		t.Fatalf("echo hello: exit %d, stdout %q", code, out)
-	}
-	// The /etc files make user tools work. Debian 12's busybox-static has no
-	// adduser/addgroup applets, so a user is added by appending to
-	// /etc/passwd, which is what adduser would do.
-	out, code = runContainer(t, conn, "sh", "-c",
-		"whoami; echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && id bob; stat -c %A /tmp; echo $PATH")
-	want := "root\nuid=1000(bob) gid=1000 groups=1000\ndrwxrwxrwt\n/bin:/sbin:/usr/bin:/usr/sbin\n"
-	if code != 0 || out != want {
-		t.Errorf("user tools: exit %d, stdout %q, want %q", code, out, want)
-	}
-
-	// The CLI reaches the same private store with Env and PodmanArgs, and
-	// the same service with --url.
-	cli := exec.CommandContext(ctx, "podman", append(s.PodmanArgs(), "images", "--format", "{{.Repository}}:{{.Tag}}")...)
-	cli.Env = s.Env()
-	if b, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(b), BusyboxImage) {
-		t.Errorf("podman %v images: %v: %s", s.PodmanArgs(), err, b)
-	}
-	cli = exec.CommandContext(ctx, "podman", "--url", s.URI, "images", "--format", "{{.Repository}}:{{.Tag}}")
-	cli.Env = s.Env()
-	if b, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(b), BusyboxImage) {
-		t.Errorf("podman --url images: %v: %s", err, b)
-	}
+	checkImageAndTools(ctx, t, s, conn)
 
 	// A running container survives Kill + Restart, and Stop removes it.
 	spec := specgen.NewSpecGenerator(BusyboxImage, false)
@@ -242,6 +199,57 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 	if err := s.Restart(ctx); err == nil {
 		t.Error("Restart after Stop should fail")
+	}
+}
+
+// checkImageAndTools: the busybox image was imported once, as the tests
+// expect it (command, PATH), its user tools work in a container, and the
+// podman CLI reaches the same store and service.
+func checkImageAndTools(ctx context.Context, t *testing.T, s *Service, conn context.Context) {
+	t.Helper()
+	list, err := images.List(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Errorf("second EnsureBusybox should not import again: %d images", len(list))
+	}
+	img, err := images.GetImage(conn, BusyboxImage, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(img.Config.Cmd, " "); got != "/bin/sh" {
+		t.Errorf("image Cmd = %q, want /bin/sh", got)
+	}
+	if !containsString(img.Config.Env, "PATH=/bin:/sbin:/usr/bin:/usr/sbin") {
+		t.Errorf("image Env = %q, want the PATH", img.Config.Env)
+	}
+
+	out, code := runContainer(t, conn, "echo", "hello")
+	if code != 0 || strings.TrimSpace(out) != "hello" {
+		t.Fatalf("echo hello: exit %d, stdout %q", code, out)
+	}
+	// The /etc files make user tools work. Debian 12's busybox-static has no
+	// adduser/addgroup applets, so a user is added by appending to
+	// /etc/passwd, which is what adduser would do.
+	out, code = runContainer(t, conn, "sh", "-c",
+		"whoami; echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && id bob; stat -c %A /tmp; echo $PATH")
+	want := "root\nuid=1000(bob) gid=1000 groups=1000\ndrwxrwxrwt\n/bin:/sbin:/usr/bin:/usr/sbin\n"
+	if code != 0 || out != want {
+		t.Errorf("user tools: exit %d, stdout %q, want %q", code, out, want)
+	}
+
+	// The CLI reaches the same private store with Env and PodmanArgs, and
+	// the same service with --url.
+	cli := exec.CommandContext(ctx, "podman", append(s.PodmanArgs(), "images", "--format", "{{.Repository}}:{{.Tag}}")...)
+	cli.Env = s.Env()
+	if b, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(b), BusyboxImage) {
+		t.Errorf("podman %v images: %v: %s", s.PodmanArgs(), err, b)
+	}
+	cli = exec.CommandContext(ctx, "podman", "--url", s.URI, "images", "--format", "{{.Repository}}:{{.Tag}}")
+	cli.Env = s.Env()
+	if b, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(b), BusyboxImage) {
+		t.Errorf("podman --url images: %v: %s", err, b)
 	}
 }
 

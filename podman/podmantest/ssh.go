@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -63,6 +64,28 @@ type SSHD struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	stopped bool
+}
+
+// SSHDFor starts a private sshd for a test or benchmark (StartSSHD, within
+// a minute) and stops it when tb ends, first logging sshd's own log if tb
+// failed. It is the one way the tests start an sshd.
+func SSHDFor(tb testing.TB) *SSHD {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sshd, err := StartSSHD(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("sshd log:\n%s", sshd.Log())
+		}
+		if err := sshd.Stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return sshd
 }
 
 // StartSSHD starts a private sshd and waits until it answers (up to 10 s,

@@ -51,8 +51,19 @@ func TestBodiesInFlightShareOneBound(t *testing.T) {
 		c.Close()
 	}
 	stalled = nil
-	time.Sleep(200 * time.Millisecond)
-	resp, err := http.Post(url+"/api/v1/containers", "application/json", strings.NewReader(`{"image":"i","name":"n"}`))
+	// Once the server has seen them close, their share of the budget is
+	// back: a request is answered Busy until then, and served after.
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err = http.Post(url+"/api/v1/containers", "application/json", strings.NewReader(`{"image":"i","name":"n"}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err != nil || resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Errorf("a request after the stalled ones went: %v %v", resp, err)
 	}
@@ -72,22 +83,40 @@ func TestOpenConnectionsAreBounded(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	time.Sleep(100 * time.Millisecond) // the server has accepted them
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// A fifth is answered 503 once the server has accepted the four: one
+	// it reads nothing on within 200 ms was taken before them, and takes
+	// a place of its own until it is closed, so another is tried.
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		c, derr := net.Dial("tcp", addr)
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err == nil {
+			break
+		}
 	}
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("the fifth connection: %v %v; want 503", resp, err)
 	}
-	c.Close()
 	for _, c := range idle {
 		c.Close()
 	}
-	time.Sleep(100 * time.Millisecond)
-	r, err := http.Get(url + "/api/v1/health")
+	// Served again once the server has seen them close.
+	var r *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err = http.Get(url + "/api/v1/health")
+		if err == nil {
+			r.Body.Close()
+		}
+		if err == nil && r.StatusCode == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || r.StatusCode != http.StatusOK {
 		t.Errorf("health after the idle connections closed: %v %v", r, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/internal/testbuf"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -445,7 +446,7 @@ func TestPanicIsA500(t *testing.T) {
 // The access log has one line per request, and never the body, the query
 // or the Authorization header.
 func TestAccessLog(t *testing.T) {
-	var logs lockedBuffer
+	var logs testbuf.Buffer
 	const token = "0123456789abcdef0123456789abcdef"
 	h := New((&standIn{}).call, Options{Token: token, Log: zerolog.New(&logs)}).Handler()
 	do(h, "POST", "/api/v1/containers/web/users?secret=q", `{"username":"bob","password":"hunter2-secret"}`, "Authorization", "Bearer "+token)
@@ -472,23 +473,6 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("the log holds %q: %s", secret, logs.String())
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // serve runs a Server on a loopback port until the test ends. wait

@@ -1,0 +1,53 @@
+package argparse
+
+// Seed is the seed CLI's (podman_client.py's) command line: its one
+// global option and its commands, in the seed's order, which its usage
+// line shows. The table in doc.go lists the same.
+var Seed = &Parser{
+	Prog:    "podman-worker", // where the seed printed podman_client.py
+	Globals: []Option{{Names: []string{"--socket"}, Kind: KindString}},
+	Commands: []Command{
+		NewCommand("version", "", ""),
+		NewCommand("ping", "", ""),
+		NewCommand("info", "", "",
+			Option{[]string{"--format", "-f"}, "format", KindString, "Go template, e.g. {{.Host.Arch}}"}),
+		NewCommand("build", "context", "build context directory",
+			Option{[]string{"--tag", "-t"}, "tag", KindString, "Image tag (e.g., myapp:latest)"},
+			Option{[]string{"--file", "-f"}, "file", KindString, "Dockerfile name (default: Dockerfile)"},
+			Option{[]string{"--build-arg"}, "build_args", KindAppend, "Build argument KEY=VALUE (repeatable)"},
+			Option{[]string{"--platform"}, "platform", KindString, "Target platform (e.g., linux/amd64)"},
+			Option{[]string{"--no-cache"}, "no_cache", KindFlag, "Do not use cache when building"},
+			Option{[]string{"--force"}, "force", KindFlag, "Force rebuild even if image exists"}),
+		NewCommand("images", "", "",
+			Option{[]string{"--all", "-a"}, "all", KindFlag, "Show all images"}),
+		NewCommand("exists", "image", "image name or id"),
+		NewCommand("inspect", "image", "image name or id",
+			Option{[]string{"--format", "-f"}, "format", KindString, "Go template, e.g. {{.Size}}"}),
+		NewCommand("rmi", "image", "image name or id",
+			Option{[]string{"--force", "-f"}, "force", KindFlag, "Remove even if containers use it"}),
+		NewCommand("prune", "", ""),
+		NewCommand("run", "image", "image to run",
+			Option{[]string{"--name"}, "name", KindString, "Container name"},
+			Option{[]string{"--entrypoint"}, "entrypoint", KindString, "Entrypoint to run in container"},
+			Option{[]string{"--detach", "-d"}, "detach", KindBool, "Run container in background (default: true); run waits for the exit either way"},
+			Option{[]string{"--port", "-p"}, "ports", KindAppend, "Port mapping HOST:CONTAINER (repeatable)"},
+			Option{[]string{"--env", "-e"}, "env", KindAppend, "Environment variable KEY=VALUE (repeatable)"},
+			Option{[]string{"--volume", "-v"}, "volumes", KindAppend, "Volume mapping HOST:CONTAINER (repeatable)"},
+			Option{[]string{"--mount", "-m"}, "mounts", KindAppend, "Mount source:target:relabel,propagation,size (repeatable)"},
+			Option{[]string{"--run-command", "-c"}, "command", KindWords, "Command to run in container, under /bin/sh -c"},
+			Option{[]string{"--no-auto-remove"}, "auto_remove", KindFlagOff, "Do not automatically remove container after exit"},
+			Option{[]string{"--network-mode"}, "network_mode", KindString, "Network mode (default: none)"},
+			Option{[]string{"--memory"}, "memory", KindString, "Memory limit (default: 20m)"},
+			Option{[]string{"--memory-swap"}, "memory_swap", KindString, "Memory swap limit (default: 20m)"},
+			Option{[]string{"--cpus"}, "cpus", KindFloat, "Number of CPUs (default: 0.5)"},
+			Option{[]string{"--timeout"}, "timeout", KindInt, "Timeout in seconds (default: 5)"},
+			Option{[]string{"--workdir", "-w"}, "workdir", KindString, "Working directory inside the container"},
+			Option{[]string{"--input-file"}, "input_file", KindString, "File whose bytes are the function's stdin; - reads this command's own stdin"}),
+		NewCommand("ps", "", "",
+			Option{[]string{"--all", "-a"}, "all", KindFlag, "Show stopped containers too"}),
+		NewCommand("kill", "container", "container name or id",
+			Option{[]string{"--signal", "-s"}, "signal", KindString, "Signal to send (default: SIGKILL)"}),
+		NewCommand("rm", "container", "container name or id",
+			Option{[]string{"--force", "-f"}, "force", KindFlag, "Remove even if running"}),
+	},
+}
