@@ -71,9 +71,8 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 			// The memory limit killed the runner with the function: as
 			// a cold run's container, an OOM-killed exit.
 			s.instances.discard(inst, discardOOM)
-			e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
-				With("exit_code", 137).With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String()).
-				With("container_id", inst.ID).With("start", start)
+			e := failedRun(runResult{ContainerID: inst.ID, ExitCode: 137, Stdout: stdoutValue(out),
+				Stderr: out.Stderr.String(), Truncated: out.Truncated(), Start: start})
 			describeKill(e, &define.InspectContainerState{ExitCode: 137}, podman.MemoryEvidence{Known: known, OOMKills: oom}, res.Memory)
 			return nil, e
 		}
