@@ -180,10 +180,14 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 
+	cause, lost := out.Lost() // before the result reads stderr
 	result := runResult{
 		ContainerID: id, Name: name, Status: "exited", ExitCode: state.ExitCode, Image: []string{p.Image},
 		AutoRemove: autoRemove, Stdout: stdoutValue(out), Stderr: out.Stderr.String(), Truncated: out.Truncated(),
 		Start: start,
+	}
+	if lost {
+		return nil, outputLost(result, cause)
 	}
 	if state.ExitCode == 0 {
 		return result, nil
@@ -206,11 +210,28 @@ func timedOut(name, id string, timeout time.Duration, start string, out podman.O
 	return e
 }
 
+// outputLost is the PodmanError of a run whose function ran to its end but
+// whose output Podman lost on the way (podman.Output.Lost): a result made
+// of what did arrive would be wrong, so none is made. The data holds the
+// exit code and what arrived; output_lost says the run may be sent again.
+func outputLost(r runResult, cause string) *rpc.Error {
+	e := rpc.Errorf(rpc.KindPodman, "Podman lost part of the output of container '%s' (%s): the function exited %d, but what it printed did not all arrive; run it again",
+		r.Name, cause, r.ExitCode).
+		With("output_lost", true)
+	return withRun(e, r)
+}
+
 // failedRun is the ExecutionFailed of a run whose function exited
 // non-zero, with its exit code and output.
 func failedRun(r runResult) *rpc.Error {
-	e := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
-		With("exit_code", r.ExitCode).With("stdout", r.Stdout).With("stderr", r.Stderr).With("container_id", r.ContainerID).With("start", r.Start)
+	return withRun(rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed"), r)
+}
+
+// withRun adds what a run's error data carries of its result: the exit
+// code, the output (and which stream was cut), the container and how it
+// started.
+func withRun(e *rpc.Error, r runResult) *rpc.Error {
+	e.With("exit_code", r.ExitCode).With("stdout", r.Stdout).With("stderr", r.Stderr).With("container_id", r.ContainerID).With("start", r.Start)
 	if len(r.Truncated) > 0 {
 		e.With("truncated", r.Truncated)
 	}

@@ -18,7 +18,16 @@ type Capped struct {
 	// observe, when set, sees every write as it comes, before the cap
 	// (a run streams its output from here).
 	observe func([]byte)
+	// last is the latest write when it was short and kept whole: the
+	// attach writes one frame per write, and Podman's own error, when its
+	// link to the container's output fails, is the stream's last frame
+	// (see Output.Lost).
+	last []byte
 }
+
+// maxLast bounds the write kept as last: Podman's error frames are one
+// short line.
+const maxLast = 512
 
 // Observe has fn see every later write, in order, before the cap; nil
 // stops it. fn runs on the writer's goroutine, under the writer's lock.
@@ -37,6 +46,10 @@ func (c *Capped) Write(p []byte) (int, error) {
 	if c.observe != nil {
 		c.observe(p)
 	}
+	c.last = c.last[:0]
+	if len(p) <= maxLast && len(p) <= c.max-c.buf.Len() {
+		c.last = append(c.last, p...)
+	}
 	if room := c.max - c.buf.Len(); len(p) > room {
 		c.cut = true
 		c.buf.Write(p[:max(room, 0)])
@@ -44,6 +57,20 @@ func (c *Capped) Write(p []byte) (int, error) {
 	}
 	c.buf.Write(p)
 	return len(p), nil
+}
+
+// takeLast removes the latest write from what was kept when match says
+// so, and returns it.
+func (c *Capped) takeLast(match func([]byte) bool) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.last) == 0 || !match(c.last) {
+		return "", false
+	}
+	c.buf.Truncate(c.buf.Len() - len(c.last))
+	last := string(c.last)
+	c.last = c.last[:0]
+	return last, true
 }
 
 // WriteString writes s; the logs stream hands over strings.

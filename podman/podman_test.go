@@ -44,3 +44,37 @@ func TestCappedKeepsWholeCharacters(t *testing.T) {
 		t.Errorf("got %q, want the whole é kept", got)
 	}
 }
+
+// Podman's own error line is taken out of a run's stderr only when it is
+// the stream's last write, whole: what a function prints stays its own.
+func TestOutputLostTakesPodmanLineOnlyWhenLast(t *testing.T) {
+	const fault = "Error: read unixpacket @->/proc/self/fd/13/attach: read: connection reset by peer\n"
+	for _, tc := range []struct {
+		name       string
+		writes     []string
+		max        int
+		lost       bool
+		wantStderr string
+	}{
+		{"fault last", []string{"partial\n", fault}, 1 << 10, true, "partial\n"},
+		{"fault alone", []string{fault}, 1 << 10, true, ""},
+		{"fault then more output", []string{fault, "more\n"}, 1 << 10, false, fault + "more\n"},
+		{"fault inside a longer write", []string{"x" + fault}, 1 << 10, false, "x" + fault},
+		{"another Error line", []string{"Error: read tcp 1.2.3.4: reset\n"}, 1 << 10, false, "Error: read tcp 1.2.3.4: reset\n"},
+		{"fault past the cap", []string{"0123456789", fault}, 12, false, "0123456789" + fault[:2]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := NewOutput(tc.max)
+			for _, w := range tc.writes {
+				_, _ = out.Stderr.Write([]byte(w))
+			}
+			cause, lost := out.Lost()
+			if lost != tc.lost || out.Stderr.String() != tc.wantStderr {
+				t.Fatalf("wrote %q: Lost() = %q, %v and stderr %q; want lost %v, stderr %q", tc.writes, cause, lost, out.Stderr.String(), tc.lost, tc.wantStderr)
+			}
+			if lost && cause != "read unixpacket @->/proc/self/fd/13/attach: read: connection reset by peer" {
+				t.Fatalf("cause %q", cause)
+			}
+		})
+	}
+}
