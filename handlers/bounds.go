@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Ceilings on what a caller's container config may hold. Podman keeps
@@ -59,7 +59,7 @@ func checkBounds(c containerConfig) error {
 		size += len(k) + len(v) + 2
 	}
 	if size > MaxSpecBytes {
-		return rpc.Errorf(rpc.KindForbidden, `Forbidden: "env", "command" and "entrypoint" hold %d bytes together, above this worker's ceiling of %d`, size, MaxSpecBytes).With("field", "env")
+		return fault.Param(fault.KindForbidden, "env", `"env", "command" and "entrypoint" hold %d bytes together, above this worker's ceiling of %d`, size, MaxSpecBytes)
 	}
 	for field, s := range map[string]string{"image": c.Image, "name": c.Name, "workdir": c.Workdir, "user": c.User} {
 		if err := noNUL(field, s); err != nil {
@@ -70,12 +70,12 @@ func checkBounds(c containerConfig) error {
 }
 
 func tooMany(field string, n, max int) error {
-	return rpc.Errorf(rpc.KindForbidden, "Forbidden: %q has %d entries, above this worker's ceiling of %d", field, n, max).With("field", field)
+	return fault.Param(fault.KindForbidden, field, "%q has %d entries, above this worker's ceiling of %d", field, n, max)
 }
 
 func noNUL(field, s string) error {
 	if strings.IndexByte(s, 0) >= 0 {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q contains a NUL byte", field).With("field", field)
+		return fault.Param(fault.KindInvalidParams, field, "%q contains a NUL byte", field)
 	}
 	return nil
 }
@@ -86,11 +86,11 @@ func noNUL(field, s string) error {
 func checkTarget(field, target string) error {
 	t := filepath.Clean(target)
 	if t == "/" {
-		return rpc.Errorf(rpc.KindForbidden, "Forbidden: %q: the target / would replace the container's root; mount below it, e.g. /data", field).With("field", field)
+		return fault.Forbidden(field, "the target / would replace the container's root; mount below it, e.g. /data")
 	}
 	for _, sys := range []string{"/proc", "/sys", "/dev"} {
 		if t == sys || strings.HasPrefix(t, sys+"/") {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: %q: the target %s is in %s, which the container's sandbox depends on", field, t, sys).With("field", field)
+			return fault.Forbidden(field, "the target %s is in %s, which the container's sandbox depends on", t, sys)
 		}
 	}
 	return nil

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Numbers Podman turns into allocations are refused above a ceiling,
@@ -17,7 +17,7 @@ func TestLogsTailHasACeiling(t *testing.T) {
 	c := e.container(t, true)
 	logs := adapt(e.s, e.s.logs).call
 	for _, tail := range []string{"10001", "500000000", "4000000000", "9223372036854775807"} {
-		err := wantError(t, logs, `{"name":`+q(c)+`,"tail":`+tail+`}`, rpc.KindForbidden, "tail")
+		err := wantError(t, logs, `{"name":`+q(c)+`,"tail":`+tail+`}`, fault.KindForbidden, "tail")
 		if !strings.Contains(err.Message, "10000") {
 			t.Errorf("tail %s: %q does not name the ceiling", tail, err.Message)
 		}
@@ -42,24 +42,24 @@ func TestRunRefusesOversizedAndNULConfigs(t *testing.T) {
 	base := `"image":"localhost/busybox:latest"`
 	for _, c := range []struct {
 		params, field string
-		kind          rpc.Kind
+		kind          fault.Kind
 	}{
-		{`"env":` + many(MaxEnvEntries+1, func(i int) string { return q(fmt.Sprintf("K%d=v", i)) }), "env", rpc.KindForbidden},
-		{`"env":{"BIG":` + q(strings.Repeat("x", MaxSpecBytes)) + `}`, "env", rpc.KindForbidden},
-		{`"command":` + many(MaxArgs+1, func(int) string { return `"a"` }), "command", rpc.KindInvalidParams},
-		{`"command":["echo",` + q(strings.Repeat("x", MaxSpecBytes)) + `]`, "command", rpc.KindInvalidParams},
-		{`"entrypoint":` + many(MaxArgs+1, func(int) string { return `"a"` }), "entrypoint", rpc.KindForbidden},
-		{`"ports":` + many(MaxListItems+1, func(i int) string { return q(fmt.Sprintf("%d:80", 10000+i)) }), "ports", rpc.KindForbidden},
-		{`"volumes":` + many(MaxListItems+1, func(i int) string { return q(fmt.Sprintf("v%d:/d%d", i, i)) }), "volumes", rpc.KindForbidden},
-		{`"mounts":` + many(MaxListItems+1, func(i int) string { return q(fmt.Sprintf("tmpfs:/d%d", i)) }), "mounts", rpc.KindForbidden},
-		{`"env":{"K":"a\u0000b"}`, "env", rpc.KindInvalidParams},
-		{`"env":["K\u0000=v"]`, "env", rpc.KindInvalidParams},
-		{`"workdir":"/tmp\u0000x"`, "workdir", rpc.KindInvalidParams},
-		{`"user":"1000\u0000"`, "user", rpc.KindInvalidParams},
-		{`"entrypoint":["sh\u0000"]`, "entrypoint", rpc.KindInvalidParams},
-		{`"command":["echo","a\u0000b"]`, "command", rpc.KindInvalidParams},
-		{`"name":"a\u0000b"`, "name", rpc.KindInvalidParams},
-		{`"image":"localhost/busybox\u0000:latest"`, "image", rpc.KindInvalidParams},
+		{`"env":` + many(MaxEnvEntries+1, func(i int) string { return q(fmt.Sprintf("K%d=v", i)) }), "env", fault.KindForbidden},
+		{`"env":{"BIG":` + q(strings.Repeat("x", MaxSpecBytes)) + `}`, "env", fault.KindForbidden},
+		{`"command":` + many(MaxArgs+1, func(int) string { return `"a"` }), "command", fault.KindInvalidParams},
+		{`"command":["echo",` + q(strings.Repeat("x", MaxSpecBytes)) + `]`, "command", fault.KindInvalidParams},
+		{`"entrypoint":` + many(MaxArgs+1, func(int) string { return `"a"` }), "entrypoint", fault.KindForbidden},
+		{`"ports":` + many(MaxListItems+1, func(i int) string { return q(fmt.Sprintf("%d:80", 10000+i)) }), "ports", fault.KindForbidden},
+		{`"volumes":` + many(MaxListItems+1, func(i int) string { return q(fmt.Sprintf("v%d:/d%d", i, i)) }), "volumes", fault.KindForbidden},
+		{`"mounts":` + many(MaxListItems+1, func(i int) string { return q(fmt.Sprintf("tmpfs:/d%d", i)) }), "mounts", fault.KindForbidden},
+		{`"env":{"K":"a\u0000b"}`, "env", fault.KindInvalidParams},
+		{`"env":["K\u0000=v"]`, "env", fault.KindInvalidParams},
+		{`"workdir":"/tmp\u0000x"`, "workdir", fault.KindInvalidParams},
+		{`"user":"1000\u0000"`, "user", fault.KindInvalidParams},
+		{`"entrypoint":["sh\u0000"]`, "entrypoint", fault.KindInvalidParams},
+		{`"command":["echo","a\u0000b"]`, "command", fault.KindInvalidParams},
+		{`"name":"a\u0000b"`, "name", fault.KindInvalidParams},
+		{`"image":"localhost/busybox\u0000:latest"`, "image", fault.KindInvalidParams},
 	} {
 		params := `{` + base + `,` + c.params + `}`
 		if strings.Contains(c.params, `"image"`) {
@@ -83,6 +83,6 @@ func TestMountTargetsThatShadowTheSandboxAreRefused(t *testing.T) {
 		{"volumes", "data:/proc"}, {"volumes", "data:/sys/fs"}, {"volumes", "data:/dev"},
 		{"mounts", "data:/"}, {"mounts", "tmpfs:/"}, {"mounts", "tmpfs:/proc/sys"}, {"mounts", "tmpfs:/dev/shm/x"},
 	} {
-		wantError(t, run, `{"image":"localhost/busybox:latest","`+c.field+`":[`+q(c.value)+`]}`, rpc.KindForbidden, c.field)
+		wantError(t, run, `{"image":"localhost/busybox:latest","`+c.field+`":[`+q(c.value)+`]}`, fault.KindForbidden, c.field)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	buildahDefine "github.com/containers/buildah/define"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -112,10 +113,10 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		Timeout: res.Timeout, KillGrace: killGrace, Group: group, MaxContext: s.policy.MaxBuildContext})
 	progress.flush()
 	if end.ContextExceeded {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"context\": %s holds more than this worker's limit of %s (--max-build-context), counted as sent to Podman, unpacked; leave large files out with .containerignore or .dockerignore", p.Context, limits.FormatBytes(s.policy.MaxBuildContext)).With("field", "context")
+		return nil, fault.Forbidden("context", "%s holds more than this worker's limit of %s (--max-build-context), counted as sent to Podman, unpacked; leave large files out with .containerignore or .dockerignore", p.Context, limits.FormatBytes(s.policy.MaxBuildContext))
 	}
 	if end.TimedOut {
-		return nil, rpc.Errorf(rpc.KindTimeout, "the build did not finish within its timeout of %ss and was stopped", seconds(res.Timeout)).
+		return nil, fault.Errorf(fault.KindTimeout, "the build did not finish within its timeout of %ss and was stopped", seconds(res.Timeout)).
 			With("timeout", res.Timeout.Seconds()).With("logs", progress.lines()).With("logs_truncated", progress.truncated)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
@@ -123,11 +124,11 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 		return nil, ctxErr
 	}
 	if err != nil {
-		var rerr *rpc.Error
-		if errors.As(err, &rerr) || s.podman(ctx).KindOf(err) == rpc.KindUnavailable {
+		var rerr *fault.Error
+		if errors.As(err, &rerr) || s.podman(ctx).KindOf(err) == fault.KindUnavailable {
 			return nil, err
 		}
-		return nil, rpc.Wrap(rpc.KindPodman, err, "build failed: %s", podman.Scrub(strings.TrimSpace(err.Error()))).
+		return nil, fault.Wrap(fault.KindPodman, err, "build failed: %s", podman.Scrub(strings.TrimSpace(err.Error()))).
 			With("logs", progress.lines()).With("logs_truncated", progress.truncated)
 	}
 	ref := p.Tag
@@ -155,14 +156,14 @@ func (s *Service) build(ctx context.Context, p buildParams) (any, error) {
 func (s *Service) buildOptions(ctx context.Context, p buildParams, res limits.Resources) (types.BuildOptions, string, error) {
 	var opts types.BuildOptions
 	dir, err := s.policy.BuildPath("context", p.Context)
-	if isKind(err, rpc.KindInvalidParams) {
-		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"context\" must be a directory on the worker's host: %s is not one", p.Context).With("field", "context")
+	if isKind(err, fault.KindInvalidParams) {
+		return opts, "", fault.Param(fault.KindInvalidParams, "context", "\"context\" must be a directory on the worker's host: %s is not one", p.Context)
 	}
 	if err != nil {
 		return opts, "", err
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"context\" must be a directory on the worker's host: %s is not one", dir).With("field", "context")
+		return opts, "", fault.Param(fault.KindInvalidParams, "context", "\"context\" must be a directory on the worker's host: %s is not one", dir)
 	}
 	file := p.File
 	if file == "" {
@@ -180,14 +181,14 @@ func (s *Service) buildOptions(ctx context.Context, p buildParams, res limits.Re
 	// The Containerfile is read and uploaded too (a symlink is followed),
 	// so it must lie under a build root like the context.
 	resolved, err := s.policy.BuildPath("file", file)
-	if isKind(err, rpc.KindInvalidParams) {
-		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": no Containerfile at %s", file).With("field", "file")
+	if isKind(err, fault.KindInvalidParams) {
+		return opts, "", fault.Invalid("file", "no Containerfile at %s", file)
 	}
 	if err != nil {
 		return opts, "", err
 	}
 	if st, err := os.Stat(resolved); err != nil || st.IsDir() {
-		return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": no Containerfile at %s", file).With("field", "file")
+		return opts, "", fault.Invalid("file", "no Containerfile at %s", file)
 	}
 	if err := limits.CheckBuildContext(dir, resolved); err != nil {
 		return opts, "", err
@@ -198,7 +199,7 @@ func (s *Service) buildOptions(ctx context.Context, p buildParams, res limits.Re
 	if p.Platform != "" {
 		parts := strings.Split(p.Platform, "/")
 		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return opts, "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"platform\" must be OS/ARCH[/VARIANT] such as linux/amd64, got %q", p.Platform).With("field", "platform")
+			return opts, "", fault.Param(fault.KindInvalidParams, "platform", "\"platform\" must be OS/ARCH[/VARIANT] such as linux/amd64, got %q", p.Platform)
 		}
 		spec := struct{ OS, Arch, Variant string }{OS: parts[0], Arch: parts[1]}
 		if len(parts) == 3 {
@@ -238,9 +239,9 @@ func (s *Service) buildOptions(ctx context.Context, p buildParams, res limits.Re
 	return opts, resolved, nil
 }
 
-// isKind says whether err is an *rpc.Error of kind k.
-func isKind(err error, k rpc.Kind) bool {
-	var e *rpc.Error
+// isKind says whether err is a *fault.Error of kind k.
+func isKind(err error, k fault.Kind) bool {
+	var e *fault.Error
 	return errors.As(err, &e) && e.Kind == k
 }
 

@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits/containerfile"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // checkContainerfile reads the Containerfile once and checks it against
@@ -20,12 +20,12 @@ import (
 func (s *Service) checkContainerfile(ctx context.Context, dir, path string, buildArgs map[string]string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": cannot read the Containerfile: %v", err).With("field", "file")
+		return fault.Invalid("file", "cannot read the Containerfile: %v", err)
 	}
 	src, err := io.ReadAll(io.LimitReader(f, containerfile.MaxSize+1))
 	f.Close()
 	if err != nil {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"file\": cannot read the Containerfile: %v", err).With("field", "file")
+		return fault.Invalid("file", "cannot read the Containerfile: %v", err)
 	}
 	refs, err := containerfile.Check(src, containerfile.Options{
 		BuildArgs: buildArgs, ContextDir: dir, AllowContextBinds: s.policy.BuildContextMounts,
@@ -36,8 +36,8 @@ func (s *Service) checkContainerfile(ctx context.Context, dir, path string, buil
 	client := s.podman(ctx)
 	for _, ref := range refs {
 		if _, err := client.ImageOf(ctx, ref.Ref); err != nil {
-			if e := rpc.AsError(err); e.Kind == rpc.KindNotFound {
-				return rpc.Errorf(rpc.KindNotFound, "Containerfile line %d: %s %s: %s", ref.Line, ref.Instruction, ref.Ref, e.Message).
+			if e := fault.As(err); e.Kind == fault.KindNotFound {
+				return fault.Errorf(fault.KindNotFound, "Containerfile line %d: %s %s: %s", ref.Line, ref.Instruction, ref.Ref, e.Message).
 					With("field", "file").With("line", ref.Line).With("image", ref.Ref)
 			}
 			return err

@@ -6,9 +6,9 @@ import (
 
 	"go.podman.io/common/pkg/signal"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // The seed REST API's container operations, and the seed CLI's ps, kill
@@ -103,7 +103,7 @@ func (s *Service) requireRoomForKept(ctx context.Context) error {
 		return err
 	}
 	if n >= s.policy.MaxContainers {
-		return rpc.Errorf(rpc.KindForbidden, "Forbidden: this owner holds %d long-lived containers, this worker's ceiling (--max-containers); remove one with rm first", n).With("max_containers", s.policy.MaxContainers)
+		return fault.Errorf(fault.KindForbidden, "Forbidden: this owner holds %d long-lived containers, this worker's ceiling (--max-containers); remove one with rm first", n).With("max_containers", s.policy.MaxContainers)
 	}
 	return nil
 }
@@ -175,13 +175,13 @@ func (s *Service) logs(ctx context.Context, p logsParams) (any, error) {
 	tail := 100
 	if p.Tail != nil {
 		if *p.Tail < 1 {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: "tail" must be at least 1`).With("field", "tail")
+			return nil, fault.Param(fault.KindInvalidParams, "tail", `"tail" must be at least 1`)
 		}
 		if *p.Tail > MaxTailLines {
 			// Podman sizes a buffer from tail before it reads a line: 4e9
 			// ran the shared service out of memory, 5e8 left it 293 MB
 			// bigger for good.
-			return nil, rpc.Errorf(rpc.KindForbidden, `Forbidden: "tail": %d is above this worker's ceiling of %d lines`, *p.Tail, MaxTailLines).With("field", "tail")
+			return nil, fault.Param(fault.KindForbidden, "tail", `"tail": %d is above this worker's ceiling of %d lines`, *p.Tail, MaxTailLines)
 		}
 		tail = *p.Tail
 	}
@@ -256,8 +256,8 @@ func (s *Service) kill(ctx context.Context, p killParams) (any, error) {
 		return nil, err
 	}
 	if err := s.podman(ctx).Signal(ctx, id, sig); err != nil {
-		if s.podman(ctx).KindOf(err) == rpc.KindConflict {
-			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
+		if s.podman(ctx).KindOf(err) == fault.KindConflict {
+			return nil, fault.Wrap(fault.KindConflict, err, "container %q is not running: only running containers can be killed", p.Container)
 		}
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 		target = p.Name
 	}
 	if target == "" || (p.Container != "" && p.Name != "" && p.Container != p.Name) {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: give the container as "container" (or "name"), once`).With("field", "container")
+		return nil, fault.Param(fault.KindInvalidParams, "container", `give the container as "container" (or "name"), once`)
 	}
 	id, err := s.podman(ctx).Lookup(ctx, target)
 	if err != nil {
@@ -306,7 +306,7 @@ func (s *Service) rm(ctx context.Context, p rmParams) (any, error) {
 // SIG, or a number from 1 to 64, through Podman's own signal table.
 func checkSignal(sig string) error {
 	if n, err := signal.ParseSignal(sig); err != nil || n < 1 || n > 64 {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"signal\": %q is not a signal such as SIGKILL, SIGTERM or 9", sig).With("field", "signal")
+		return fault.Invalid("signal", "%q is not a signal such as SIGKILL, SIGTERM or 9", sig)
 	}
 	return nil
 }

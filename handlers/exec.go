@@ -4,8 +4,8 @@ import (
 	"context"
 	"regexp"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // userPattern is what exec accepts as user: a name or id, optionally
@@ -30,8 +30,7 @@ type execResult struct {
 // it and learns how it went.
 func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
 	if p.User != "" && !userPattern.MatchString(p.User) {
-		return nil, rpc.Errorf(rpc.KindInvalidParams,
-			"Invalid params: \"user\" must be a user name or id, optionally with :group (e.g. \"1000\", \"bob:bob\")").With("field", "user")
+		return nil, fault.Param(fault.KindInvalidParams, "user", "\"user\" must be a user name or id, optionally with :group (e.g. \"1000\", \"bob:bob\")")
 	}
 	// One bounded writer for both streams keeps them interleaved as they
 	// arrive, and one chatty command from growing the worker or the reply.
@@ -47,12 +46,12 @@ func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
 	}
 	code, err := s.podman(ctx).Exec(ctx, id, p.Command, execAs, env, out)
 	if err != nil {
-		switch e := rpc.AsError(s.podman(ctx).Classify(err)); e.Kind {
-		case rpc.KindConflict:
-			return nil, rpc.Wrap(rpc.KindConflict, err, "container %q is not running: start it before exec (%s)", p.Name, e.Message).With("container", p.Name)
-		case rpc.KindInvalidParams:
+		switch e := fault.As(s.podman(ctx).Classify(err)); e.Kind {
+		case fault.KindConflict:
+			return nil, fault.Wrap(fault.KindConflict, err, "container %q is not running: start it before exec (%s)", p.Name, e.Message).With("container", p.Name)
+		case fault.KindInvalidParams:
 			if p.User != "" {
-				return nil, rpc.Wrap(rpc.KindInvalidParams, err, "Invalid params: \"user\": %s", e.Message).With("field", "user")
+				return nil, fault.Wrap(fault.KindInvalidParams, err, "Invalid params: \"user\": %s", e.Message).With("field", "user")
 			}
 		}
 		return nil, err

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 func TestExec(t *testing.T) {
@@ -83,19 +83,19 @@ func TestExec(t *testing.T) {
 		}
 	})
 	t.Run("errors", func(t *testing.T) {
-		wantError(t, exec, `{"name":"no-such-container","command":"true"}`, rpc.KindNotFound, "")
+		wantError(t, exec, `{"name":"no-such-container","command":"true"}`, fault.KindNotFound, "")
 		stopped := e.container(t, false)
-		if err := wantError(t, exec, `{"name":`+q(stopped)+`,"command":"true"}`, rpc.KindConflict, ""); !strings.Contains(err.Message, "start it") {
+		if err := wantError(t, exec, `{"name":`+q(stopped)+`,"command":"true"}`, fault.KindConflict, ""); !strings.Contains(err.Message, "start it") {
 			t.Errorf("the conflict does not say to start the container: %s", err.Message)
 		}
-		wantError(t, exec, `{"name":`+q(c)+`,"command":"true","user":"no-such-user"}`, rpc.KindInvalidParams, "user")
+		wantError(t, exec, `{"name":`+q(c)+`,"command":"true","user":"no-such-user"}`, fault.KindInvalidParams, "user")
 		for _, bad := range []string{`"bob; rm -rf /"`, `"a b"`, `":x"`, `"-1"`, `"a:b:c"`, `7`} {
-			wantError(t, exec, `{"name":`+q(c)+`,"command":"true","user":`+bad+`}`, rpc.KindInvalidParams, "user")
+			wantError(t, exec, `{"name":`+q(c)+`,"command":"true","user":`+bad+`}`, fault.KindInvalidParams, "user")
 		}
 		for _, bad := range []string{`""`, `"  "`, `[]`, `[""]`, `[1]`, `5`, `{}`, `null`, `["a\u0000b"]`} {
-			wantError(t, exec, `{"name":`+q(c)+`,"command":`+bad+`}`, rpc.KindInvalidParams, "command")
+			wantError(t, exec, `{"name":`+q(c)+`,"command":`+bad+`}`, fault.KindInvalidParams, "command")
 		}
-		wantError(t, exec, `{"command":"true"}`, rpc.KindInvalidParams, "name")
-		wantError(t, exec, `{"name":`+q(c)+`,"command":"true","tty":true}`, rpc.KindInvalidParams, "tty")
+		wantError(t, exec, `{"command":"true"}`, fault.KindInvalidParams, "name")
+		wantError(t, exec, `{"name":`+q(c)+`,"command":"true","tty":true}`, fault.KindInvalidParams, "tty")
 	})
 }

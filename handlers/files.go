@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 type addFileParams struct {
@@ -41,14 +41,14 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 	if strings.HasSuffix(p.DestPath, "/") {
 		// Cleaning would drop the slash and write a file where the caller
 		// named a directory.
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"dest_path\" %q ends in \"/\", which names a directory: give the file's path, such as %sname", p.DestPath, p.DestPath).With("field", "dest_path")
+		return nil, fault.Param(fault.KindInvalidParams, "dest_path", "\"dest_path\" %q ends in \"/\", which names a directory: give the file's path, such as %sname", p.DestPath, p.DestPath)
 	}
 	dest, err := containerPath(p.DestPath, "dest_path")
 	if err != nil {
 		return nil, err
 	}
 	if p.Content == nil {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: missing required field \"content\"").With("field", "content")
+		return nil, fault.Param(fault.KindInvalidParams, "content", "missing required field \"content\"")
 	}
 	data, err := decodeBytes(*p.Content, p.Encoding, "content", "encoding")
 	if err != nil {
@@ -58,13 +58,13 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 	if p.Mode != "" {
 		m, err := strconv.ParseInt(p.Mode, 8, 64)
 		if !octalPattern.MatchString(p.Mode) || err != nil || m > 0o7777 {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mode\" must be octal digits up to 7777, e.g. \"0644\", got %q", p.Mode).With("field", "mode")
+			return nil, fault.Param(fault.KindInvalidParams, "mode", "\"mode\" must be octal digits up to 7777, e.g. \"0644\", got %q", p.Mode)
 		}
 		if m&0o7000 != 0 && !s.policy.AllowSpecialModes {
 			// A set-uid root file is a way up for any user in the
 			// container (no new privileges stops it only for processes
 			// that have it set); sticky is refused with them for one rule.
-			return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"mode\": %q has set-uid, set-gid or sticky bits, which this worker does not write (--allow-special-modes); use permission bits up to 0777", p.Mode).With("field", "mode")
+			return nil, fault.Forbidden("mode", "%q has set-uid, set-gid or sticky bits, which this worker does not write (--allow-special-modes); use permission bits up to 0777", p.Mode)
 		}
 		mode = m
 	}
@@ -85,7 +85,7 @@ func (s *Service) addFile(ctx context.Context, p addFileParams) (any, error) {
 		return nil, err
 	}
 	if isDir, err := client.Stat(ctx, id, dest); err == nil && isDir {
-		return nil, rpc.Errorf(rpc.KindConflict, "%s is a directory in container %q", dest, p.Name).With("field", "dest_path")
+		return nil, fault.Errorf(fault.KindConflict, "%s is a directory in container %q", dest, p.Name).With("field", "dest_path")
 	}
 	dir, missing, err := s.existingParent(ctx, id, p.Name, dest)
 	if err != nil {
@@ -122,7 +122,7 @@ func (s *Service) existingParent(ctx context.Context, id, name, dest string) (di
 		case err != nil:
 			return "", nil, err
 		case !isDir:
-			return "", nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %s is not a directory in container %q", dir, name).With("field", "dest_path")
+			return "", nil, fault.Param(fault.KindInvalidParams, "dest_path", "%s is not a directory in container %q", dir, name)
 		}
 		return dir, missing, nil
 	}
@@ -138,24 +138,24 @@ func decodeBytes(value, encoding, field, encodingField string) ([]byte, error) {
 	case "base64":
 		data, err := base64.StdEncoding.DecodeString(value)
 		if err != nil {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q is not valid base64: %v", field, err).With("field", field)
+			return nil, fault.Param(fault.KindInvalidParams, field, "%q is not valid base64: %v", field, err)
 		}
 		return data, nil
 	}
-	return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q must be \"utf-8\" or \"base64\", got %q", encodingField, encoding).With("field", encodingField)
+	return nil, fault.Param(fault.KindInvalidParams, encodingField, "%q must be \"utf-8\" or \"base64\", got %q", encodingField, encoding)
 }
 
 // containerPath validates an absolute path inside a container and cleans it.
 func containerPath(p, field string) (string, error) {
 	switch {
 	case strings.ContainsRune(p, 0):
-		return "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q contains a NUL byte", field).With("field", field)
+		return "", fault.Param(fault.KindInvalidParams, field, "%q contains a NUL byte", field)
 	case !strings.HasPrefix(p, "/"):
-		return "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q must be an absolute path, got %q", field, p).With("field", field)
+		return "", fault.Param(fault.KindInvalidParams, field, "%q must be an absolute path, got %q", field, p)
 	}
 	clean := path.Clean(p)
 	if clean == "/" {
-		return "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q must name a file, not /", field).With("field", field)
+		return "", fault.Param(fault.KindInvalidParams, field, "%q must name a file, not /", field)
 	}
 	return clean, nil
 }

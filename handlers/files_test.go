@@ -11,8 +11,8 @@ import (
 	podmancopy "github.com/containers/podman/v5/pkg/copy"
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 func TestAddFile(t *testing.T) {
@@ -91,23 +91,23 @@ func TestAddFile(t *testing.T) {
 		if st, err := containers.Stat(e.conn, c, "/no/such"); err != nil || !st.IsDir || st.Mode.Perm() != 0o755 {
 			t.Errorf("the folder made on the way: %+v %v; want a 0755 folder", st, err)
 		}
-		wantError(t, addFile, `{"name":"no-such-container","dest_path":"/tmp/f","content":"x"}`, rpc.KindNotFound, "")
-		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp","content":"x"}`, rpc.KindConflict, "dest_path")
-		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/etc/passwd/x","content":"x"}`, rpc.KindInvalidParams, "dest_path")
+		wantError(t, addFile, `{"name":"no-such-container","dest_path":"/tmp/f","content":"x"}`, fault.KindNotFound, "")
+		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp","content":"x"}`, fault.KindConflict, "dest_path")
+		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/etc/passwd/x","content":"x"}`, fault.KindInvalidParams, "dest_path")
 		for _, bad := range []string{`"tmp/f"`, `"./f"`, `"/"`, `"/.."`, `"/tmp/a\u0000b"`, `""`} {
-			wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":`+bad+`,"content":"x"}`, rpc.KindInvalidParams, "dest_path")
+			wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":`+bad+`,"content":"x"}`, fault.KindInvalidParams, "dest_path")
 		}
-		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f"}`, rpc.KindInvalidParams, "content")
-		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"not base64!","encoding":"base64"}`, rpc.KindInvalidParams, "content")
-		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"x","encoding":"latin1"}`, rpc.KindInvalidParams, "encoding")
+		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f"}`, fault.KindInvalidParams, "content")
+		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"not base64!","encoding":"base64"}`, fault.KindInvalidParams, "content")
+		wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"x","encoding":"latin1"}`, fault.KindInvalidParams, "encoding")
 		for _, bad := range []string{`"999"`, `"10000"`, `"rw-"`, `"-1"`, `420`} {
-			wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"x","mode":`+bad+`}`, rpc.KindInvalidParams, "mode")
+			wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/f","content":"x","mode":`+bad+`}`, fault.KindInvalidParams, "mode")
 		}
 	})
 	t.Run("a dest_path naming a directory", func(t *testing.T) {
 		// Sent "/tmp/newfile/": it used to be cleaned to /tmp/newfile and
 		// written as a file.
-		err := wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/newfile/","content":"x"}`, rpc.KindInvalidParams, "dest_path")
+		err := wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/newfile/","content":"x"}`, fault.KindInvalidParams, "dest_path")
 		if !strings.Contains(err.Message, `ends in "/"`) {
 			t.Errorf("sent /tmp/newfile/: message %q does not say why", err.Message)
 		}
@@ -117,7 +117,7 @@ func TestAddFile(t *testing.T) {
 	})
 	t.Run("special modes", func(t *testing.T) {
 		for _, mode := range []string{"4755", "2755", "1777", "7777", "04711"} {
-			err := wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/suid","content":"x","mode":"`+mode+`"}`, rpc.KindForbidden, "mode")
+			err := wantError(t, addFile, `{"name":`+q(c)+`,"dest_path":"/tmp/suid","content":"x","mode":"`+mode+`"}`, fault.KindForbidden, "mode")
 			if !strings.Contains(err.Message, "--allow-special-modes") {
 				t.Errorf("sent mode %s: message %q does not name the flag", mode, err.Message)
 			}

@@ -12,9 +12,8 @@ import (
 	"text/template/parse"
 	"time"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"go.podman.io/common/pkg/report"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // A format template comes from the caller, so rendering it is bounded in
@@ -281,7 +280,7 @@ func jsonView(v any) (any, bool) {
 }
 
 func formatError(format string, args ...any) error {
-	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"format\" "+format, args...).With("field", "format")
+	return fault.Param(fault.KindInvalidParams, "format", "\"format\" "+format, args...)
 }
 
 // checkTree refuses what could make rendering run without bound.

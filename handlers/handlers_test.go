@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 func TestKeyValues(t *testing.T) {
@@ -61,7 +61,7 @@ func TestRender(t *testing.T) {
 	}
 	for _, bad := range []string{"{{.Host.Arch", "{{nofunc .Host}}"} {
 		_, err := render(context.Background(), bad, v)
-		if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindInvalidParams {
+		if e, ok := err.(*fault.Error); !ok || e.Kind != fault.KindInvalidParams {
 			t.Errorf("render(%q): got %v, want an InvalidParams error naming format", bad, err)
 		}
 	}
@@ -139,8 +139,8 @@ func TestRenderIsBounded(t *testing.T) {
 			}
 			continue
 		}
-		var rerr *rpc.Error
-		if !errors.As(err, &rerr) || rerr.Kind != rpc.KindInvalidParams || rerr.Fields["field"] != "format" {
+		var rerr *fault.Error
+		if !errors.As(err, &rerr) || rerr.Kind != fault.KindInvalidParams || rerr.Fields["field"] != "format" {
 			t.Errorf("format %.80q: got %.80q, %v; want a BadRequest naming \"format\"", tt.format, got, err)
 		}
 	}
@@ -211,8 +211,8 @@ func TestRenderHasABudget(t *testing.T) {
 	for name, format := range map[string]string{"json in nested ranges": burner, "empty nested ranges": empty, "print in nested ranges": printer} {
 		start := time.Now()
 		_, err := render(context.Background(), format, data)
-		var rerr *rpc.Error
-		if !errors.As(err, &rerr) || rerr.Kind != rpc.KindInvalidParams || rerr.Fields["field"] != "format" || time.Since(start) > maxRenderTime+time.Second {
+		var rerr *fault.Error
+		if !errors.As(err, &rerr) || rerr.Kind != fault.KindInvalidParams || rerr.Fields["field"] != "format" || time.Since(start) > maxRenderTime+time.Second {
 			t.Errorf("%s: %v after %v; want a BadRequest naming format within %v", name, err, time.Since(start), maxRenderTime)
 		}
 		t.Logf("%s: %v in %v", name, err, time.Since(start))
@@ -235,7 +235,7 @@ func TestPrintfWidthsOfEveryIntegerKind(t *testing.T) {
 	for _, w := range []any{int64(900000), int32(900000), uint(900000), uint64(900000), uint32(5000), int16(5000), int64(-900000)} {
 		data := struct{ W any }{w}
 		got, err := render(context.Background(), `{{printf "%*d" .W 1}}`, data)
-		var rerr *rpc.Error
+		var rerr *fault.Error
 		if !errors.As(err, &rerr) || rerr.Fields["field"] != "format" {
 			t.Errorf("width %T(%v): %d bytes, %v; want a BadRequest naming format", w, w, len(got), err)
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // Warm instances (runner/doc.go): a run with reuse is served by a
@@ -356,13 +356,13 @@ func functionArgv(g *specgen.SpecGenerator, img *podman.Image) []string {
 func (s *Service) prewarmInstances(ctx context.Context, g *specgen.SpecGenerator, img *podman.Image, count int) (any, error) {
 	in := s.instances
 	if in.opts.Max <= 0 {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: warm instances are off on this worker (--max-instances 0)").With("field", "reuse")
+		return nil, fault.Param(fault.KindForbidden, "reuse", "warm instances are off on this worker (--max-instances 0)")
 	}
 	if count > in.opts.Max {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"count\": %d instances would pass this worker's ceiling of %d (--max-instances)", count, in.opts.Max).With("field", "count")
+		return nil, fault.Forbidden("count", "%d instances would pass this worker's ceiling of %d (--max-instances)", count, in.opts.Max)
 	}
 	if _, err := in.runner(); err != nil {
-		return nil, rpc.Errorf(rpc.KindUnavailable, "warm instances need the runner, which this worker cannot read: %v (build it with make build, or pass --runner)", err)
+		return nil, fault.Errorf(fault.KindUnavailable, "warm instances need the runner, which this worker cannot read: %v (build it with make build, or pass --runner)", err)
 	}
 	client := s.podman(ctx)
 	key := instanceKey(client, g)
@@ -411,7 +411,7 @@ func (in *instances) startIdle(ctx context.Context, start func(context.Context) 
 		victim := in.oldestIdleLocked()
 		in.mu.Unlock()
 		if victim == nil {
-			return nil, rpc.Errorf(rpc.KindBusy, "every warm instance is busy (--max-instances %d): try again when one is free", in.opts.Max)
+			return nil, fault.Errorf(fault.KindBusy, "every warm instance is busy (--max-instances %d): try again when one is free", in.opts.Max)
 		}
 		in.discard(victim.inst, discardEvicted)
 	}

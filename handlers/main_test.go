@@ -19,6 +19,7 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -140,16 +141,16 @@ func mustCall[R any](t *testing.T, m rpc.Method, params string) R {
 
 // wantError fails the test unless the call fails with kind (and, when field
 // is not "", names that field). It answers the error.
-func wantError(t *testing.T, m rpc.Method, params string, kind rpc.Kind, field string) *rpc.Error {
+func wantError(t *testing.T, m rpc.Method, params string, kind fault.Kind, field string) *fault.Error {
 	t.Helper()
 	raw, err := call(context.Background(), m, params)
-	var rerr *rpc.Error
+	var rerr *fault.Error
 	if !errors.As(err, &rerr) {
-		t.Fatalf("%s: got %s, %v; want a %s error", params, raw, err, (&rpc.Error{Kind: kind}).Type())
+		t.Fatalf("%s: got %s, %v; want a %s error", params, raw, err, kind)
 	}
 	if rerr.Kind != kind || (field != "" && rerr.Fields["field"] != field) {
 		t.Fatalf("%s: got %s error %q (fields %v); want %s naming %q",
-			params, rerr.Type(), rerr.Message, rerr.Fields, (&rpc.Error{Kind: kind}).Type(), field)
+			params, rerr.Kind, rerr.Message, rerr.Fields, kind, field)
 	}
 	return rerr
 }

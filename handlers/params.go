@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // keyValues is a KEY=VALUE list as the seed CLI takes it (--build-arg,
@@ -20,23 +20,23 @@ func (kv *keyValues) UnmarshalJSON(data []byte) error {
 	case len(data) > 0 && data[0] == '{':
 		m := map[string]string{}
 		if err := json.Unmarshal(data, &m); err != nil {
-			return rpc.Errorf(rpc.KindInvalidParams, "an object of \"KEY\": \"value\" strings is expected: %v", err)
+			return fault.Errorf(fault.KindInvalidParams, "an object of \"KEY\": \"value\" strings is expected: %v", err)
 		}
 		for k, v := range m {
 			if k == "" || strings.Contains(k, "=") {
-				return rpc.Errorf(rpc.KindInvalidParams, "key %q must be non-empty and without '='", k)
+				return fault.Errorf(fault.KindInvalidParams, "key %q must be non-empty and without '='", k)
 			}
 			out[k] = v
 		}
 	default:
 		var list []string
 		if err := json.Unmarshal(data, &list); err != nil {
-			return rpc.Errorf(rpc.KindInvalidParams, "an object {\"KEY\": \"value\"} or an array [\"KEY=value\"] is expected")
+			return fault.Errorf(fault.KindInvalidParams, "an object {\"KEY\": \"value\"} or an array [\"KEY=value\"] is expected")
 		}
 		for _, item := range list {
 			k, v, ok := strings.Cut(item, "=")
 			if !ok || k == "" {
-				return rpc.Errorf(rpc.KindInvalidParams, "%q is not of the form KEY=VALUE", item)
+				return fault.Errorf(fault.KindInvalidParams, "%q is not of the form KEY=VALUE", item)
 			}
 			out[k] = v
 		}
@@ -61,32 +61,32 @@ func (c *commandLine) UnmarshalJSON(data []byte) error {
 			return err
 		}
 		if strings.TrimSpace(s) == "" {
-			return rpc.Errorf(rpc.KindInvalidParams, "the command string is empty")
+			return fault.Errorf(fault.KindInvalidParams, "the command string is empty")
 		}
 		*c = commandLine{"/bin/sh", "-c", s}
 	case len(data) > 0 && data[0] == '[':
 		var argv []string
 		if err := json.Unmarshal(data, &argv); err != nil {
-			return rpc.Errorf(rpc.KindInvalidParams, "an array of strings is expected")
+			return fault.Errorf(fault.KindInvalidParams, "an array of strings is expected")
 		}
 		if len(argv) == 0 || argv[0] == "" {
-			return rpc.Errorf(rpc.KindInvalidParams, "the argv array needs a non-empty program name first")
+			return fault.Errorf(fault.KindInvalidParams, "the argv array needs a non-empty program name first")
 		}
 		*c = argv
 	default:
-		return rpc.Errorf(rpc.KindInvalidParams, "a string (run by /bin/sh -c) or an array of strings (argv) is expected")
+		return fault.Errorf(fault.KindInvalidParams, "a string (run by /bin/sh -c) or an array of strings (argv) is expected")
 	}
 	if len(*c) > MaxArgs {
-		return rpc.Errorf(rpc.KindInvalidParams, "the command has %d arguments, above this worker's ceiling of %d", len(*c), MaxArgs)
+		return fault.Errorf(fault.KindInvalidParams, "the command has %d arguments, above this worker's ceiling of %d", len(*c), MaxArgs)
 	}
 	size := 0
 	for _, arg := range *c {
 		if size += len(arg) + 1; size > MaxSpecBytes {
-			return rpc.Errorf(rpc.KindInvalidParams, "the command holds more than this worker's ceiling of %d bytes", MaxSpecBytes)
+			return fault.Errorf(fault.KindInvalidParams, "the command holds more than this worker's ceiling of %d bytes", MaxSpecBytes)
 		}
 		// The kernel's argv is NUL-terminated: such an argument cannot be passed.
 		if strings.ContainsRune(arg, 0) {
-			return rpc.Errorf(rpc.KindInvalidParams, "the command contains a NUL byte")
+			return fault.Errorf(fault.KindInvalidParams, "the command contains a NUL byte")
 		}
 	}
 	return nil

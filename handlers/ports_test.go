@@ -6,8 +6,8 @@ import (
 
 	nettypes "go.podman.io/common/libnetwork/types"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // TestParsePorts holds the one port parser (nat.ParsePortSpec underneath)
@@ -42,29 +42,29 @@ func TestParsePorts(t *testing.T) {
 	bad := []struct {
 		in     string
 		policy limits.Policy
-		kind   rpc.Kind
+		kind   fault.Kind
 		naming string
 	}{
-		{"80", limits.DefaultPolicy(), rpc.KindInvalidParams, "is not HOST:CONTAINER"},
-		{"8080:80/icmp", limits.DefaultPolicy(), rpc.KindInvalidParams, "is not HOST:CONTAINER"},
-		{"::1:8080:80", v6, rpc.KindInvalidParams, "is not HOST:CONTAINER"}, // brackets needed
-		{"[::1]8080:80", v6, rpc.KindInvalidParams, "is not HOST:CONTAINER"},
-		{"1:2:3:4", limits.DefaultPolicy(), rpc.KindInvalidParams, "is not HOST:CONTAINER"},
-		{"8080:0", limits.DefaultPolicy(), rpc.KindInvalidParams, "ports are numbers"},
-		{"8080:70000", limits.DefaultPolicy(), rpc.KindInvalidParams, "ports are numbers"},
-		{"8080-8081:80-81", limits.DefaultPolicy(), rpc.KindInvalidParams, "ports are numbers"},
-		{"x:80", limits.DefaultPolicy(), rpc.KindInvalidParams, "ports are numbers"},
-		{"localhost:8080:80", limits.DefaultPolicy(), rpc.KindInvalidParams, `"localhost" is not an IP address`},
-		{"[fe80::zz]:8080:80", v6, rpc.KindInvalidParams, `"fe80::zz" is not an IP address`},
-		{"[::1]:8080:80", limits.DefaultPolicy(), rpc.KindForbidden, "host address ::1 is not allowed"},
-		{"[::2]:8080:80", v6, rpc.KindForbidden, "--port-addresses ::1,127.0.0.1"},
-		{"[::1]:80:80", v6, rpc.KindForbidden, "privileged port"},
+		{"80", limits.DefaultPolicy(), fault.KindInvalidParams, "is not HOST:CONTAINER"},
+		{"8080:80/icmp", limits.DefaultPolicy(), fault.KindInvalidParams, "is not HOST:CONTAINER"},
+		{"::1:8080:80", v6, fault.KindInvalidParams, "is not HOST:CONTAINER"}, // brackets needed
+		{"[::1]8080:80", v6, fault.KindInvalidParams, "is not HOST:CONTAINER"},
+		{"1:2:3:4", limits.DefaultPolicy(), fault.KindInvalidParams, "is not HOST:CONTAINER"},
+		{"8080:0", limits.DefaultPolicy(), fault.KindInvalidParams, "ports are numbers"},
+		{"8080:70000", limits.DefaultPolicy(), fault.KindInvalidParams, "ports are numbers"},
+		{"8080-8081:80-81", limits.DefaultPolicy(), fault.KindInvalidParams, "ports are numbers"},
+		{"x:80", limits.DefaultPolicy(), fault.KindInvalidParams, "ports are numbers"},
+		{"localhost:8080:80", limits.DefaultPolicy(), fault.KindInvalidParams, `"localhost" is not an IP address`},
+		{"[fe80::zz]:8080:80", v6, fault.KindInvalidParams, `"fe80::zz" is not an IP address`},
+		{"[::1]:8080:80", limits.DefaultPolicy(), fault.KindForbidden, "host address ::1 is not allowed"},
+		{"[::2]:8080:80", v6, fault.KindForbidden, "--port-addresses ::1,127.0.0.1"},
+		{"[::1]:80:80", v6, fault.KindForbidden, "privileged port"},
 	}
 	for _, tt := range bad {
 		_, err := parsePorts([]string{tt.in}, tt.policy)
-		e, isRPC := err.(*rpc.Error)
+		e, isRPC := err.(*fault.Error)
 		if !isRPC || e.Kind != tt.kind || e.Fields["field"] != "ports" || !strings.Contains(e.Message, tt.naming) {
-			t.Errorf("parsePorts(%q) = %v; want %s naming %q", tt.in, err, (&rpc.Error{Kind: tt.kind}).Type(), tt.naming)
+			t.Errorf("parsePorts(%q) = %v; want %s naming %q", tt.in, err, tt.kind, tt.naming)
 		}
 	}
 }

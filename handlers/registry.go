@@ -13,9 +13,9 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // ImageProgressMethod is the notification that carries each line of a
@@ -77,7 +77,7 @@ func (a *registryAuth) UnmarshalJSON(b []byte) error {
 	dec.DisallowUnknownFields()
 	var p plain
 	if err := dec.Decode(&p); err != nil || p.Password == "" {
-		return rpc.Errorf(rpc.KindInvalidParams, "must be an object {\"username\": ..., \"password\": ...} with a password (a token goes in password)")
+		return fault.Errorf(fault.KindInvalidParams, "must be an object {\"username\": ..., \"password\": ...} with a password (a token goes in password)")
 	}
 	*a = registryAuth(p)
 	return nil
@@ -93,10 +93,10 @@ func (s *Service) resolveRef(field, ref string, tlsVerify *bool) (string, bool, 
 	}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return "", false, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: %q is not an image reference: %v", field, ref, err).With("field", field)
+		return "", false, fault.Invalid(field, "%q is not an image reference: %v", ref, err)
 	}
 	if _, digested := named.(reference.Digested); digested && field != "image" {
-		return "", false, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: push to a tag, not a digest", field).With("field", field)
+		return "", false, fault.Invalid(field, "push to a tag, not a digest")
 	}
 	domain := reference.Domain(named)
 	if !s.registries.allowed(domain) {
@@ -104,8 +104,8 @@ func (s *Service) resolveRef(field, ref string, tlsVerify *bool) (string, bool, 
 		if all := append(slices.Clone(s.registries.Allowed), s.registries.Insecure...); len(all) > 0 {
 			allowed = strings.Join(all, ", ")
 		}
-		return "", false, rpc.Errorf(rpc.KindForbidden, "Forbidden: %q: the registry %s is not one this worker may use (--registries); it may use %s", field, domain, allowed).
-			With("field", field).With("registry", domain)
+		return "", false, fault.Forbidden(field, "the registry %s is not one this worker may use (--registries); it may use %s", domain, allowed).
+			With("registry", domain)
 	}
 	insecure := slices.Contains(s.registries.Insecure, domain)
 	verify := !insecure
@@ -113,8 +113,8 @@ func (s *Service) resolveRef(field, ref string, tlsVerify *bool) (string, bool, 
 		verify = *tlsVerify
 	}
 	if !verify && !insecure {
-		return "", false, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"tls_verify\": false is allowed only for the operator's insecure registries (--insecure-registries); %s is not one", domain).
-			With("field", "tls_verify").With("registry", domain)
+		return "", false, fault.Forbidden("tls_verify", "false is allowed only for the operator's insecure registries (--insecure-registries); %s is not one", domain).
+			With("registry", domain)
 	}
 	return reference.TagNameOnly(named).String(), verify, nil
 }
@@ -165,7 +165,7 @@ func (s *Service) pullMissing(ctx context.Context, mode, image string) error {
 		return nil
 	case "missing":
 	default:
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"pull\" must be \"never\" (the default) or \"missing\", got %q", mode).With("field", "pull")
+		return fault.Param(fault.KindInvalidParams, "pull", "\"pull\" must be \"never\" (the default) or \"missing\", got %q", mode)
 	}
 	if ok, err := s.podman(ctx).ImageExists(ctx, image); err != nil || ok {
 		return err
@@ -254,10 +254,10 @@ func (s *Service) copyImage(ctx context.Context, p copyParams) (any, error) {
 		return nil, err
 	}
 	if from == to {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"to\" names the connection the image is on (%s): name another", p.To).With("field", "to")
+		return nil, fault.Param(fault.KindInvalidParams, "to", "\"to\" names the connection the image is on (%s): name another", p.To)
 	}
 	if s.registries.MaxCopyBytes <= 0 {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: copy_image is off on this worker (--max-copy-bytes 0)").With("field", "image")
+		return nil, fault.Param(fault.KindForbidden, "image", "copy_image is off on this worker (--max-copy-bytes 0)")
 	}
 	fctx, err := from.Context(ctx)
 	if err != nil {
@@ -278,7 +278,7 @@ func (s *Service) copyImage(ctx context.Context, p copyParams) (any, error) {
 			if to.ImageIDOf(tctx, tag) == img.ID {
 				continue
 			}
-			return nil, rpc.Errorf(rpc.KindConflict, "the tag %s is held on %s by an image this owner did not make: rmi it there or tag this image otherwise", tag, p.To).With("field", "image").With("tag", tag)
+			return nil, fault.Errorf(fault.KindConflict, "the tag %s is held on %s by an image this owner did not make: rmi it there or tag this image otherwise", tag, p.To).With("field", "image").With("tag", tag)
 		}
 	}
 	progress := newProgressAs(ctx, ImageProgressMethod)
@@ -305,8 +305,8 @@ func (s *Service) copyImage(ctx context.Context, p copyParams) (any, error) {
 	err = from.Copy(fctx, tctx, to, img.ID, img.Tags, counter)
 	close(done)
 	if errors.Is(err, podman.ErrTooLarge) {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: %s is larger than this worker's limit of %s for a copy (--max-copy-bytes), counted as streamed; the copy stopped and nothing was loaded on %s", p.Image, limits.FormatBytes(s.registries.MaxCopyBytes), p.To).
-			With("field", "image").With("max_copy_bytes", s.registries.MaxCopyBytes)
+		return nil, fault.Param(fault.KindForbidden, "image", "%s is larger than this worker's limit of %s for a copy (--max-copy-bytes), counted as streamed; the copy stopped and nothing was loaded on %s", p.Image, limits.FormatBytes(s.registries.MaxCopyBytes), p.To).
+			With("max_copy_bytes", s.registries.MaxCopyBytes)
 	}
 	if err != nil {
 		return nil, err
@@ -324,7 +324,7 @@ func (s *Service) copyImage(ctx context.Context, p copyParams) (any, error) {
 func (s *Service) connection(field, name string) (*podman.Client, error) {
 	c, err := s.conns.Get(name)
 	if err != nil {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: no connection is named %q; the worker's connections are %s", field, name, strings.Join(s.conns.Names(), ", ")).With("field", field)
+		return nil, fault.Invalid(field, "no connection is named %q; the worker's connections are %s", name, strings.Join(s.conns.Names(), ", "))
 	}
 	return c, nil
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/specgen"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // reusable says whether a run that asks for reuse can have it: a run
@@ -77,7 +77,7 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 			return nil, e
 		}
 		s.instances.discard(inst, discardFault)
-		return nil, rpc.Wrap(rpc.KindPodman, err, "the warm instance failed: %v", err)
+		return nil, fault.Wrap(fault.KindPodman, err, "the warm instance failed: %v", err)
 	}
 	oomKills, known := inst.OOMKills()
 	switch {
@@ -99,7 +99,7 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 		if st.Code == 126 {
 			why = define.ErrOCIRuntimePermissionDenied
 		}
-		return nil, rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed: %v", why).
+		return nil, fault.Errorf(fault.KindExecutionFailed, "Container execution failed: %v", why).
 			With("exit_code", st.Code).With("stdout", "").With("stderr", "").With("container_id", inst.ID).With("start", start)
 	}
 	result := runResult{

@@ -10,6 +10,7 @@ import (
 	"github.com/containers/podman/v5/libpod/define"
 	"github.com/containers/podman/v5/pkg/specgen"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -148,7 +149,7 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 	}
 	startedAt := time.Since(begun)
 	if err != nil {
-		if e := rpc.AsError(client.Classify(err)); e.Kind == rpc.KindExecutionFailed {
+		if e := fault.As(client.Classify(err)); e.Kind == fault.KindExecutionFailed {
 			// The command could not start at all (127: not found, 126:
 			// not executable), as `podman run` reports it.
 			return nil, e.With("stdout", "").With("stderr", "").With("container_id", id).With("start", start)
@@ -180,28 +181,35 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 
-	cause, lost := out.Lost() // before the result reads stderr
 	result := runResult{
 		ContainerID: id, Name: name, Status: "exited", ExitCode: state.ExitCode, Image: []string{p.Image},
-		AutoRemove: autoRemove, Stdout: stdoutValue(out), Stderr: out.Stderr.String(), Truncated: out.Truncated(),
-		Start: start,
+		AutoRemove: autoRemove, Start: start,
 	}
+	return exited(result, out, state, memory, res.Memory)
+}
+
+// exited answers a run whose function ended by itself: its result, or
+// ExecutionFailed for a non-zero exit, or PodmanError when Podman lost part
+// of the output on the way.
+func exited(r runResult, out podman.Output, state *define.InspectContainerState, memory *podman.MemoryWatch, limit int64) (any, error) {
+	cause, lost := out.Lost() // first: it takes Podman's line out of stderr
+	r.Stdout, r.Stderr, r.Truncated = stdoutValue(out), out.Stderr.String(), out.Truncated()
 	if lost {
-		return nil, outputLost(result, cause)
+		return nil, outputLost(r, cause)
 	}
-	if state.ExitCode == 0 {
-		return result, nil
+	if r.ExitCode == 0 {
+		return r, nil
 	}
-	e := failedRun(result)
-	describeKill(e, state, memory.Evidence(), res.Memory)
+	e := failedRun(r)
+	describeKill(e, state, memory.Evidence(), limit)
 	return nil, e
 }
 
 // timedOut is the Timeout of a run killed at its timeout, with what the
 // function printed before (capped, as for ExecutionFailed): often why it
 // ran long.
-func timedOut(name, id string, timeout time.Duration, start string, out podman.Output) *rpc.Error {
-	e := rpc.Errorf(rpc.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", name, seconds(timeout)).
+func timedOut(name, id string, timeout time.Duration, start string, out podman.Output) *fault.Error {
+	e := fault.Errorf(fault.KindTimeout, "Container '%s' exceeded timeout of %ss and was killed", name, seconds(timeout)).
 		With("container_id", id).With("timeout", timeout.Seconds()).With("start", start).
 		With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String())
 	if t := out.Truncated(); len(t) > 0 {
@@ -214,8 +222,8 @@ func timedOut(name, id string, timeout time.Duration, start string, out podman.O
 // whose output Podman lost on the way (podman.Output.Lost): a result made
 // of what did arrive would be wrong, so none is made. The data holds the
 // exit code and what arrived; output_lost says the run may be sent again.
-func outputLost(r runResult, cause string) *rpc.Error {
-	e := rpc.Errorf(rpc.KindPodman, "Podman lost part of the output of container '%s' (%s): the function exited %d, but what it printed did not all arrive; run it again",
+func outputLost(r runResult, cause string) *fault.Error {
+	e := fault.Errorf(fault.KindPodman, "Podman lost part of the output of container '%s' (%s): the function exited %d, but what it printed did not all arrive; run it again",
 		r.Name, cause, r.ExitCode).
 		With("output_lost", true)
 	return withRun(e, r)
@@ -223,14 +231,14 @@ func outputLost(r runResult, cause string) *rpc.Error {
 
 // failedRun is the ExecutionFailed of a run whose function exited
 // non-zero, with its exit code and output.
-func failedRun(r runResult) *rpc.Error {
-	return withRun(rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed"), r)
+func failedRun(r runResult) *fault.Error {
+	return withRun(fault.Errorf(fault.KindExecutionFailed, "Container execution failed"), r)
 }
 
 // withRun adds what a run's error data carries of its result: the exit
 // code, the output (and which stream was cut), the container and how it
 // started.
-func withRun(e *rpc.Error, r runResult) *rpc.Error {
+func withRun(e *fault.Error, r runResult) *fault.Error {
 	e.With("exit_code", r.ExitCode).With("stdout", r.Stdout).With("stderr", r.Stderr).With("container_id", r.ContainerID).With("start", r.Start)
 	if len(r.Truncated) > 0 {
 		e.With("truncated", r.Truncated)
@@ -297,7 +305,7 @@ func (s *Service) streamOutput(ctx context.Context, out podman.Output) (flush, s
 func (s *Service) decodeInput(in *string, encoding string) ([]byte, error) {
 	if in == nil {
 		if encoding != "" {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"input_encoding\" without \"input\"").With("field", "input_encoding")
+			return nil, fault.Param(fault.KindInvalidParams, "input_encoding", "\"input_encoding\" without \"input\"")
 		}
 		return nil, nil
 	}
@@ -306,7 +314,7 @@ func (s *Service) decodeInput(in *string, encoding string) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > s.maxInput {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"input\" is %d bytes, more than this worker's limit of %s (--max-input-bytes)", len(data), limits.FormatBytes(int64(s.maxInput))).With("field", "input")
+		return nil, fault.Param(fault.KindForbidden, "input", "\"input\" is %d bytes, more than this worker's limit of %s (--max-input-bytes)", len(data), limits.FormatBytes(int64(s.maxInput)))
 	}
 	return data, nil
 }
@@ -333,7 +341,7 @@ func feedInput(stdin *io.PipeWriter, input []byte) {
 // 137` or any SIGKILL gives, so where nothing confirms it the error says
 // what is known and leaves oom_killed false. The worker's own kills (a
 // timeout, a cancel) return before this.
-func describeKill(e *rpc.Error, st *define.InspectContainerState, mem podman.MemoryEvidence, limit int64) {
+func describeKill(e *fault.Error, st *define.InspectContainerState, mem podman.MemoryEvidence, limit int64) {
 	switch {
 	case st.OOMKilled || mem.OOMKills > 0:
 		e.Message = fmt.Sprintf("Container execution failed: the function ran out of memory (memory limit %s) and was killed", limits.FormatBytes(limit))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
@@ -220,7 +221,7 @@ func adapt[P any](s *Service, fn func(ctx context.Context, p P) (any, error)) me
 		}
 		res, err = fn(pctx, p)
 		if err != nil && errors.Is(context.Cause(ctx), errRequestTimeout) {
-			return nil, rpc.Wrap(rpc.KindTimeout, err, "the call did not finish within the request timeout of %s (--request-timeout / REQUEST_TIMEOUT)", s.timeout)
+			return nil, fault.Wrap(fault.KindTimeout, err, "the call did not finish within the request timeout of %s (--request-timeout / REQUEST_TIMEOUT)", s.timeout)
 		}
 		return res, client.Classify(err)
 	}

@@ -20,9 +20,9 @@ import (
 	nettypes "go.podman.io/common/libnetwork/types"
 	storagetypes "go.podman.io/storage/types"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // containerConfig is what run and create share: the container's process,
@@ -137,7 +137,7 @@ func (s *Service) specFor(ctx context.Context, c containerConfig) (*specgen.Spec
 		return nil, err
 	}
 	if len(ports) > 0 && r.NetworkMode == "none" {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, `Invalid params: "ports" need a network: set network_mode to "bridge"`).With("field", "ports")
+		return nil, fault.Param(fault.KindInvalidParams, "ports", `"ports" need a network: set network_mode to "bridge"`)
 	}
 	g.PortMappings = ports
 	for _, v := range c.Volumes {
@@ -215,17 +215,17 @@ func (s *Service) addScratch(g *specgen.SpecGenerator, c containerConfig) error 
 // the kernel or Podman provides (/proc, /sys, /dev and what is under them).
 func writableDirs(list []string) ([]string, error) {
 	if len(list) > maxWritable {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"writable\" names %d folders; at most %d", len(list), maxWritable).With("field", "writable")
+		return nil, fault.Param(fault.KindInvalidParams, "writable", "\"writable\" names %d folders; at most %d", len(list), maxWritable)
 	}
 	dirs := slices.Clone(stateDirs)
 	for _, d := range list {
 		if strings.ContainsRune(d, 0) || !filepath.IsAbs(d) || hasDotDot(d) {
-			return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"writable\": %q must be an absolute path in the container, without \"..\"", d).With("field", "writable")
+			return nil, fault.Invalid("writable", "%q must be an absolute path in the container, without \"..\"", d)
 		}
 		d = filepath.Clean(d)
 		for _, sys := range []string{"/proc", "/sys", "/dev"} {
 			if d == "/" || d == sys || strings.HasPrefix(d, sys+"/") {
-				return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"writable\": %q cannot be made writable: /, /proc, /sys and /dev are the kernel's and the container's own", d).With("field", "writable")
+				return nil, fault.Forbidden("writable", "%q cannot be made writable: /, /proc, /sys and /dev are the kernel's and the container's own", d)
 			}
 		}
 		if !slices.Contains(dirs, d) {
@@ -281,7 +281,7 @@ func parsePorts(list []string, policy limits.Policy) ([]nettypes.PortMapping, er
 // ranges) and always a host port. The host address comes back as written,
 // brackets removed, for the policy to check.
 func parsePort(p string) (nettypes.PortMapping, error) {
-	shape := rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q is not HOST:CONTAINER[/tcp|udp]", p).With("field", "ports")
+	shape := fault.Invalid("ports", "%q is not HOST:CONTAINER[/tcp|udp]", p)
 	proto, hostPorts := nat.SplitProtoPort(p)
 	ports := hostPorts // HOST:CONTAINER, after an address in brackets
 	if i := strings.LastIndex(hostPorts, "]"); i >= 0 {
@@ -295,7 +295,7 @@ func parsePort(p string) (nettypes.PortMapping, error) {
 	maps, err := nat.ParsePortSpec(p)
 	if err != nil {
 		if ip, ok := hostAddress(hostPorts); ok && net.ParseIP(ip) == nil {
-			return nettypes.PortMapping{}, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q: %q is not an IP address", p, ip).With("field", "ports")
+			return nettypes.PortMapping{}, fault.Invalid("ports", "%q: %q is not an IP address", p, ip)
 		}
 	}
 	var host, ctr uint64
@@ -304,7 +304,7 @@ func parsePort(p string) (nettypes.PortMapping, error) {
 		ctr = uint64(maps[0].Port.Int())
 	}
 	if err != nil || len(maps) != 1 || ctr == 0 {
-		return nettypes.PortMapping{}, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"ports\": %q: ports are numbers from 1 to 65535 (host 0 picks a free one)", p).With("field", "ports")
+		return nettypes.PortMapping{}, fault.Invalid("ports", "%q: ports are numbers from 1 to 65535 (host 0 picks a free one)", p)
 	}
 	return nettypes.PortMapping{HostIP: maps[0].Binding.HostIP, HostPort: uint16(host), ContainerPort: uint16(ctr), Protocol: proto, Range: 1}, nil
 }
@@ -334,14 +334,14 @@ var (
 func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field, v, opts string) error {
 	src, target, ok := strings.Cut(v, ":")
 	if !ok {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: %q is not SOURCE:TARGET", field, v).With("field", field)
+		return fault.Invalid(field, "%q is not SOURCE:TARGET", v)
 	}
 	target, extra, _ := strings.Cut(target, ":") // volumes may carry ":ro" etc.
 	if opts == "" {
 		opts = extra
 	}
 	if !filepath.IsAbs(target) {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: the target %q must be an absolute path in the container", field, target).With("field", field)
+		return fault.Invalid(field, "the target %q must be an absolute path in the container", target)
 	}
 	if err := checkTarget(field, target); err != nil {
 		return err
@@ -353,7 +353,7 @@ func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field
 		case o == "z" || o == "Z" || o == "ro" || o == "rw" || propagation[o]:
 			options = append(options, o)
 		default:
-			return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: option %q is not one of z, Z, ro, rw, rshared, shared, private, rprivate, slave, rslave (size is for tmpfs mounts: tmpfs:/path:size=16m)", field, o).With("field", field)
+			return fault.Invalid(field, "option %q is not one of z, Z, ro, rw, rshared, shared, private, rprivate, slave, rslave (size is for tmpfs mounts: tmpfs:/path:size=16m)", o)
 		}
 	}
 	if filepath.IsAbs(src) {
@@ -369,10 +369,10 @@ func (s *Service) addVolume(ctx context.Context, g *specgen.SpecGenerator, field
 		return nil
 	}
 	if !volumeName.MatchString(src) {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: the source %q is neither an absolute host path nor a volume name", field, src).With("field", field)
+		return fault.Invalid(field, "the source %q is neither an absolute host path nor a volume name", src)
 	}
 	if !s.policy.AllowNamedVolumes {
-		return rpc.Errorf(rpc.KindForbidden, "Forbidden: %q: named volume %q is host disk that every function naming it shares, so this worker does not mount them (--allow-named-volumes); use a tmpfs mount (\"mounts\": [\"tmpfs:%s\"]) for scratch space", field, src, target).With("field", field)
+		return fault.Forbidden(field, "named volume %q is host disk that every function naming it shares, so this worker does not mount them (--allow-named-volumes); use a tmpfs mount (\"mounts\": [\"tmpfs:%s\"]) for scratch space", src, target)
 	}
 	if err := s.podman(ctx).OwnedVolume(ctx, src); err != nil {
 		return err
@@ -403,7 +403,7 @@ func (s *Service) mountPolicy(ctx context.Context) (limits.Policy, error) {
 // the memory limit when no size is given.
 func addTmpfs(g *specgen.SpecGenerator, target, opts string, memory int64) error {
 	if !filepath.IsAbs(target) {
-		return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": the tmpfs target %q must be an absolute path", target).With("field", "mounts")
+		return fault.Invalid("mounts", "the tmpfs target %q must be an absolute path", target)
 	}
 	if err := checkTarget("mounts", target); err != nil {
 		return err
@@ -414,14 +414,14 @@ func addTmpfs(g *specgen.SpecGenerator, target, opts string, memory int64) error
 		if sz, ok := strings.CutPrefix(o, "size="); ok {
 			n, err := limits.ParseBytes(sz)
 			if err != nil {
-				return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": tmpfs size: %v", err).With("field", "mounts")
+				return fault.Invalid("mounts", "tmpfs size: %v", err)
 			}
 			if n > memory {
-				return rpc.Errorf(rpc.KindForbidden, "Forbidden: \"mounts\": tmpfs size %s is above the container's memory limit (%s): tmpfs pages count against it, so ask for more memory", sz, limits.FormatBytes(memory)).With("field", "mounts")
+				return fault.Forbidden("mounts", "tmpfs size %s is above the container's memory limit (%s): tmpfs pages count against it, so ask for more memory", sz, limits.FormatBytes(memory))
 			}
 			size = n
 		} else if o != "" {
-			return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"mounts\": tmpfs option %q; only size=N is taken", o).With("field", "mounts")
+			return fault.Invalid("mounts", "tmpfs option %q; only size=N is taken", o)
 		}
 	}
 	options = append(options, "size="+strconv.FormatInt(size, 10))
@@ -439,7 +439,7 @@ func checkName(field, name string) (string, error) {
 		return "pw-" + hex.EncodeToString(b), nil
 	}
 	if !containerName.MatchString(name) {
-		return "", rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: %q must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (at most 128)", field, name).With("field", field)
+		return "", fault.Invalid(field, "%q must start with a letter or digit and hold only letters, digits, '_', '.' and '-' (at most 128)", name)
 	}
 	return name, nil
 }

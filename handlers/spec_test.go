@@ -10,8 +10,8 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // The spec run and create send to Podman, checked without Podman: what
@@ -134,24 +134,24 @@ func TestSpecRefusals(t *testing.T) {
 	tests := []struct {
 		name   string
 		c      containerConfig
-		kind   rpc.Kind
+		kind   fault.Kind
 		field  string
 		naming string
 	}{
-		{"host root", containerConfig{Volumes: []string{"/:/host"}}, rpc.KindForbidden, "volumes", "--mount-roots"},
-		{"podman socket", containerConfig{Volumes: []string{"/run/podman/podman.sock:/s"}}, rpc.KindForbidden, "volumes", "--mount-roots"},
-		{"proc", containerConfig{Mounts: []string{"/proc:/hp:rw"}}, rpc.KindForbidden, "mounts", "--mount-roots"},
-		{"sys", containerConfig{Mounts: []string{"/sys:/hsys:rw"}}, rpc.KindForbidden, "mounts", "--mount-roots"},
-		{"dot-dot", containerConfig{Volumes: []string{"/tmp/../etc:/e"}}, rpc.KindForbidden, "volumes", ".."},
-		{"tmpfs above memory", containerConfig{Mounts: []string{"tmpfs:/scratch:size=1g"}}, rpc.KindForbidden, "mounts", "memory limit"},
-		{"privileged port", containerConfig{Ports: []string{"80:8080"}, Resources: res}, rpc.KindForbidden, "ports", "--allow-privileged-ports"},
-		{"every interface", containerConfig{Ports: []string{"0.0.0.0:8080:80"}, Resources: res}, rpc.KindForbidden, "ports", "--port-addresses"},
+		{"host root", containerConfig{Volumes: []string{"/:/host"}}, fault.KindForbidden, "volumes", "--mount-roots"},
+		{"podman socket", containerConfig{Volumes: []string{"/run/podman/podman.sock:/s"}}, fault.KindForbidden, "volumes", "--mount-roots"},
+		{"proc", containerConfig{Mounts: []string{"/proc:/hp:rw"}}, fault.KindForbidden, "mounts", "--mount-roots"},
+		{"sys", containerConfig{Mounts: []string{"/sys:/hsys:rw"}}, fault.KindForbidden, "mounts", "--mount-roots"},
+		{"dot-dot", containerConfig{Volumes: []string{"/tmp/../etc:/e"}}, fault.KindForbidden, "volumes", ".."},
+		{"tmpfs above memory", containerConfig{Mounts: []string{"tmpfs:/scratch:size=1g"}}, fault.KindForbidden, "mounts", "memory limit"},
+		{"privileged port", containerConfig{Ports: []string{"80:8080"}, Resources: res}, fault.KindForbidden, "ports", "--allow-privileged-ports"},
+		{"every interface", containerConfig{Ports: []string{"0.0.0.0:8080:80"}, Resources: res}, fault.KindForbidden, "ports", "--port-addresses"},
 	}
 	for _, tt := range tests {
 		_, err := specWith(t, bridge, tt.c)
-		e, ok := err.(*rpc.Error)
+		e, ok := err.(*fault.Error)
 		if !ok || e.Kind != tt.kind || e.Fields["field"] != tt.field || !strings.Contains(e.Message, tt.naming) {
-			t.Errorf("%s: sent %+v, got %v; want %s naming %q and %q", tt.name, tt.c, err, (&rpc.Error{Kind: tt.kind}).Type(), tt.field, tt.naming)
+			t.Errorf("%s: sent %+v, got %v; want %s naming %q and %q", tt.name, tt.c, err, tt.kind, tt.field, tt.naming)
 		}
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // A long-lived container's /etc, /home and writable folders are tmpfs:
@@ -83,7 +83,7 @@ func (j *stateJournal) replay(ctx context.Context, client *podman.Client, id str
 			for _, e := range w.entries {
 				names = append(names, e.Header.Name)
 			}
-			return rpc.Wrap(rpc.KindPodman, err, "the container started, but writing again what the worker had added (%d of %d: %s in %s) failed: %v",
+			return fault.Wrap(fault.KindPodman, err, "the container started, but writing again what the worker had added (%d of %d: %s in %s) failed: %v",
 				i+1, len(writes), strings.Join(names, ", "), w.dir, err)
 		}
 	}
@@ -106,7 +106,7 @@ func requireWritable(w podman.Writable, path, container, what string) error {
 	if w.Covers(path) {
 		return nil
 	}
-	return rpc.Errorf(rpc.KindForbidden, "Forbidden: %s %s: container %q has a read-only root; it can be written in %s only. "+
+	return fault.Errorf(fault.KindForbidden, "Forbidden: %s %s: container %q has a read-only root; it can be written in %s only. "+
 		"Name further folders in create's \"writable\" param (in-memory copies of the image's folder, like /etc and /home)",
 		what, path, container, strings.Join(w.Places, ", ")).With("container", container).With("path", path)
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
 	"github.com/moby/sys/user"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // add_user edits the container's account files directly instead of running
@@ -69,22 +69,19 @@ type accountFile struct {
 
 func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	if !usernamePattern.MatchString(p.Username) {
-		return nil, rpc.Errorf(rpc.KindInvalidParams,
-			"Invalid params: \"username\" must match %s", usernamePattern).With("field", "username")
+		return nil, fault.Param(fault.KindInvalidParams, "username", "\"username\" must match %s", usernamePattern)
 	}
 	shell := p.Shell
 	if shell == "" {
 		shell = "/bin/sh"
 	}
 	if !shellPattern.MatchString(shell) {
-		return nil, rpc.Errorf(rpc.KindInvalidParams,
-			"Invalid params: \"shell\" must be an absolute path of letters, digits and /._+-").With("field", "shell")
+		return nil, fault.Param(fault.KindInvalidParams, "shell", "\"shell\" must be an absolute path of letters, digits and /._+-")
 	}
 	hash := "!" // no password: the account cannot log in with one
 	if p.Password != nil {
 		if *p.Password == "" {
-			return nil, rpc.Errorf(rpc.KindInvalidParams,
-				"Invalid params: \"password\" must not be empty; omit it for an account without a password").With("field", "password")
+			return nil, fault.Param(fault.KindInvalidParams, "password", "\"password\" must not be empty; omit it for an account without a password")
 		}
 		var err error
 		if hash, err = hashPassword(*p.Password); err != nil {
@@ -117,15 +114,15 @@ func (s *Service) addUser(ctx context.Context, p addUserParams) (any, error) {
 	shNames := shadowNames(shadow.data)
 	switch {
 	case pwNames[p.Username]:
-		return nil, rpc.Errorf(rpc.KindConflict, "user %q already exists in container %q", p.Username, p.Name).With("field", "username")
+		return nil, fault.Errorf(fault.KindConflict, "user %q already exists in container %q", p.Username, p.Name).With("field", "username")
 	case grNames[p.Username]:
-		return nil, rpc.Errorf(rpc.KindConflict, "a group named %q already exists in container %q", p.Username, p.Name).With("field", "username")
+		return nil, fault.Errorf(fault.KindConflict, "a group named %q already exists in container %q", p.Username, p.Name).With("field", "username")
 	case shNames[p.Username]:
-		return nil, rpc.Errorf(rpc.KindConflict, "%q already has an /etc/shadow entry in container %q", p.Username, p.Name).With("field", "username")
+		return nil, fault.Errorf(fault.KindConflict, "%q already has an /etc/shadow entry in container %q", p.Username, p.Name).With("field", "username")
 	}
 	id, ok := freeID(used, grIDs)
 	if !ok {
-		return nil, rpc.Errorf(rpc.KindConflict, "no free user id between %d and %d in container %q", firstUID, lastUID, p.Name)
+		return nil, fault.Errorf(fault.KindConflict, "no free user id between %d and %d in container %q", firstUID, lastUID, p.Name)
 	}
 
 	home := "/home/" + p.Username

@@ -10,7 +10,7 @@ import (
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // The hash is SHA-512 crypt with the implied 5,000 rounds and a fresh
@@ -97,12 +97,12 @@ func TestAddUser(t *testing.T) {
 	var replies []string
 	record := func(raw json.RawMessage, err error) {
 		replies = append(replies, string(raw))
-		if rerr := rpc.AsError(err); err != nil {
+		if rerr := fault.As(err); err != nil {
 			b, _ := json.Marshal(rerr.Fields)
 			replies = append(replies, rerr.Message, string(b))
 		}
 	}
-	fail := func(params string, kind rpc.Kind, field string) {
+	fail := func(params string, kind fault.Kind, field string) {
 		t.Helper()
 		record(nil, wantError(t, addUser, params, kind, field))
 	}
@@ -144,17 +144,17 @@ func TestAddUser(t *testing.T) {
 	}
 
 	t.Run("errors", func(t *testing.T) {
-		fail(`{"name":`+q(c)+`,"username":"bob","password":`+q(password)+`}`, rpc.KindConflict, "username")
-		fail(`{"name":"no-such-container","username":"carol","password":`+q(password)+`}`, rpc.KindNotFound, "")
+		fail(`{"name":`+q(c)+`,"username":"bob","password":`+q(password)+`}`, fault.KindConflict, "username")
+		fail(`{"name":"no-such-container","username":"carol","password":`+q(password)+`}`, fault.KindNotFound, "")
 		for _, bad := range []string{`"Bob"`, `"1bob"`, `"bob;id"`, `"a b"`, `"` + strings.Repeat("a", 33) + `"`, `""`, `7`} {
-			fail(`{"name":`+q(c)+`,"username":`+bad+`,"password":`+q(password)+`}`, rpc.KindInvalidParams, "username")
+			fail(`{"name":`+q(c)+`,"username":`+bad+`,"password":`+q(password)+`}`, fault.KindInvalidParams, "username")
 		}
 		for _, bad := range []string{`"sh"`, `"/bin/sh -c"`, `"/bin/$(x)"`, `"/"`} {
-			fail(`{"name":`+q(c)+`,"username":"carol","shell":`+bad+`,"password":`+q(password)+`}`, rpc.KindInvalidParams, "shell")
+			fail(`{"name":`+q(c)+`,"username":"carol","shell":`+bad+`,"password":`+q(password)+`}`, fault.KindInvalidParams, "shell")
 		}
-		fail(`{"name":`+q(c)+`,"username":"carol","password":""}`, rpc.KindInvalidParams, "password")
-		fail(`{"name":`+q(c)+`,"username":"carol","password":12345678}`, rpc.KindInvalidParams, "password")
-		fail(`{"name":`+q(c)+`,"username":"carol","password":`+q(password)+`,"extra":1}`, rpc.KindInvalidParams, "extra")
+		fail(`{"name":`+q(c)+`,"username":"carol","password":""}`, fault.KindInvalidParams, "password")
+		fail(`{"name":`+q(c)+`,"username":"carol","password":12345678}`, fault.KindInvalidParams, "password")
+		fail(`{"name":`+q(c)+`,"username":"carol","password":`+q(password)+`,"extra":1}`, fault.KindInvalidParams, "extra")
 	})
 	for _, r := range replies {
 		if strings.Contains(r, "s3cret") || strings.Contains(r, "Pässword") {

@@ -12,9 +12,9 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/limits"
 	"github.com/podman-worker/podman-worker/podman"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // Prewarmed containers, single use, as serverless platforms keep them
@@ -149,10 +149,10 @@ func warmKey(client *podman.Client, g *specgen.SpecGenerator) (key string, spec 
 // prewarm keeps count containers of a run's spec created and initialised.
 func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 	if p.Count == nil {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: missing required field \"count\"").With("field", "count")
+		return nil, fault.Param(fault.KindInvalidParams, "count", "missing required field \"count\"")
 	}
 	if *p.Count < 0 {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"count\" must be 0 (drain) or more").With("field", "count")
+		return nil, fault.Param(fault.KindInvalidParams, "count", "\"count\" must be 0 (drain) or more")
 	}
 	res, err := s.policy.Resolve(p.Request, true)
 	if err != nil {
@@ -181,7 +181,7 @@ func (s *Service) prewarm(ctx context.Context, p prewarmParams) (any, error) {
 	others := w.targets() - targetOf(pool)
 	if others+*p.Count > w.max {
 		w.mu.Unlock()
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: \"count\": %d prewarmed containers would pass this worker's ceiling of %d in all (%d are asked for already; --max-warm)", *p.Count, w.max, others).With("field", "count")
+		return nil, fault.Forbidden("count", "%d prewarmed containers would pass this worker's ceiling of %d in all (%d are asked for already; --max-warm)", *p.Count, w.max, others)
 	}
 	if pool == nil {
 		pool = &warmPool{key: key, image: p.Image, client: client, spec: spec, imageID: g.Image}

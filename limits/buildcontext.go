@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // IgnoreFiles are the files that say what of a build context is left out;
@@ -66,5 +66,5 @@ func CheckBuildContext(dir, containerfile string) error {
 }
 
 func contextError(format string, args ...any) error {
-	return rpc.Errorf(rpc.KindForbidden, "Forbidden: \"context\": "+format, args...).With("field", "context")
+	return fault.Forbidden("context", format, args...)
 }

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // A build context is sent as it lies on the host: each case puts one thing
@@ -64,8 +64,8 @@ func TestCheckBuildContext(t *testing.T) {
 				}
 				return
 			}
-			e, ok := err.(*rpc.Error)
-			if !ok || e.Kind != rpc.KindForbidden || e.Fields["field"] != "context" || !strings.Contains(e.Message, c.want) {
+			e, ok := err.(*fault.Error)
+			if !ok || e.Kind != fault.KindForbidden || e.Fields["field"] != "context" || !strings.Contains(e.Message, c.want) {
 				t.Fatalf("got %v; want Forbidden on context saying %q", err, c.want)
 			}
 		})

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Defaults for untrusted function code: the seed CLI's run defaults plus a
@@ -179,7 +179,7 @@ func (p Policy) Resolve(r Request, withTimeout bool) (Resources, error) {
 			return res, err
 		}
 	} else if r.Timeout != "" {
-		return res, invalid("timeout", "this method takes no timeout")
+		return res, fault.Invalid("timeout", "this method takes no timeout")
 	}
 	if res.NetworkMode, err = network(r.NetworkMode, p.NetworkModes, false); err != nil {
 		return res, err
@@ -229,7 +229,7 @@ func (p Policy) resolve(r Request, def defaults) (Resources, error) {
 		}
 	}
 	if res.MemorySwap < res.Memory {
-		return res, invalid("memory_swap", "%q is below memory (%s): memory_swap is memory plus swap, so it must be at least memory", r.MemorySwap, FormatBytes(res.Memory))
+		return res, fault.Invalid("memory_swap", "%q is below memory (%s): memory_swap is memory plus swap, so it must be at least memory", r.MemorySwap, FormatBytes(res.Memory))
 	}
 	if res.CPUs, err = cpus(r.CPUs, def.cpus, p.MaxCPUs); err != nil {
 		return res, err
@@ -249,14 +249,14 @@ func size(field, v, def string, ceiling int64, flag string) (int64, error) {
 	}
 	n, err := ParseBytes(v)
 	if err != nil {
-		return 0, invalid(field, "%v", err)
+		return 0, fault.Invalid(field, "%v", err)
 	}
 	if n < 6<<20 && field == "memory" {
 		// runc refuses less: the container could not even start.
-		return 0, invalid(field, "%q is below the 6m minimum a container needs", v)
+		return 0, fault.Invalid(field, "%q is below the 6m minimum a container needs", v)
 	}
 	if n > ceiling {
-		return 0, forbidden(field, "%q is above this worker's ceiling of %s (%s)", v, FormatBytes(ceiling), flag)
+		return 0, fault.Forbidden(field, "%q is above this worker's ceiling of %s (%s)", v, FormatBytes(ceiling), flag)
 	}
 	return n, nil
 }
@@ -267,13 +267,13 @@ func cpus(v json.Number, def, ceiling float64) (float64, error) {
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, invalid("cpus", "%q is not a number; use cores such as 0.5", v)
+		return 0, fault.Invalid("cpus", "%q is not a number; use cores such as 0.5", v)
 	}
 	if f < 0.01 {
-		return 0, invalid("cpus", "%v must be at least 0.01 cores", v)
+		return 0, fault.Invalid("cpus", "%v must be at least 0.01 cores", v)
 	}
 	if f > ceiling {
-		return 0, forbidden("cpus", "%v is above this worker's ceiling of %g cores (--max-cpus)", v, ceiling)
+		return 0, fault.Forbidden("cpus", "%v is above this worker's ceiling of %g cores (--max-cpus)", v, ceiling)
 	}
 	return f, nil
 }
@@ -284,22 +284,22 @@ func timeout(v json.Number, def, ceiling time.Duration, flag string) (time.Durat
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, invalid("timeout", "%q is not a number of seconds such as 5", v)
+		return 0, fault.Invalid("timeout", "%q is not a number of seconds such as 5", v)
 	}
 	if f <= 0 { // -0 included
-		return 0, invalid("timeout", "%v must be a positive number of seconds", v)
+		return 0, fault.Invalid("timeout", "%v must be a positive number of seconds", v)
 	}
 	// Compared in seconds, before any conversion: past ~292 years a
 	// time.Duration overflows to a negative value (1e10 s became one),
 	// which a comparison after the conversion lets through and the run
 	// then times out at once.
 	if f > ceiling.Seconds() {
-		return 0, forbidden("timeout", "%vs is above this worker's ceiling of %s (%s)", v, ceiling, flag)
+		return 0, fault.Forbidden("timeout", "%vs is above this worker's ceiling of %s (%s)", v, ceiling, flag)
 	}
 	// Float rounding may put f a hair above the ceiling it equals.
 	d := min(time.Duration(f*float64(time.Second)), ceiling)
 	if d <= 0 {
-		return 0, invalid("timeout", "%v is shorter than a nanosecond", v)
+		return 0, fault.Invalid("timeout", "%v is shorter than a nanosecond", v)
 	}
 	return d, nil
 }
@@ -310,10 +310,10 @@ func pids(v json.Number, def, ceiling int64) (int64, error) {
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil || n < 1 {
-		return 0, invalid("pids_limit", "%q must be a whole number of processes, at least 1", v)
+		return 0, fault.Invalid("pids_limit", "%q must be a whole number of processes, at least 1", v)
 	}
 	if n > ceiling {
-		return 0, forbidden("pids_limit", "%d is above this worker's ceiling of %d (--max-pids)", n, ceiling)
+		return 0, fault.Forbidden("pids_limit", "%d is above this worker's ceiling of %d (--max-pids)", n, ceiling)
 	}
 	return n, nil
 }
@@ -326,17 +326,17 @@ func network(v string, allowed []string, build bool) (string, error) {
 	case "none", "bridge", "host":
 	case "private", "slirp4netns", "pasta":
 		if build {
-			return "", invalid("network_mode", "%q is not a network mode for builds; use none, bridge or host", v)
+			return "", fault.Invalid("network_mode", "%q is not a network mode for builds; use none, bridge or host", v)
 		}
 	default:
-		return "", invalid("network_mode", "%q is not a network mode; use none, bridge or host", v)
+		return "", fault.Invalid("network_mode", "%q is not a network mode; use none, bridge or host", v)
 	}
 	for _, a := range allowed {
 		if a == v {
 			return v, nil
 		}
 	}
-	return "", forbidden("network_mode", "%q is not allowed by this worker's policy (--network-modes %s)", v, strings.Join(allowed, ","))
+	return "", fault.Forbidden("network_mode", "%q is not allowed by this worker's policy (--network-modes %s)", v, strings.Join(allowed, ","))
 }
 
 // ParseNetworkModes parses the operator's list, e.g. "none,bridge".
@@ -366,12 +366,4 @@ func FormatBytes(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
-}
-
-func invalid(field, format string, args ...any) error {
-	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: "+format, append([]any{field}, args...)...).With("field", field)
-}
-
-func forbidden(field, format string, args ...any) error {
-	return rpc.Errorf(rpc.KindForbidden, "Forbidden: %q: "+format, append([]any{field}, args...)...).With("field", field)
 }

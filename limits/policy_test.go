@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 func TestResolveDefaults(t *testing.T) {
@@ -27,51 +27,51 @@ func TestResolve(t *testing.T) {
 		req     string // JSON of a Request
 		timeout bool
 		check   func(Resources) bool
-		kind    rpc.Kind // expected error kind, or -1 for none
+		kind    fault.Kind // expected error kind, or -1 for none
 		field   string
 	}{
 		{"memory and swap follow", `{"memory":"64m"}`, true, func(r Resources) bool { return r.Memory == 64<<20 && r.MemorySwap == 64<<20 }, -1, ""},
 		{"swap above memory", `{"memory":"20m","memory_swap":"50m"}`, true, func(r Resources) bool { return r.MemorySwap == 50<<20 }, -1, ""},
 		{"cpus 1.5", `{"cpus":1.5}`, true, func(r Resources) bool { return r.CPUQuota == 150000 }, -1, ""},
 		{"fractional timeout", `{"timeout":0.5}`, true, func(r Resources) bool { return r.Timeout == 500*time.Millisecond }, -1, ""},
-		{"bridge refused by default", `{"network_mode":"bridge"}`, true, nil, rpc.KindForbidden, "network_mode"},
-		{"swap above the memory ceiling", `{"memory_swap":"8t"}`, true, nil, rpc.KindForbidden, "memory_swap"},
+		{"bridge refused by default", `{"network_mode":"bridge"}`, true, nil, fault.KindForbidden, "network_mode"},
+		{"swap above the memory ceiling", `{"memory_swap":"8t"}`, true, nil, fault.KindForbidden, "memory_swap"},
 		{"swap at the ceiling", `{"memory_swap":"1g"}`, true, func(r Resources) bool { return r.MemorySwap == 1<<30 }, -1, ""},
-		{"swap that overflows", `{"memory_swap":"99999999999t"}`, true, nil, rpc.KindInvalidParams, "memory_swap"},
-		{"memory that overflows", `{"memory":"9223372036854775807k"}`, true, nil, rpc.KindInvalidParams, "memory"},
-		{"timeout past what a duration holds", `{"timeout":1e10}`, true, nil, rpc.KindForbidden, "timeout"},
-		{"timeout far past", `{"timeout":1e300}`, true, nil, rpc.KindForbidden, "timeout"},
-		{"timeout out of float range", `{"timeout":1e400}`, true, nil, rpc.KindInvalidParams, "timeout"},
-		{"timeout below a nanosecond", `{"timeout":1e-12}`, true, nil, rpc.KindInvalidParams, "timeout"},
-		{"timeout negative zero", `{"timeout":-0}`, true, nil, rpc.KindInvalidParams, "timeout"},
-		{"timeout negative zero string", `{"timeout":"-0.0"}`, true, nil, rpc.KindInvalidParams, "timeout"},
+		{"swap that overflows", `{"memory_swap":"99999999999t"}`, true, nil, fault.KindInvalidParams, "memory_swap"},
+		{"memory that overflows", `{"memory":"9223372036854775807k"}`, true, nil, fault.KindInvalidParams, "memory"},
+		{"timeout past what a duration holds", `{"timeout":1e10}`, true, nil, fault.KindForbidden, "timeout"},
+		{"timeout far past", `{"timeout":1e300}`, true, nil, fault.KindForbidden, "timeout"},
+		{"timeout out of float range", `{"timeout":1e400}`, true, nil, fault.KindInvalidParams, "timeout"},
+		{"timeout below a nanosecond", `{"timeout":1e-12}`, true, nil, fault.KindInvalidParams, "timeout"},
+		{"timeout negative zero", `{"timeout":-0}`, true, nil, fault.KindInvalidParams, "timeout"},
+		{"timeout negative zero string", `{"timeout":"-0.0"}`, true, nil, fault.KindInvalidParams, "timeout"},
 		{"timeout at the ceiling", `{"timeout":600}`, true, func(r Resources) bool { return r.Timeout == 10*time.Minute }, -1, ""},
-		{"cpus negative zero", `{"cpus":-0}`, true, nil, rpc.KindInvalidParams, "cpus"},
-		{"pids negative zero", `{"pids_limit":-0}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
-		{"pids that overflow", `{"pids_limit":99999999999999999999}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
-		{"memory negative zero", `{"memory":"-0"}`, true, nil, rpc.KindInvalidParams, "memory"},
-		{"cap_add not allowed", `{"cap_add":["NET_RAW"]}`, true, nil, rpc.KindForbidden, "cap_add"},
-		{"cap_add unknown", `{"cap_add":["WIZARDRY"]}`, true, nil, rpc.KindInvalidParams, "cap_add"},
+		{"cpus negative zero", `{"cpus":-0}`, true, nil, fault.KindInvalidParams, "cpus"},
+		{"pids negative zero", `{"pids_limit":-0}`, true, nil, fault.KindInvalidParams, "pids_limit"},
+		{"pids that overflow", `{"pids_limit":99999999999999999999}`, true, nil, fault.KindInvalidParams, "pids_limit"},
+		{"memory negative zero", `{"memory":"-0"}`, true, nil, fault.KindInvalidParams, "memory"},
+		{"cap_add not allowed", `{"cap_add":["NET_RAW"]}`, true, nil, fault.KindForbidden, "cap_add"},
+		{"cap_add unknown", `{"cap_add":["WIZARDRY"]}`, true, nil, fault.KindInvalidParams, "cap_add"},
 		{"cap_add empty list", `{"cap_add":[]}`, true, func(r Resources) bool { return len(r.CapAdd) == 0 }, -1, ""},
 		{"pids", `{"pids_limit":10}`, true, func(r Resources) bool { return r.Pids == 10 }, -1, ""},
-		{"memory unit unknown", `{"memory":"20x"}`, true, nil, rpc.KindInvalidParams, "memory"},
-		{"memory zero", `{"memory":"0"}`, true, nil, rpc.KindInvalidParams, "memory"},
-		{"memory negative", `{"memory":"-20m"}`, true, nil, rpc.KindInvalidParams, "memory"},
-		{"memory too small to start", `{"memory":"1m"}`, true, nil, rpc.KindInvalidParams, "memory"},
-		{"memory above ceiling", `{"memory":"2g"}`, true, nil, rpc.KindForbidden, "memory"},
-		{"swap below memory", `{"memory":"64m","memory_swap":"20m"}`, true, nil, rpc.KindInvalidParams, "memory_swap"},
-		{"cpus zero", `{"cpus":0}`, true, nil, rpc.KindInvalidParams, "cpus"},
-		{"cpus negative", `{"cpus":-1}`, true, nil, rpc.KindInvalidParams, "cpus"},
-		{"cpus above ceiling", `{"cpus":8}`, true, nil, rpc.KindForbidden, "cpus"},
-		{"timeout zero", `{"timeout":0}`, true, nil, rpc.KindInvalidParams, "timeout"},
-		{"timeout negative", `{"timeout":-5}`, true, nil, rpc.KindInvalidParams, "timeout"},
-		{"timeout above ceiling", `{"timeout":100000}`, true, nil, rpc.KindForbidden, "timeout"},
-		{"timeout where none is taken", `{"timeout":5}`, false, nil, rpc.KindInvalidParams, "timeout"},
-		{"pids zero", `{"pids_limit":0}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
-		{"pids fractional", `{"pids_limit":1.5}`, true, nil, rpc.KindInvalidParams, "pids_limit"},
-		{"pids above ceiling", `{"pids_limit":100000}`, true, nil, rpc.KindForbidden, "pids_limit"},
-		{"host network refused by default", `{"network_mode":"host"}`, true, nil, rpc.KindForbidden, "network_mode"},
-		{"unknown network", `{"network_mode":"wifi"}`, true, nil, rpc.KindInvalidParams, "network_mode"},
+		{"memory unit unknown", `{"memory":"20x"}`, true, nil, fault.KindInvalidParams, "memory"},
+		{"memory zero", `{"memory":"0"}`, true, nil, fault.KindInvalidParams, "memory"},
+		{"memory negative", `{"memory":"-20m"}`, true, nil, fault.KindInvalidParams, "memory"},
+		{"memory too small to start", `{"memory":"1m"}`, true, nil, fault.KindInvalidParams, "memory"},
+		{"memory above ceiling", `{"memory":"2g"}`, true, nil, fault.KindForbidden, "memory"},
+		{"swap below memory", `{"memory":"64m","memory_swap":"20m"}`, true, nil, fault.KindInvalidParams, "memory_swap"},
+		{"cpus zero", `{"cpus":0}`, true, nil, fault.KindInvalidParams, "cpus"},
+		{"cpus negative", `{"cpus":-1}`, true, nil, fault.KindInvalidParams, "cpus"},
+		{"cpus above ceiling", `{"cpus":8}`, true, nil, fault.KindForbidden, "cpus"},
+		{"timeout zero", `{"timeout":0}`, true, nil, fault.KindInvalidParams, "timeout"},
+		{"timeout negative", `{"timeout":-5}`, true, nil, fault.KindInvalidParams, "timeout"},
+		{"timeout above ceiling", `{"timeout":100000}`, true, nil, fault.KindForbidden, "timeout"},
+		{"timeout where none is taken", `{"timeout":5}`, false, nil, fault.KindInvalidParams, "timeout"},
+		{"pids zero", `{"pids_limit":0}`, true, nil, fault.KindInvalidParams, "pids_limit"},
+		{"pids fractional", `{"pids_limit":1.5}`, true, nil, fault.KindInvalidParams, "pids_limit"},
+		{"pids above ceiling", `{"pids_limit":100000}`, true, nil, fault.KindForbidden, "pids_limit"},
+		{"host network refused by default", `{"network_mode":"host"}`, true, nil, fault.KindForbidden, "network_mode"},
+		{"unknown network", `{"network_mode":"wifi"}`, true, nil, fault.KindInvalidParams, "network_mode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +86,7 @@ func TestResolve(t *testing.T) {
 				}
 				return
 			}
-			e, ok := err.(*rpc.Error)
+			e, ok := err.(*fault.Error)
 			if !ok || e.Kind != tt.kind || e.Fields["field"] != tt.field || !strings.Contains(e.Message, tt.field) {
 				t.Errorf("sent %s: got %v (%#v), want kind %v naming %q", tt.req, err, err, tt.kind, tt.field)
 			}
@@ -118,11 +118,11 @@ func TestResolveWithinAWiderPolicy(t *testing.T) {
 		t.Errorf("sent bridge, cap_add [net_bind_service CAP_CHOWN CHOWN], memory_swap 2g: got %+v", res)
 	}
 	_, err = p.Resolve(Request{CapAdd: []string{"SYS_ADMIN"}}, true)
-	if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindForbidden || !strings.Contains(e.Message, "--allow-caps NET_BIND_SERVICE,CHOWN") {
+	if e, ok := err.(*fault.Error); !ok || e.Kind != fault.KindForbidden || !strings.Contains(e.Message, "--allow-caps NET_BIND_SERVICE,CHOWN") {
 		t.Errorf("sent cap_add [SYS_ADMIN] with --allow-caps NET_BIND_SERVICE,CHOWN: got %v", err)
 	}
 	_, err = p.Resolve(Request{MemorySwap: "3g"}, true)
-	if e, ok := err.(*rpc.Error); !ok || e.Kind != rpc.KindForbidden || !strings.Contains(e.Message, "--max-memory-swap") {
+	if e, ok := err.(*fault.Error); !ok || e.Kind != fault.KindForbidden || !strings.Contains(e.Message, "--max-memory-swap") {
 		t.Errorf("sent memory_swap 3g above --max-memory-swap 2g: got %v", err)
 	}
 }
@@ -140,22 +140,22 @@ func TestResolveBuild(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		req   BuildRequest
-		kind  rpc.Kind
+		kind  fault.Kind
 		field string
 		flag  string
 	}{
-		{BuildRequest{Timeout: "3600"}, rpc.KindForbidden, "timeout", "--max-build-timeout"},
-		{BuildRequest{Timeout: "1e10"}, rpc.KindForbidden, "timeout", "--max-build-timeout"},
-		{BuildRequest{Timeout: "0"}, rpc.KindInvalidParams, "timeout", ""},
-		{BuildRequest{Memory: "4g"}, rpc.KindForbidden, "memory", "--max-memory"},
-		{BuildRequest{NetworkMode: "bridge"}, rpc.KindForbidden, "network_mode", "--network-modes"},
-		{BuildRequest{NetworkMode: "slirp4netns"}, rpc.KindInvalidParams, "network_mode", ""},
-		{BuildRequest{Pids: "5000"}, rpc.KindForbidden, "pids_limit", "--max-pids"},
+		{BuildRequest{Timeout: "3600"}, fault.KindForbidden, "timeout", "--max-build-timeout"},
+		{BuildRequest{Timeout: "1e10"}, fault.KindForbidden, "timeout", "--max-build-timeout"},
+		{BuildRequest{Timeout: "0"}, fault.KindInvalidParams, "timeout", ""},
+		{BuildRequest{Memory: "4g"}, fault.KindForbidden, "memory", "--max-memory"},
+		{BuildRequest{NetworkMode: "bridge"}, fault.KindForbidden, "network_mode", "--network-modes"},
+		{BuildRequest{NetworkMode: "slirp4netns"}, fault.KindInvalidParams, "network_mode", ""},
+		{BuildRequest{Pids: "5000"}, fault.KindForbidden, "pids_limit", "--max-pids"},
 	} {
 		_, err := DefaultPolicy().ResolveBuild(tt.req)
-		e, ok := err.(*rpc.Error)
+		e, ok := err.(*fault.Error)
 		if !ok || e.Kind != tt.kind || e.Fields["field"] != tt.field || !strings.Contains(e.Message, tt.flag) {
-			t.Errorf("sent %+v: got %v; want %s naming %q and %q", tt.req, err, (&rpc.Error{Kind: tt.kind}).Type(), tt.field, tt.flag)
+			t.Errorf("sent %+v: got %v; want %s naming %q and %q", tt.req, err, tt.kind, tt.field, tt.flag)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // This file holds the parts of the policy that widen the sandbox:
@@ -64,14 +66,14 @@ func (p Policy) capAdd(list []string) ([]string, error) {
 	for _, c := range list {
 		n, ok := capName(c)
 		if !ok {
-			return nil, invalid("cap_add", "%q is not a Linux capability such as NET_BIND_SERVICE", c)
+			return nil, fault.Invalid("cap_add", "%q is not a Linux capability such as NET_BIND_SERVICE", c)
 		}
 		if !slices.Contains(p.AllowCaps, n) {
 			allowed := "none: --allow-caps is empty"
 			if len(p.AllowCaps) > 0 {
 				allowed = "--allow-caps " + strings.Join(p.AllowCaps, ",")
 			}
-			return nil, forbidden("cap_add", "%q is not allowed by this worker's policy (%s); every capability is dropped unless the operator allows it", c, allowed)
+			return nil, fault.Forbidden("cap_add", "%q is not allowed by this worker's policy (%s); every capability is dropped unless the operator allows it", c, allowed)
 		}
 		if !slices.Contains(out, "CAP_"+n) {
 			out = append(out, "CAP_"+n)
@@ -115,15 +117,15 @@ func (p Policy) PortBinding(spec, hostIP string, hostPort uint16) (string, error
 	if hostIP != "" {
 		ip := net.ParseIP(hostIP)
 		if ip == nil {
-			return "", invalid("ports", "%q: %q is not an IP address", spec, hostIP)
+			return "", fault.Invalid("ports", "%q: %q is not an IP address", spec, hostIP)
 		}
 		if !slices.Contains(allowed, ip.String()) {
-			return "", forbidden("ports", "%q: host address %s is not allowed by this worker's policy (--port-addresses %s)", spec, hostIP, strings.Join(allowed, ","))
+			return "", fault.Forbidden("ports", "%q: host address %s is not allowed by this worker's policy (--port-addresses %s)", spec, hostIP, strings.Join(allowed, ","))
 		}
 		addr = ip.String()
 	}
 	if hostPort != 0 && hostPort < 1024 && !p.AllowPrivilegedPorts {
-		return "", forbidden("ports", "%q: host port %d is a privileged port (below 1024), which this worker does not publish (--allow-privileged-ports); use 1024 or above, or 0 for any free port", spec, hostPort)
+		return "", fault.Forbidden("ports", "%q: host port %d is a privileged port (below 1024), which this worker does not publish (--allow-privileged-ports); use 1024 or above, or 0 for any free port", spec, hostPort)
 	}
 	return addr, nil
 }
@@ -199,16 +201,16 @@ func (p Policy) BindSource(field, src string) (string, error) {
 	}
 	fi, err := os.Stat(resolved)
 	if err != nil {
-		return "", invalid(field, "%q: %v", src, err)
+		return "", fault.Invalid(field, "%q: %v", src, err)
 	}
 	switch mode := fi.Mode(); {
 	case mode.IsDir():
 	case mode.IsRegular():
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			return "", forbidden(field, "%q has %d hard links; a file with more than one link could be a file outside %s, so only a file with a single link is mounted", src, st.Nlink, "--mount-roots")
+			return "", fault.Forbidden(field, "%q has %d hard links; a file with more than one link could be a file outside %s, so only a file with a single link is mounted", src, st.Nlink, "--mount-roots")
 		}
 	default:
-		return "", forbidden(field, "%q is a %s; only folders and regular files are mounted", src, kindOf(mode))
+		return "", fault.Forbidden(field, "%q is a %s; only folders and regular files are mounted", src, kindOf(mode))
 	}
 	return resolved, nil
 }
@@ -234,7 +236,7 @@ func kindOf(mode fs.FileMode) string {
 func (p Policy) BuildPath(field, path string) (string, error) {
 	if len(p.BuildRoots) > 0 && path != "" && !filepath.IsAbs(path) {
 		if hasDotDot(path) { // before Join cleans it away
-			return "", forbidden(field, "%q: paths with \"..\" are refused; name the directory itself", path)
+			return "", fault.Forbidden(field, "%q: paths with \"..\" are refused; name the directory itself", path)
 		}
 		path = filepath.Join(p.BuildRoots[0], path)
 	}
@@ -244,34 +246,34 @@ func (p Policy) BuildPath(field, path string) (string, error) {
 
 func (p Policy) hostPath(field, path string, roots []string, flag, closed string) (string, error) {
 	if len(roots) == 0 {
-		return "", forbidden(field, "%q: %s", path, closed)
+		return "", fault.Forbidden(field, "%q: %s", path, closed)
 	}
 	if !filepath.IsAbs(path) {
-		return "", invalid(field, "%q must be an absolute path on the worker's host", path)
+		return "", fault.Invalid(field, "%q must be an absolute path on the worker's host", path)
 	}
 	if hasDotDot(path) {
-		return "", forbidden(field, "%q: paths with \"..\" are refused; name the directory itself", path)
+		return "", fault.Forbidden(field, "%q: paths with \"..\" are refused; name the directory itself", path)
 	}
 	clean := filepath.Clean(path)
 	if !underAny(clean, roots) {
-		return "", forbidden(field, "%q is not under a directory this worker allows (%s %s)", path, flag, strings.Join(roots, ","))
+		return "", fault.Forbidden(field, "%q is not under a directory this worker allows (%s %s)", path, flag, strings.Join(roots, ","))
 	}
 	resolved, err := filepath.EvalSymlinks(clean)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", invalid(field, "%q does not exist on the worker's host", path)
+		return "", fault.Invalid(field, "%q does not exist on the worker's host", path)
 	}
 	if err != nil {
-		return "", invalid(field, "%q: %v", path, err)
+		return "", fault.Invalid(field, "%q: %v", path, err)
 	}
 	if !underAny(resolved, roots) {
-		return "", forbidden(field, "%q resolves to %s, which is not under a directory this worker allows (%s %s)", path, resolved, flag, strings.Join(roots, ","))
+		return "", fault.Forbidden(field, "%q resolves to %s, which is not under a directory this worker allows (%s %s)", path, resolved, flag, strings.Join(roots, ","))
 	}
 	for _, n := range p.NeverMount {
 		if n == "/" && resolved != "/" {
 			continue // everything is under "/": only "/" itself is refused
 		}
 		if within(resolved, n) || within(n, resolved) {
-			return "", forbidden(field, "%q (%s) is or holds %s, which this worker never exposes to a container: Podman's sockets and storage, /proc, /sys, /dev and / are off limits whatever %s says", path, resolved, n, flag)
+			return "", fault.Forbidden(field, "%q (%s) is or holds %s, which this worker never exposes to a container: Podman's sockets and storage, /proc, /sys, /dev and / are off limits whatever %s says", path, resolved, n, flag)
 		}
 	}
 	return resolved, nil

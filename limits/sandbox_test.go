@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 func TestParseCaps(t *testing.T) {
@@ -34,19 +34,19 @@ func TestPortBinding(t *testing.T) {
 		ip     string
 		port   uint16
 		want   string
-		kind   rpc.Kind // -1: no error
-		naming string   // a word the message must hold
+		kind   fault.Kind // -1: no error
+		naming string     // a word the message must hold
 	}{
 		{"no address: loopback", DefaultPolicy(), "", 8080, "127.0.0.1", -1, ""},
 		{"no policy list: loopback", Policy{}, "", 8080, "127.0.0.1", -1, ""},
 		{"loopback named", DefaultPolicy(), "127.0.0.1", 8080, "127.0.0.1", -1, ""},
 		{"any free port", DefaultPolicy(), "", 0, "127.0.0.1", -1, ""},
-		{"every interface refused", DefaultPolicy(), "0.0.0.0", 8080, "", rpc.KindForbidden, "--port-addresses"},
-		{"another host address refused", DefaultPolicy(), "10.0.0.5", 8080, "", rpc.KindForbidden, "--port-addresses"},
-		{"privileged port refused", DefaultPolicy(), "", 80, "", rpc.KindForbidden, "--allow-privileged-ports"},
-		{"port 1023 refused", DefaultPolicy(), "", 1023, "", rpc.KindForbidden, "--allow-privileged-ports"},
+		{"every interface refused", DefaultPolicy(), "0.0.0.0", 8080, "", fault.KindForbidden, "--port-addresses"},
+		{"another host address refused", DefaultPolicy(), "10.0.0.5", 8080, "", fault.KindForbidden, "--port-addresses"},
+		{"privileged port refused", DefaultPolicy(), "", 80, "", fault.KindForbidden, "--allow-privileged-ports"},
+		{"port 1023 refused", DefaultPolicy(), "", 1023, "", fault.KindForbidden, "--allow-privileged-ports"},
 		{"port 1024 taken", DefaultPolicy(), "", 1024, "127.0.0.1", -1, ""},
-		{"not an address", DefaultPolicy(), "localhost", 8080, "", rpc.KindInvalidParams, "not an IP"},
+		{"not an address", DefaultPolicy(), "localhost", 8080, "", fault.KindInvalidParams, "not an IP"},
 		{"operator's first address is the default", wide, "", 8080, "0.0.0.0", -1, ""},
 		{"operator's second address", wide, "10.0.0.5", 80, "10.0.0.5", -1, ""},
 	}
@@ -58,9 +58,9 @@ func TestPortBinding(t *testing.T) {
 			}
 			continue
 		}
-		e, ok := err.(*rpc.Error)
+		e, ok := err.(*fault.Error)
 		if !ok || e.Kind != tt.kind || e.Fields["field"] != "ports" || !strings.Contains(e.Message, tt.naming) {
-			t.Errorf("%s: sent %q:%d, got %q, %v; want %s naming %q", tt.name, tt.ip, tt.port, got, err, (&rpc.Error{Kind: tt.kind}).Type(), tt.naming)
+			t.Errorf("%s: sent %q:%d, got %q, %v; want %s naming %q", tt.name, tt.ip, tt.port, got, err, tt.kind, tt.naming)
 		}
 	}
 }
@@ -101,25 +101,25 @@ func TestBindSource(t *testing.T) {
 	allowed := filepath.Join(root, "allowed")
 	tests := []struct {
 		src    string
-		want   string   // the resolved source, when accepted
-		kind   rpc.Kind // -1: accepted
+		want   string     // the resolved source, when accepted
+		kind   fault.Kind // -1: accepted
 		naming string
 	}{
 		{allowed + "/data", allowed + "/data", -1, ""},
 		{allowed + "/data/", allowed + "/data", -1, ""},
 		{allowed + "/in", allowed + "/data", -1, ""},
-		{allowed, "", rpc.KindForbidden, "never exposes"},                  // holds the socket
-		{allowed + "/sock", "", rpc.KindForbidden, "never exposes"},        // holds the socket
-		{allowed + "/out", "", rpc.KindForbidden, "resolves to"},           // a symlink out of the root
-		{allowed + "/out/secret", "", rpc.KindForbidden, "resolves to"},    // through the symlink
-		{allowed + "/data/../../outside", "", rpc.KindForbidden, `".."`},   // refused before cleaning
-		{allowed + "/data/..", "", rpc.KindForbidden, `".."`},              // even when it stays inside
-		{root + "/outside/secret", "", rpc.KindForbidden, "--mount-roots"}, // not under a root
-		{"/etc/shadow", "", rpc.KindForbidden, "--mount-roots"},
-		{"/", "", rpc.KindForbidden, "--mount-roots"},
-		{"/proc", "", rpc.KindForbidden, "--mount-roots"},
-		{allowed + "/missing", "", rpc.KindInvalidParams, "does not exist"},
-		{root + "/outside/missing", "", rpc.KindForbidden, "--mount-roots"}, // no existence oracle outside the roots
+		{allowed, "", fault.KindForbidden, "never exposes"},                  // holds the socket
+		{allowed + "/sock", "", fault.KindForbidden, "never exposes"},        // holds the socket
+		{allowed + "/out", "", fault.KindForbidden, "resolves to"},           // a symlink out of the root
+		{allowed + "/out/secret", "", fault.KindForbidden, "resolves to"},    // through the symlink
+		{allowed + "/data/../../outside", "", fault.KindForbidden, `".."`},   // refused before cleaning
+		{allowed + "/data/..", "", fault.KindForbidden, `".."`},              // even when it stays inside
+		{root + "/outside/secret", "", fault.KindForbidden, "--mount-roots"}, // not under a root
+		{"/etc/shadow", "", fault.KindForbidden, "--mount-roots"},
+		{"/", "", fault.KindForbidden, "--mount-roots"},
+		{"/proc", "", fault.KindForbidden, "--mount-roots"},
+		{allowed + "/missing", "", fault.KindInvalidParams, "does not exist"},
+		{root + "/outside/missing", "", fault.KindForbidden, "--mount-roots"}, // no existence oracle outside the roots
 	}
 	for _, tt := range tests {
 		got, err := p.BindSource("volumes", tt.src)
@@ -129,9 +129,9 @@ func TestBindSource(t *testing.T) {
 			}
 			continue
 		}
-		e, ok := err.(*rpc.Error)
+		e, ok := err.(*fault.Error)
 		if !ok || e.Kind != tt.kind || e.Fields["field"] != "volumes" || !strings.Contains(e.Message, tt.naming) {
-			t.Errorf("sent %q: got %q, %v; want %s naming %q", tt.src, got, err, (&rpc.Error{Kind: tt.kind}).Type(), tt.naming)
+			t.Errorf("sent %q: got %q, %v; want %s naming %q", tt.src, got, err, tt.kind, tt.naming)
 		}
 	}
 
@@ -221,8 +221,8 @@ func TestBindSourceRefusesSocketsDevicesAndHardLinks(t *testing.T) {
 		"link":       "has 2 hard links",
 	} {
 		_, err := p.BindSource("mounts", filepath.Join(allowed, src))
-		e, ok := err.(*rpc.Error)
-		if !ok || e.Kind != rpc.KindForbidden || e.Fields["field"] != "mounts" || !strings.Contains(e.Message, naming) {
+		e, ok := err.(*fault.Error)
+		if !ok || e.Kind != fault.KindForbidden || e.Fields["field"] != "mounts" || !strings.Contains(e.Message, naming) {
 			t.Errorf("sent %s: got %v; want Forbidden naming %q", src, err, naming)
 		}
 	}

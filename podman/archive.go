@@ -15,8 +15,7 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	podmancopy "github.com/containers/podman/v5/pkg/copy"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // ArchiveEntry is one member of an upload: a header (ownership defaults to
@@ -67,13 +66,13 @@ func (c *Client) PutArchive(ctx context.Context, name, dir string, entries []Arc
 	}
 	defer resp.Body.Close()
 	if err := resp.Process(nil); err != nil {
-		if c.KindOf(err) == rpc.KindNotFound {
+		if c.KindOf(err) == fault.KindNotFound {
 			if merr := c.RequireContainer(ctx, name); merr != nil {
 				return merr
 			}
-			return rpc.Wrap(rpc.KindNotFound, err, "uploading into %s of container %q: %v", dir, name, err)
+			return fault.Wrap(fault.KindNotFound, err, "uploading into %s of container %q: %v", dir, name, err)
 		}
-		return rpc.Wrap(rpc.KindPodman, err, "uploading into %s of container %q: %v", dir, name, err)
+		return fault.Wrap(fault.KindPodman, err, "uploading into %s of container %q: %v", dir, name, err)
 	}
 	return nil
 }
@@ -90,7 +89,7 @@ func (c *Client) ReadFile(ctx context.Context, name, file string, max int) (*tar
 	buf := NewCapped(max + 64<<10)
 	copyFn, err := containers.CopyToArchive(ctx, name, file, buf)
 	if err != nil {
-		if c.KindOf(err) == rpc.KindNotFound {
+		if c.KindOf(err) == fault.KindNotFound {
 			if merr := c.RequireContainer(ctx, name); merr != nil {
 				return nil, nil, merr
 			}
@@ -102,7 +101,7 @@ func (c *Client) ReadFile(ctx context.Context, name, file string, max int) (*tar
 		return nil, nil, err
 	}
 	if buf.Cut() {
-		return nil, nil, rpc.Errorf(rpc.KindConflict, "%s in container %q is larger than %d bytes", file, name, max)
+		return nil, nil, fault.Errorf(fault.KindConflict, "%s in container %q is larger than %d bytes", file, name, max)
 	}
 	tr := tar.NewReader(bytes.NewReader(buf.Bytes()))
 	hdr, err := tr.Next()
@@ -110,7 +109,7 @@ func (c *Client) ReadFile(ctx context.Context, name, file string, max int) (*tar
 		return nil, nil, fmt.Errorf("reading %s of container %q: %w", file, name, err)
 	}
 	if hdr.Typeflag != tar.TypeReg {
-		return nil, nil, rpc.Errorf(rpc.KindConflict, "%s in container %q is not a regular file", file, name)
+		return nil, nil, fault.Errorf(fault.KindConflict, "%s in container %q is not a regular file", file, name)
 	}
 	data, err := io.ReadAll(tr)
 	if err != nil {
@@ -144,7 +143,7 @@ func (c *Client) RequireContainer(ctx context.Context, name string) error {
 		return err
 	}
 	if !ok {
-		return rpc.Errorf(rpc.KindNotFound, "no such container: %s", name).With("container", name)
+		return fault.Errorf(fault.KindNotFound, "no such container: %s", name).With("container", name)
 	}
 	return nil
 }

@@ -7,8 +7,7 @@ import (
 
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // An image the worker builds carries its owner in a label. An image that
@@ -44,7 +43,7 @@ func IsClaimName(ref string) bool {
 
 // reservedName refuses a name under ClaimRepo from a caller.
 func reservedName(field, ref string) error {
-	return rpc.Errorf(rpc.KindInvalidParams, "Invalid params: %q: %s is under %s, which the worker keeps for its record of who owns an image", field, ref, ClaimRepo).With("field", field)
+	return fault.Invalid(field, "%s is under %s, which the worker keeps for its record of who owns an image", ref, ClaimRepo)
 }
 
 // ReservedName is reservedName for handlers.
@@ -160,7 +159,7 @@ func (c *Client) releaseClaim(ctx context.Context, img *Image, ref string, other
 	_ = c.Claim(context.WithoutCancel(ctx), id)
 	err := errors.Join(errs...)
 	if report != nil && report.ExitCode == 2 {
-		return nil, rpc.Wrap(rpc.KindConflict, err, "%s; pass force to remove it with its containers", scrub(err.Error()))
+		return nil, fault.Wrap(fault.KindConflict, err, "%s; pass force to remove it with its containers", scrub(err.Error()))
 	}
 	return nil, err
 }
@@ -187,7 +186,7 @@ func (c *Client) pruneClaims(ctx context.Context) (deleted []string, reclaimed u
 		img := &Image{ID: id, Tags: visibleNames(s.RepoTags)}
 		report, err := c.releaseClaim(ctx, img, id, others, false)
 		if err != nil {
-			if c.KindOf(err) != rpc.KindConflict {
+			if c.KindOf(err) != fault.KindConflict {
 				errs = append(errs, err)
 			}
 			continue

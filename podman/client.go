@@ -23,9 +23,8 @@ import (
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // connectTimeout bounds one attempt to set up the bindings' connection
@@ -354,18 +353,18 @@ func (c *Client) transport() http.RoundTripper {
 	}}
 }
 
-func (c *Client) unavailable(err error) *rpc.Error {
+func (c *Client) unavailable(err error) *fault.Error {
 	var hostKey *HostKeyError
 	switch {
 	case errors.As(err, &hostKey):
 		// Not a Podman that is away: a host the worker refuses to trust.
-		return rpc.Wrap(rpc.KindUnavailable, err, "Podman at %s is not used: %s", c.uri, hostKey.Error()).With("socket", c.uri)
+		return fault.Wrap(fault.KindUnavailable, err, "Podman at %s is not used: %s", c.uri, hostKey.Error()).With("socket", c.uri)
 	case c.ssh != nil:
-		return rpc.Wrap(rpc.KindUnavailable, err,
+		return fault.Wrap(fault.KindUnavailable, err,
 			"Podman is not reachable at %s: %s. Check that sshd on %s lets %s in and that Podman serves %s there (systemctl enable --now podman.socket, or podman system service --time=0 unix://%s)",
 			c.uri, rootCause(err), c.ssh.addr, c.ssh.user, c.ssh.socket, c.ssh.socket).With("socket", c.uri)
 	}
-	return rpc.Wrap(rpc.KindUnavailable, err,
+	return fault.Wrap(fault.KindUnavailable, err,
 		"Podman is not reachable at %s: %s. Start it (podman system service --time=0 %s) or point the worker at a running one with --socket or PODMAN_SOCKET_PATH",
 		c.uri, rootCause(err), c.uri).With("socket", c.uri)
 }

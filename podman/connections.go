@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Connections are the Podman services a worker talks to, each by its name
@@ -50,8 +50,8 @@ func (cs *Connections) Get(name string) (*Client, error) {
 	if c := cs.byName[name]; c != nil {
 		return c, nil
 	}
-	return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"connection\": no connection is named %q; the worker's connections are %s, and calls that name none use %s",
-		name, strings.Join(cs.names, ", "), cs.def).With("field", "connection")
+	return nil, fault.Invalid("connection", "no connection is named %q; the worker's connections are %s, and calls that name none use %s",
+		name, strings.Join(cs.names, ", "), cs.def)
 }
 
 // Names are the connections' names, sorted.

@@ -16,9 +16,8 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/errorhandling"
 	"github.com/moby/sys/user"
+	"github.com/podman-worker/podman-worker/fault"
 	storagetypes "go.podman.io/storage/types"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // rule is one row of the table below: a failure Podman reports, and what
@@ -35,7 +34,7 @@ type rule struct {
 	field string
 	// status is the HTTP status of Podman's answer, for rows without a cause.
 	status int
-	kind   rpc.Kind
+	kind   fault.Kind
 	// exitCode, when set, is the exit code `podman run` reports for it.
 	exitCode int
 	why      string
@@ -45,44 +44,44 @@ type rule struct {
 // first matching row wins: causes first, then statuses. Errors of no row
 // are PodmanError (500), with Podman's own message.
 var rules = []rule{
-	{cause: define.ErrNoSuchCtr, kind: rpc.KindNotFound,
+	{cause: define.ErrNoSuchCtr, kind: fault.KindNotFound,
 		why: "the container does not exist (some endpoints answer 500 with this cause)"},
-	{cause: storagetypes.ErrImageUnknown, kind: rpc.KindNotFound,
+	{cause: storagetypes.ErrImageUnknown, kind: fault.KindNotFound,
 		why: "the image does not exist (some endpoints answer 500 with this cause)"},
-	{cause: define.ErrNoSuchExecSession, kind: rpc.KindNotFound,
+	{cause: define.ErrNoSuchExecSession, kind: fault.KindNotFound,
 		why: "the exec session is gone (Podman removed it, or it never started)"},
-	{cause: define.ErrCtrStateInvalid, kind: rpc.KindConflict,
+	{cause: define.ErrCtrStateInvalid, kind: fault.KindConflict,
 		why: "the container is in the wrong state: not running for exec or kill, between states for removal (retried there)"},
-	{cause: define.ErrCtrStopped, kind: rpc.KindConflict,
+	{cause: define.ErrCtrStopped, kind: fault.KindConflict,
 		why: "the container is not running"},
-	{cause: define.ErrCtrExists, kind: rpc.KindConflict,
+	{cause: define.ErrCtrExists, kind: fault.KindConflict,
 		why: "a container of that name exists"},
-	{cause: storagetypes.ErrDuplicateName, kind: rpc.KindConflict,
+	{cause: storagetypes.ErrDuplicateName, kind: fault.KindConflict,
 		why: "the name is taken in Podman's storage"},
-	{cause: storagetypes.ErrImageUsedByContainer, kind: rpc.KindConflict,
+	{cause: storagetypes.ErrImageUsedByContainer, kind: fault.KindConflict,
 		why: "a container uses the image: removing it needs force"},
-	{cause: define.ErrOCIRuntimeNotFound, kind: rpc.KindExecutionFailed, exitCode: 127,
+	{cause: define.ErrOCIRuntimeNotFound, kind: fault.KindExecutionFailed, exitCode: 127,
 		why: "the command does not exist in the image: podman run reports 127"},
-	{cause: define.ErrOCIRuntimePermissionDenied, kind: rpc.KindExecutionFailed, exitCode: 126,
+	{cause: define.ErrOCIRuntimePermissionDenied, kind: fault.KindExecutionFailed, exitCode: 126,
 		why: "the command cannot be executed: podman run reports 126"},
-	{cause: user.ErrNoPasswdEntries, kind: rpc.KindInvalidParams,
+	{cause: user.ErrNoPasswdEntries, kind: fault.KindInvalidParams,
 		why: "the user a caller named does not exist in the container"},
-	{cause: user.ErrNoGroupEntries, kind: rpc.KindInvalidParams,
+	{cause: user.ErrNoGroupEntries, kind: fault.KindInvalidParams,
 		why: "the group a caller named does not exist in the container"},
-	{because: regexp.MustCompile(`^workdir "(.*)" does not exist on container`), kind: rpc.KindInvalidParams, field: "workdir",
+	{because: regexp.MustCompile(`^workdir "(.*)" does not exist on container`), kind: fault.KindInvalidParams, field: "workdir",
 		why: "the workdir a caller named is not in the image (Podman says so only when it attaches)"},
-	{status: http.StatusNotFound, kind: rpc.KindNotFound,
+	{status: http.StatusNotFound, kind: fault.KindNotFound,
 		why: "Podman found nothing of that name"},
-	{status: http.StatusConflict, kind: rpc.KindConflict,
+	{status: http.StatusConflict, kind: fault.KindConflict,
 		why: "Podman refused because of the object's state"},
-	{status: http.StatusBadRequest, kind: rpc.KindInvalidParams,
+	{status: http.StatusBadRequest, kind: fault.KindInvalidParams,
 		why: "Podman refused a value the worker passed on from the caller"},
 }
 
 // quoted finds the name Podman quotes in its messages.
 var quoted = regexp.MustCompile(`"([^"]+)"`)
 
-// Classify turns an error from the bindings into an *rpc.Error through the
+// Classify turns an error from the bindings into a *fault.Error through the
 // table. Errors that are already classified, and a call's own cancellation
 // or deadline, pass through; a service that cannot be reached is
 // Unavailable (and the next call probes the socket before trying again).
@@ -90,7 +89,7 @@ func (c *Client) Classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var rerr *rpc.Error
+	var rerr *fault.Error
 	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -99,7 +98,7 @@ func (c *Client) Classify(err error) error {
 		return classifyRegistry(regErr)
 	}
 	if model, r := match(err); r != nil {
-		e := rpc.Wrap(r.kind, err, "%s", scrub(message(model, r)))
+		e := fault.Wrap(r.kind, err, "%s", scrub(message(model, r)))
 		if r.exitCode != 0 {
 			e.With("exit_code", r.exitCode)
 		}
@@ -114,9 +113,9 @@ func (c *Client) Classify(err error) error {
 	}
 	var model *errorhandling.ErrorModel
 	if errors.As(err, &model) {
-		return rpc.Wrap(rpc.KindPodman, err, "%s", scrub(model.Error()))
+		return fault.Wrap(fault.KindPodman, err, "%s", scrub(model.Error()))
 	}
-	return rpc.Wrap(rpc.KindPodman, err, "%s", scrub(err.Error()))
+	return fault.Wrap(fault.KindPodman, err, "%s", scrub(err.Error()))
 }
 
 // Podman's messages name its own host paths (a volume's _data, an
@@ -153,8 +152,8 @@ func scrub(msg string) string {
 }
 
 // KindOf is Classify's kind, for code that branches on it.
-func (c *Client) KindOf(err error) rpc.Kind {
-	return rpc.AsError(c.Classify(err)).Kind
+func (c *Client) KindOf(err error) fault.Kind {
+	return fault.As(c.Classify(err)).Kind
 }
 
 // match finds err's row of the table.

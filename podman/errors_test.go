@@ -6,9 +6,8 @@ import (
 	"testing"
 
 	"github.com/containers/podman/v5/pkg/errorhandling"
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // Answers leaked host paths and other owners' ids: each message below is
@@ -42,7 +41,7 @@ func TestClassifyScrubsHostPathsAndForeignIDs(t *testing.T) {
 			`executable file "/app/main.py" not found in $PATH`, "", 500, nil, `"/app/main.py"`},
 	} {
 		model := &errorhandling.ErrorModel{Message: tc.msg, Because: tc.because, ResponseCode: tc.status}
-		got := rpc.AsError(c.Classify(model))
+		got := fault.As(c.Classify(model))
 		for _, leak := range tc.leaks {
 			if strings.Contains(got.Message, leak) {
 				t.Errorf("%s: Podman said %q; the caller got %q, which still holds %q", tc.name, tc.msg, got.Message, leak)

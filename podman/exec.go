@@ -9,8 +9,7 @@ import (
 	apihandlers "github.com/containers/podman/v5/pkg/api/handlers"
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/containers/podman/v5/pkg/bindings/containers"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Exec runs argv in a running container as user ("" for the container's
@@ -63,7 +62,7 @@ func execExitCode(ctx context.Context, id string) (int, error) {
 			return info.ExitCode, nil
 		}
 		if i == 100 {
-			return 0, rpc.Errorf(rpc.KindPodman, "exec session %s still runs 2s after its output ended; no exit code", id)
+			return 0, fault.Errorf(fault.KindPodman, "exec session %s still runs 2s after its output ended; no exit code", id)
 		}
 		select {
 		case <-ctx.Done():

@@ -10,8 +10,7 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
 	"github.com/distribution/reference"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Images belong to owners, as containers do. An image the worker builds
@@ -80,7 +79,7 @@ func (c *Client) IsSharedName(ref string) bool {
 // imageNotFound is the answer for an image that does not exist and for one
 // the caller may not see alike.
 func imageNotFound(ref string) error {
-	return rpc.Errorf(rpc.KindNotFound, "no such image: %s (an owner sees the images it built and the operator's shared images, --shared-images)", ref).With("image", ref)
+	return fault.Errorf(fault.KindNotFound, "no such image: %s (an owner sees the images it built and the operator's shared images, --shared-images)", ref).With("image", ref)
 }
 
 // ImageOf finds the image ref names, among those the caller may use.
@@ -88,7 +87,7 @@ func (c *Client) ImageOf(ctx context.Context, ref string) (*Image, error) {
 	report, err := images.GetImage(ctx, ref, nil)
 	if err != nil {
 		switch c.KindOf(err) {
-		case rpc.KindNotFound, rpc.KindConflict, rpc.KindInvalidParams:
+		case fault.KindNotFound, fault.KindConflict, fault.KindInvalidParams:
 			// Conflict: an id prefix more than one image's id begins with.
 			return nil, imageNotFound(ref)
 		}
@@ -118,7 +117,7 @@ func (c *Client) ImageOf(ctx context.Context, ref string) (*Image, error) {
 // ImageExists says whether ref names an image the caller may use.
 func (c *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
 	_, err := c.ImageOf(ctx, ref)
-	if err != nil && c.KindOf(err) == rpc.KindNotFound {
+	if err != nil && c.KindOf(err) == fault.KindNotFound {
 		return false, nil
 	}
 	return err == nil, err
@@ -132,7 +131,7 @@ func (c *Client) OwnedImage(ctx context.Context, ref string) (*Image, error) {
 		return nil, err
 	}
 	if !img.Owned {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: %s is one of the operator's shared images (--shared-images): an owner uses it but does not change or remove it", ref).With("image", ref)
+		return nil, fault.Errorf(fault.KindForbidden, "Forbidden: %s is one of the operator's shared images (--shared-images): an owner uses it but does not change or remove it", ref).With("image", ref)
 	}
 	return img, nil
 }
@@ -144,18 +143,18 @@ func (c *Client) OwnedImage(ctx context.Context, ref string) (*Image, error) {
 // answers the owner's image that holds the tag now, if any.
 func (c *Client) ClaimTag(ctx context.Context, tag string) (*Image, error) {
 	if _, err := NormalizeImageRef(tag); err != nil {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: \"tag\": %v", err).With("field", "tag")
+		return nil, fault.Invalid("tag", "%v", err)
 	}
 	if IsClaimName(tag) {
 		return nil, reservedName("tag", tag)
 	}
-	taken := rpc.Errorf(rpc.KindConflict, "the tag %s is held by an image this owner did not build; choose another tag", tag).With("field", "tag")
+	taken := fault.Errorf(fault.KindConflict, "the tag %s is held by an image this owner did not build; choose another tag", tag).With("field", "tag")
 	if c.IsSharedName(tag) {
 		return nil, taken
 	}
 	report, err := images.GetImage(ctx, tag, nil)
 	if err != nil {
-		if c.KindOf(err) == rpc.KindNotFound {
+		if c.KindOf(err) == fault.KindNotFound {
 			return nil, nil
 		}
 		return nil, err
@@ -215,9 +214,9 @@ func (c *Client) RemoveImage(ctx context.Context, ref string, force bool) (*type
 	// image, 2: in use), the same for Podman 4 and 5.
 	switch report.ExitCode {
 	case 1:
-		return nil, rpc.Wrap(rpc.KindNotFound, err, "%s", err.Error())
+		return nil, fault.Wrap(fault.KindNotFound, err, "%s", err.Error())
 	case 2:
-		return nil, rpc.Wrap(rpc.KindConflict, err, "%s; pass force to remove it with its containers", err.Error())
+		return nil, fault.Wrap(fault.KindConflict, err, "%s; pass force to remove it with its containers", err.Error())
 	}
 	return nil, err
 }

@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
-
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // Owned tracks the containers the worker created and has not removed, kills
@@ -137,7 +136,7 @@ func (o *Owned) Kill(id string) {
 		return containers.Kill(ctx, id, new(containers.KillOptions).WithSignal("SIGKILL"))
 	})
 	switch o.client.KindOf(err) {
-	case rpc.KindNotFound, rpc.KindConflict: // gone, or not running any more
+	case fault.KindNotFound, fault.KindConflict: // gone, or not running any more
 	default:
 		if err != nil {
 			o.log.Debug().Err(err).Str("container", id).Msg("kill")
@@ -167,7 +166,7 @@ func (o *Owned) Remove(id string, running bool) {
 	})
 	switch {
 	case err == nil:
-	case o.client.KindOf(err) == rpc.KindUnavailable:
+	case o.client.KindOf(err) == fault.KindUnavailable:
 		o.mu.Lock()
 		o.unremovedIDs[id] = true
 		o.mu.Unlock()
@@ -190,11 +189,11 @@ func (o *Owned) remove(ctx context.Context, id string, running bool) error {
 	}
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		_, err := containers.Remove(ctx, id, new(containers.RemoveOptions).WithForce(true).WithVolumes(true).WithTimeout(0))
-		if err == nil || o.client.KindOf(err) == rpc.KindNotFound {
+		if err == nil || o.client.KindOf(err) == fault.KindNotFound {
 			o.Forget(id)
 			return nil
 		}
-		if o.client.KindOf(err) != rpc.KindConflict {
+		if o.client.KindOf(err) != fault.KindConflict {
 			return err
 		}
 		o.log.Debug().Err(err).Str("container", id).Dur("retry_in", wait).Msg("Podman refused the removal for now")

@@ -10,8 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/containers/podman/v5/pkg/bindings/images"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Transfer is how a pull or push reaches a registry. Credentials go to
@@ -46,7 +45,7 @@ func (c *Client) Pull(ctx context.Context, ref string, t Transfer) (*Image, erro
 		return nil, c.registryFailure(err, ref)
 	}
 	if len(ids) == 0 {
-		return nil, rpc.Errorf(rpc.KindPodman, "Podman pulled %s but named no image", ref)
+		return nil, fault.Errorf(fault.KindPodman, "Podman pulled %s but named no image", ref)
 	}
 	if err := c.Claim(ctx, ids[0]); err != nil {
 		return nil, err
@@ -82,7 +81,7 @@ func (c *Client) Push(ctx context.Context, src, dest string, t Transfer) (string
 // registryFailure classifies a pull or push failure: Podman's API errors
 // through the table, the stream's text through its registry rows.
 func (c *Client) registryFailure(err error, ref string) error {
-	var rerr *rpc.Error
+	var rerr *fault.Error
 	if errors.As(err, &rerr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -97,34 +96,34 @@ func (c *Client) registryFailure(err error, ref string) error {
 // status). First match wins.
 var registryRules = []struct {
 	text *regexp.Regexp
-	kind rpc.Kind
+	kind fault.Kind
 	why  string
 }{
-	{regexp.MustCompile(`(?i)unauthorized|authentication required|invalid username/password|requested access to the resource is denied|denied:`), rpc.KindUnauthorized,
+	{regexp.MustCompile(`(?i)unauthorized|authentication required|invalid username/password|requested access to the resource is denied|denied:`), fault.KindUnauthorized,
 		"the registry refused the credentials (or wants some)"},
-	{regexp.MustCompile(`(?i)manifest unknown|name unknown|repository name not known|not found`), rpc.KindNotFound,
+	{regexp.MustCompile(`(?i)manifest unknown|name unknown|repository name not known|not found`), fault.KindNotFound,
 		"the repository or tag does not exist in the registry"},
-	{regexp.MustCompile(`(?i)connection refused|no such host|i/o timeout|network is unreachable|connection reset|no route to host|server gave HTTP response to HTTPS client|tls: |x509: |pinging container registry`), rpc.KindUnavailable,
+	{regexp.MustCompile(`(?i)connection refused|no such host|i/o timeout|network is unreachable|connection reset|no route to host|server gave HTTP response to HTTPS client|tls: |x509: |pinging container registry`), fault.KindUnavailable,
 		"the registry cannot be reached, or not as asked (TLS)"},
 }
 
 // classifyRegistry classifies a registryError's text.
-func classifyRegistry(e *registryError) *rpc.Error {
+func classifyRegistry(e *registryError) *fault.Error {
 	for _, r := range registryRules {
 		if r.text.MatchString(e.msg) {
 			msg := dedupeTail(scrub(e.msg))
 			switch r.kind {
-			case rpc.KindUnauthorized:
+			case fault.KindUnauthorized:
 				msg = "the registry refused the credentials: " + msg
-			case rpc.KindNotFound:
+			case fault.KindNotFound:
 				msg = "no such image in the registry: " + msg
-			case rpc.KindUnavailable:
+			case fault.KindUnavailable:
 				msg = "the registry cannot be reached: " + msg
 			}
-			return rpc.Wrap(r.kind, e, "%s", msg)
+			return fault.Wrap(r.kind, e, "%s", msg)
 		}
 	}
-	return rpc.Wrap(rpc.KindPodman, e, "%s", scrub(e.msg))
+	return fault.Wrap(fault.KindPodman, e, "%s", scrub(e.msg))
 }
 
 // dedupeTail drops a last ": part" that repeats the one before it: Podman

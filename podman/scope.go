@@ -6,8 +6,7 @@ import (
 
 	"github.com/containers/podman/v5/pkg/bindings/containers"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Lookup finds a container the way every container method must: by its
@@ -24,10 +23,10 @@ func (c *Client) Lookup(ctx context.Context, ref string) (string, error) {
 	data, err := containers.Inspect(ctx, ref, nil)
 	if err != nil {
 		switch c.KindOf(err) {
-		case rpc.KindNotFound,
+		case fault.KindNotFound,
 			// An id prefix that more than one container's id begins
 			// with: Podman says so, and a prefix selects nothing here.
-			rpc.KindConflict:
+			fault.KindConflict:
 			return "", notFound(ref)
 		}
 		return "", err
@@ -40,7 +39,7 @@ func (c *Client) Lookup(ctx context.Context, ref string) (string, error) {
 }
 
 func notFound(ref string) error {
-	return rpc.Errorf(rpc.KindNotFound, "no such container: %s", ref).With("container", ref)
+	return fault.Errorf(fault.KindNotFound, "no such container: %s", ref).With("container", ref)
 }
 
 // List lists the containers of this worker's owner (all of them, or the
@@ -81,7 +80,7 @@ func (c *Client) RequireOnlyOwnedUse(ctx context.Context, image string) error {
 	}
 	for _, ctr := range list {
 		if ctr.Labels[LabelOwner] != c.Identity.Owner {
-			return rpc.Errorf(rpc.KindConflict, "image %s is used by a container this worker does not own; force would remove it too, so the image stays", image).With("image", image)
+			return fault.Errorf(fault.KindConflict, "image %s is used by a container this worker does not own; force would remove it too, so the image stays", image).With("image", image)
 		}
 	}
 	return nil

@@ -18,10 +18,10 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/internal/testbuf"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/podman/podmantest"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // sshHost is a private Podman service reached through a private sshd.
@@ -166,7 +166,7 @@ func TestSSHHostThatNeverAnswers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
 			_, err := c.Context(ctx)
-			if !errors.Is(err, context.DeadlineExceeded) || c.KindOf(err) != rpc.KindUnavailable {
+			if !errors.Is(err, context.DeadlineExceeded) || c.KindOf(err) != fault.KindUnavailable {
 				t.Errorf("a call with a 200 ms deadline to a host that never answers: %v; want Unavailable because its own deadline passed", err)
 			}
 		}()

@@ -5,8 +5,7 @@ import (
 
 	"github.com/containers/podman/v5/pkg/bindings/volumes"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Named volumes are host disk shared by name: a function that names one
@@ -28,14 +27,14 @@ func (c *Client) OwnedVolume(ctx context.Context, name string) error {
 				return volumeNotFound(name)
 			}
 			return nil
-		case c.KindOf(err) != rpc.KindNotFound:
+		case c.KindOf(err) != fault.KindNotFound:
 			return err
 		}
 		_, err = volumes.Create(ctx, types.VolumeCreateOptions{Name: name, Label: map[string]string{LabelOwner: c.Identity.Owner}}, nil)
 		if err == nil {
 			return nil
 		}
-		if c.KindOf(err) != rpc.KindConflict {
+		if c.KindOf(err) != fault.KindConflict {
 			return err
 		}
 		// Made meanwhile, by another call: look again.
@@ -44,5 +43,5 @@ func (c *Client) OwnedVolume(ctx context.Context, name string) error {
 }
 
 func volumeNotFound(name string) error {
-	return rpc.Errorf(rpc.KindNotFound, "no such volume: %s (a volume is its owner's: another owner's, or one made by hand, cannot be used)", name).With("volume", name)
+	return fault.Errorf(fault.KindNotFound, "no such volume: %s (a volume is its owner's: another owner's, or one made by hand, cannot be used)", name).With("volume", name)
 }

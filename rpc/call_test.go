@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
 )
 
@@ -32,7 +33,7 @@ func TestCallWithoutServe(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	observed := map[string]int{}
-	s := NewServer(fakeMethods(), Options{Logger: zerolog.New(&logs), Observe: func(method string, _ time.Duration, _ *Error) {
+	s := NewServer(fakeMethods(), Options{Logger: zerolog.New(&logs), Observe: func(method string, _ time.Duration, _ *fault.Error) {
 		mu.Lock()
 		observed[method]++
 		mu.Unlock()
@@ -62,11 +63,11 @@ func TestCallWithoutServe(t *testing.T) {
 func callOutcome(t *testing.T, res any, err error) string {
 	t.Helper()
 	if err != nil {
-		var e *Error
+		var e *fault.Error
 		if !errors.As(err, &e) {
-			t.Fatalf("Call returned %T, not an *Error: %v", err, err)
+			t.Fatalf("Call returned %T, not a *fault.Error: %v", err, err)
 		}
-		return e.Type() + ": " + e.Message
+		return Type(e.Kind) + ": " + e.Message
 	}
 	b, jerr := json.Marshal(res)
 	if jerr != nil {

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
 )
 
@@ -50,9 +51,9 @@ func (s *Server) dispatch(c *call, closing bool) {
 		// may be ignored; so is any unknown notification.
 		s.done()
 	case !known:
-		s.finish(c, nil, Errorf(KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.name))
+		s.finish(c, nil, fault.Errorf(fault.KindMethodNotFound, "Method not found: %q; see protocol.md for the methods this worker answers", c.name))
 	case closing:
-		s.finish(c, nil, Errorf(KindUnavailable, "the worker is shutting down and takes no new calls"))
+		s.finish(c, nil, fault.Errorf(fault.KindUnavailable, "the worker is shutting down and takes no new calls"))
 	case s.control[c.name] && c.ret != nil:
 		s.execute(c) // Server.Call: the caller's goroutine waits anyway
 	case s.control[c.name]:
@@ -63,7 +64,7 @@ func (s *Server) dispatch(c *call, closing bool) {
 				<-s.controls
 			}()
 		default:
-			s.finish(c, nil, Errorf(KindBusy, "the worker is busy: %d control calls are running already; retry once one has answered", maxControl))
+			s.finish(c, nil, fault.Errorf(fault.KindBusy, "the worker is busy: %d control calls are running already; retry once one has answered", maxControl))
 		}
 	default:
 		if s.opts.Order != nil {
@@ -97,7 +98,7 @@ func (s *Server) invoke(c *call) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error().Str("method", c.name).Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("handler panicked")
-			err = Errorf(KindInternal, "internal error in %s: %v", c.name, p)
+			err = fault.Errorf(fault.KindInternal, "internal error in %s: %v", c.name, p)
 		}
 	}()
 	return s.methods[c.name](withCall(c.ctx, &Call{ID: c.id, Method: c.name, server: s}), c.params)
@@ -116,7 +117,7 @@ func (s *Server) invoke(c *call) (result any, err error) {
 // Notify writes to Serve's output, when Serve runs.
 //
 // Call works with or without Serve. The error, when not nil, is an
-// *Error.
+// *fault.Error.
 func (s *Server) Call(ctx context.Context, method string, params json.RawMessage) (any, error) {
 	c := &call{name: method, params: params, weight: len(params), ret: make(chan outcome, 1)}
 	c.ctx, c.cancel = context.WithCancelCause(ctx)
@@ -140,7 +141,7 @@ func (s *Server) finish(c *call, result any, err error) {
 	took := time.Since(c.start)
 	ev := s.log.Info()
 	if rerr != nil {
-		ev = s.log.Warn().Str("error_type", rerr.Type()).Int64("code", rerr.Code()).Str("error", rerr.Error())
+		ev = s.log.Warn().Str("error_type", Type(rerr.Kind)).Int64("code", Code(rerr.Kind)).Str("error", rerr.Error())
 	}
 	if !c.notif() {
 		ev = ev.RawJSON("id", c.id)
@@ -162,17 +163,17 @@ func (s *Server) finish(c *call, result any, err error) {
 
 // classify turns what a call ended with into its error. A cancelled call
 // says so, whatever error its work ended with.
-func (s *Server) classify(c *call, err error) *Error {
+func (s *Server) classify(c *call, err error) *fault.Error {
 	if err == nil {
 		return nil
 	}
-	rerr := AsError(err)
-	if c.ctx != nil && c.ctx.Err() != nil && rerr.Kind != KindTimeout {
+	rerr := fault.As(err)
+	if c.ctx != nil && c.ctx.Err() != nil && rerr.Kind != fault.KindTimeout {
 		switch cause := context.Cause(c.ctx); {
 		case errors.Is(cause, errCancelRequested):
-			rerr = &Error{Kind: KindCancelled, Message: "Request cancelled", Err: err}
+			rerr = &fault.Error{Kind: fault.KindCancelled, Message: "Request cancelled", Err: err}
 		case errors.Is(cause, ErrShuttingDown):
-			rerr = &Error{Kind: KindCancelled, Message: "Request cancelled: the worker is shutting down", Err: err}
+			rerr = &fault.Error{Kind: fault.KindCancelled, Message: "Request cancelled: the worker is shutting down", Err: err}
 		}
 	}
 	return rerr
@@ -180,7 +181,7 @@ func (s *Server) classify(c *call, err error) *Error {
 
 // deliver sends a call's one outcome where it is awaited: to Server.Call's
 // caller, or as a reply on the stream (a notification gets none).
-func (s *Server) deliver(c *call, result any, rerr *Error) {
+func (s *Server) deliver(c *call, result any, rerr *fault.Error) {
 	if c.cancel != nil {
 		c.cancel(nil) // the call is over: release its context
 	}

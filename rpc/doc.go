@@ -31,8 +31,9 @@
 //   - Cancellation: $/cancelRequest, Shutdown and the caller's context
 //     (Server.Call) cancel a call's context; a cancelled call answers
 //     -32800, a queued one at once.
-//   - The error table (errors.go): Kind to code, type and status, in one
-//     place; handlers pick a Kind, never a number.
+//   - The wire table (errors.go): an error's kind (package fault, the
+//     vocabulary every layer imports) to its code, type and status, in
+//     one place; handlers pick a Kind, never a number.
 //   - Params decoding (params.go): DecodeParams, errors that name the field.
 //   - Metrics (metrics.go): per-method counts and recent durations, fed by
 //     Options.Observe.

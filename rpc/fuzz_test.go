@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
 )
 
@@ -129,7 +130,7 @@ func FuzzDecodeParams(f *testing.F) {
 			}
 			return
 		}
-		if e, ok := err.(*Error); !ok || e.Kind != KindInvalidParams {
+		if e, ok := err.(*fault.Error); !ok || e.Kind != fault.KindInvalidParams {
 			t.Fatalf("%q: %v is not an InvalidParams error", raw, err)
 		}
 	})

@@ -68,7 +68,7 @@ func TestLibraryClient(t *testing.T) {
 	err := client.Call(ctx, "echo", map[string]any{"text": 5}, &res)
 	var rerr *jsonrpc2.Error
 	if !errors.As(err, &rerr) || rerr.Code != jsonrpc2.CodeInvalidParams || rerr.Data == nil {
-		t.Fatalf("echo with a number for text: %v; want the library's *Error with code %d and data", err, jsonrpc2.CodeInvalidParams)
+		t.Fatalf("echo with a number for text: %v; want the library's *fault.Error with code %d and data", err, jsonrpc2.CodeInvalidParams)
 	}
 	var data struct {
 		Type   string `json:"type"`

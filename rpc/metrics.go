@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // Metrics counts calls per method and keeps a bounded window of recent
@@ -31,7 +33,7 @@ func NewMetrics() *Metrics {
 }
 
 // Observe records one finished call; it fits Options.Observe.
-func (m *Metrics) Observe(method string, took time.Duration, err *Error) {
+func (m *Metrics) Observe(method string, took time.Duration, err *fault.Error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mm := m.methods[method]

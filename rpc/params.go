@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // DecodeParams decodes named params into v, a pointer to a struct whose
@@ -28,11 +30,11 @@ func DecodeParams(raw json.RawMessage, v any, shared ...any) error {
 		raw = []byte("{}")
 	}
 	if raw[0] != '{' {
-		return Errorf(KindInvalidParams, "Invalid params: params must be an object of named fields, got %s", JSONKind(raw))
+		return fault.Errorf(fault.KindInvalidParams, "Invalid params: params must be an object of named fields, got %s", JSONKind(raw))
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return Errorf(KindInvalidParams, "Invalid params: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return fault.Errorf(fault.KindInvalidParams, "Invalid params: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	targets := append([]any{v}, shared...)
 	values := make([]reflect.Value, len(targets))
@@ -52,7 +54,7 @@ func DecodeParams(raw json.RawMessage, v any, shared ...any) error {
 			}
 		}
 		if !ok {
-			return Errorf(KindInvalidParams, "Invalid params: unknown field %q", name).With("field", name)
+			return fault.Param(fault.KindInvalidParams, name, "unknown field %q", name)
 		}
 		if err := json.Unmarshal(value, field.Addr().Interface()); err != nil {
 			return fieldError(name, sf, value, err)
@@ -113,15 +115,15 @@ func fieldError(field string, sf reflect.StructField, value json.RawMessage, err
 		if value = bytes.TrimSpace(value); len(value) > 0 && value[0] == '"' && len(value) <= 40 {
 			got = string(value) // a short string shows itself: got "abc"
 		}
-		return Errorf(KindInvalidParams, "Invalid params: %q must be %s, got %s", field, want, got).With("field", field)
+		return fault.Param(fault.KindInvalidParams, field, "%q must be %s, got %s", field, want, got)
 	}
 	msg := err.Error()
-	var e *Error
+	var e *fault.Error
 	if errors.As(err, &e) {
 		msg = e.Message
 	}
 	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "Invalid params: "), "json: ")
-	return Errorf(KindInvalidParams, "Invalid params: %q: %s", field, msg).With("field", field)
+	return fault.Invalid(field, "%s", msg)
 }
 
 // checkRequired reports the first field tagged `rpc:"required"` that is
@@ -152,7 +154,7 @@ func checkRequired(v any) error {
 		if name == "" {
 			name = f.Name
 		}
-		return Errorf(KindInvalidParams, "Invalid params: missing required field %q", name).With("field", name)
+		return fault.Param(fault.KindInvalidParams, name, "missing required field %q", name)
 	}
 	return nil
 }

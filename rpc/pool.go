@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"sync"
+
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // pool runs calls on at most size long-lived goroutines, strictly in the
@@ -36,7 +38,7 @@ type pool struct {
 // than size, or queues it. When c would have to wait and the queue is
 // full, it returns a Busy error instead: the caller answers c with it at
 // once. c.ctx must be set.
-func (p *pool) submit(c *call) *Error {
+func (p *pool) submit(c *call) *fault.Error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -55,10 +57,10 @@ func (p *pool) submit(c *call) *Error {
 		p.running++
 		go p.work(make(chan *call, 1), c)
 	case p.queue.Len() >= p.maxCount:
-		return Errorf(KindBusy, "the worker is busy: %d calls already wait for a worker slot (--max-queued); retry later, or raise --max-queued", p.queue.Len()).
+		return fault.Errorf(fault.KindBusy, "the worker is busy: %d calls already wait for a worker slot (--max-queued); retry later, or raise --max-queued", p.queue.Len()).
 			With("limit", "max_queued")
 	case p.bytes+c.weight > p.maxBytes:
-		return Errorf(KindBusy, "the worker is busy: the calls waiting for a worker slot hold %d bytes, and this one's %d would pass --max-queued-bytes (%d); retry later, or raise --max-queued-bytes", p.bytes, c.weight, p.maxBytes).
+		return fault.Errorf(fault.KindBusy, "the worker is busy: the calls waiting for a worker slot hold %d bytes, and this one's %d would pass --max-queued-bytes (%d); retry later, or raise --max-queued-bytes", p.bytes, c.weight, p.maxBytes).
 			With("limit", "max_queued_bytes")
 	default:
 		c.queued = p.queue.PushBack(c)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // call is one request from the moment it is read (or passed to
@@ -34,7 +36,7 @@ type call struct {
 
 type outcome struct {
 	result any
-	err    *Error
+	err    *fault.Error
 }
 
 // notif reports whether the request is a notification, which is never

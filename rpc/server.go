@@ -11,13 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/rs/zerolog"
 	"github.com/sourcegraph/jsonrpc2"
 )
 
 // Method handles one call. params is the raw "params" value (nil when
-// absent); the result is marshalled to JSON. Errors that are not *Error are
-// reported as internal errors, so handlers return *Error for anything a
+// absent); the result is marshalled to JSON. Errors that are not *fault.Error are
+// reported as internal errors, so handlers return *fault.Error for anything a
 // caller can act on.
 type Method func(ctx context.Context, params json.RawMessage) (any, error)
 
@@ -53,7 +54,7 @@ type Options struct {
 	// Logger receives one line per call and protocol faults.
 	Logger zerolog.Logger
 	// Observe, when set, is told about every finished call (for metrics).
-	Observe func(method string, took time.Duration, err *Error)
+	Observe func(method string, took time.Duration, err *fault.Error)
 	// Redact, when set, makes a call's params safe to log; at debug level
 	// each call's log line carries what it returns.
 	Redact func(method string, params json.RawMessage) json.RawMessage

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/internal/testbuf"
 )
 
@@ -26,7 +27,7 @@ func fakeMethods() map[string]Method {
 	sum := func(_ context.Context, p json.RawMessage) (any, error) {
 		var xs []int
 		if err := json.Unmarshal(p, &xs); err != nil {
-			return nil, Errorf(KindInvalidParams, "Invalid params: %v", err)
+			return nil, fault.Errorf(fault.KindInvalidParams, "Invalid params: %v", err)
 		}
 		t := 0
 		for _, x := range xs {
@@ -65,7 +66,7 @@ func fakeMethods() map[string]Method {
 		},
 		"boom": func(context.Context, json.RawMessage) (any, error) { panic("kaboom") },
 		"notfound": func(context.Context, json.RawMessage) (any, error) {
-			return nil, Errorf(KindNotFound, "no such image: x")
+			return nil, fault.Errorf(fault.KindNotFound, "no such image: x")
 		},
 		"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("plain go error") },
 		"raw_invalid_utf8": func(context.Context, json.RawMessage) (any, error) {
@@ -544,7 +545,7 @@ func TestDecodeParamsEmbedded(t *testing.T) {
 		t.Errorf("embedded field: got %+v, %v", p, err)
 	}
 	err := DecodeParams(json.RawMessage(`{"image":"x","memory":5}`), &p)
-	if e, ok := err.(*Error); !ok || e.Fields["field"] != "memory" {
+	if e, ok := err.(*fault.Error); !ok || e.Fields["field"] != "memory" {
 		t.Errorf("type error in an embedded field: got %v, want it to name \"memory\"", err)
 	}
 }
@@ -575,7 +576,7 @@ func TestDecodeParamsShared(t *testing.T) {
 		var c common
 		err := DecodeParams(json.RawMessage(tt.sent), &p, &c)
 		if tt.wantField != "" {
-			if e, ok := err.(*Error); !ok || e.Kind != KindInvalidParams || e.Fields["field"] != tt.wantField {
+			if e, ok := err.(*fault.Error); !ok || e.Kind != fault.KindInvalidParams || e.Fields["field"] != tt.wantField {
 				t.Errorf("sent %s: got %v, want InvalidParams naming %q", tt.sent, err, tt.wantField)
 			}
 			continue
@@ -591,7 +592,7 @@ func TestMetrics(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		m.Observe("ping", time.Duration(i)*time.Millisecond, nil)
 	}
-	m.Observe("run", 5*time.Millisecond, Errorf(KindTimeout, "late"))
+	m.Observe("run", 5*time.Millisecond, fault.Errorf(fault.KindTimeout, "late"))
 	s := m.Snapshot()
 	if s.RequestsTotal != 101 || s.ErrorsTotal != 1 {
 		t.Errorf("totals: %+v", s)
@@ -655,7 +656,7 @@ func TestShutdownGivesCallsTheirGracePeriod(t *testing.T) {
 func TestUnknownMethodsShareOneMetricsBucket(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
-	observe := func(method string, _ time.Duration, _ *Error) { mu.Lock(); seen[method]++; mu.Unlock() }
+	observe := func(method string, _ time.Duration, _ *fault.Error) { mu.Lock(); seen[method]++; mu.Unlock() }
 	in := `{"jsonrpc":"2.0","id":1,"method":"nope1"}` + "\n" + `{"jsonrpc":"2.0","id":2,"method":"nope2"}` + "\n" + `{"jsonrpc":"2.0","id":3,"method":"get_data"}` + "\n"
 	serve(t, Options{Logger: zerolog.Nop(), Observe: observe}, fakeMethods(), in)
 	if len(seen) != 2 || seen["(unknown method)"] != 2 || seen["get_data"] != 1 {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // stream is the newline-delimited wire: it reads lines, enforces every
@@ -81,7 +83,7 @@ func (s *stream) next() (*call, error) {
 		case s.stopped.Load():
 			continue // read after Serve returned: dropped
 		case errors.As(err, &tooLong):
-			s.replyError(nullID, nil, Errorf(KindTooLarge,
+			s.replyError(nullID, nil, fault.Errorf(fault.KindTooLarge,
 				"Invalid Request: a line of %d bytes exceeds the %d-byte limit (--max-line-bytes); send large payloads in smaller pieces or raise the limit",
 				tooLong.n, tooLong.max))
 			continue
@@ -96,7 +98,7 @@ func (s *stream) next() (*call, error) {
 
 // reply sends c's one reply: e when it is set, else result. A result that
 // cannot be encoded is answered as an internal error.
-func (s *stream) reply(c *call, result any, e *Error) error {
+func (s *stream) reply(c *call, result any, e *fault.Error) error {
 	if !s.calls.finish(c) {
 		return fmt.Errorf("rpc: a second reply to %s", c.id)
 	}
@@ -105,11 +107,11 @@ func (s *stream) reply(c *call, result any, e *Error) error {
 	if e == nil {
 		res, err = Marshal(result) // compacts: a reply is one line whatever a handler returns
 		if err != nil {
-			e = Wrap(KindInternal, err, "internal error: encoding the result of %s: %v", c.name, err)
+			e = fault.Wrap(fault.KindInternal, err, "internal error: encoding the result of %s: %v", c.name, err)
 		}
 	}
 	if e != nil {
-		wireErr, _ = Marshal(e.wire())
+		wireErr, _ = Marshal(wire(e))
 	}
 	return s.deliver(encodeResponse(c.id, res, wireErr), c.batch)
 }
@@ -139,12 +141,12 @@ func (s *stream) handleLine(line []byte, owned bool) *call {
 		n := countEntries(line)
 		switch {
 		case n == 0:
-			s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: an empty batch"))
+			s.replyError(nullID, nil, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: an empty batch"))
 		case n > s.maxBatch:
 			// Refused whole: answering each entry beyond the bounds
 			// would hold one error per entry until the batch's reply is
 			// written (a 15 MiB line of tiny calls is 368,000 of them).
-			s.replyError(nullID, nil, Errorf(KindInvalidRequest,
+			s.replyError(nullID, nil, fault.Errorf(fault.KindInvalidRequest,
 				"Invalid Request: a batch of %d entries exceeds the %d the worker can take at once (--max-workers plus --max-queued); send it in smaller batches",
 				n, s.maxBatch))
 		default:
@@ -152,7 +154,7 @@ func (s *stream) handleLine(line []byte, owned bool) *call {
 		}
 		return nil
 	default:
-		s.replyError(nullID, nil, Errorf(KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", JSONKind(line)))
+		s.replyError(nullID, nil, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: expected a request object or a batch array, got %s", JSONKind(line)))
 		return nil
 	}
 }
@@ -163,16 +165,16 @@ func (s *stream) handleLine(line []byte, owned bool) *call {
 // request's id when it has a usable one, and null otherwise.
 func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	if raw[0] != '{' {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", JSONKind(raw)))
+		s.replyError(nullID, b, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: a request must be a JSON object, got %s", JSONKind(raw)))
 		return nil
 	}
 	r, dup := readMembers(raw)
 	if dup != "" {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: member %q appears twice; a request names each member once", dup))
+		s.replyError(nullID, b, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: member %q appears twice; a request names each member once", dup))
 		return nil
 	}
 	if r.id != nil && !validID(r.id) {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", JSONKind(r.id)))
+		s.replyError(nullID, b, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: id must be a string, a number or null, got %s", JSONKind(r.id)))
 		return nil
 	}
 	// JSON text is UTF-8 (RFC 8259), and every line the worker writes is
@@ -182,7 +184,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	// or a command changed without the caller knowing).
 	notUTF8 := !s.lineUTF8 && !utf8.Valid(raw)
 	if notUTF8 && !utf8.Valid(r.id) {
-		s.replyError(nullID, b, Errorf(KindInvalidRequest, "Invalid Request: id is not valid UTF-8; JSON text must be UTF-8"))
+		s.replyError(nullID, b, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: id is not valid UTF-8; JSON text must be UTF-8"))
 		return nil
 	}
 	replyID := nullID
@@ -190,19 +192,19 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 		replyID = r.id
 	}
 	if notUTF8 {
-		s.replyError(replyID, b, Errorf(KindInvalidRequest, "Invalid Request: the request is not valid UTF-8; JSON text must be UTF-8 (send binary data base64-encoded)"))
+		s.replyError(replyID, b, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: the request is not valid UTF-8; JSON text must be UTF-8 (send binary data base64-encoded)"))
 		return nil
 	}
 	if !bytes.Equal(r.version, []byte(`"2.0"`)) {
-		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
+		s.replyError(replyID, b, fault.Errorf(fault.KindInvalidRequest, `Invalid Request: "jsonrpc" must be exactly "2.0"`))
 		return nil
 	}
 	if r.method == nil || r.method[0] != '"' {
-		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "method" must be a string`))
+		s.replyError(replyID, b, fault.Errorf(fault.KindInvalidRequest, `Invalid Request: "method" must be a string`))
 		return nil
 	}
 	if r.params != nil && r.params[0] != '{' && r.params[0] != '[' {
-		s.replyError(replyID, b, Errorf(KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, JSONKind(r.params)))
+		s.replyError(replyID, b, fault.Errorf(fault.KindInvalidRequest, `Invalid Request: "params" must be an object or an array (omit it for none), got %s`, JSONKind(r.params)))
 		return nil
 	}
 
@@ -216,7 +218,7 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 	if !c.notif() {
 		if !s.calls.add(c) {
 			c.cancel(nil)
-			s.replyError(r.id, b, Errorf(KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))
+			s.replyError(r.id, b, fault.Errorf(fault.KindInvalidRequest, "Invalid Request: a call with id %s is still in flight; ids must be unique among calls in flight", r.id))
 			return nil
 		}
 		if b != nil {
@@ -229,8 +231,8 @@ func (s *stream) admit(raw []byte, b *batch, owned bool) *call {
 }
 
 // replyError answers a message that is not a valid request.
-func (s *stream) replyError(id json.RawMessage, b *batch, e *Error) {
-	wireErr, _ := Marshal(e.wire())
+func (s *stream) replyError(id json.RawMessage, b *batch, e *fault.Error) {
+	wireErr, _ := Marshal(wire(e))
 	if b != nil {
 		b.mu.Lock()
 		b.replies = append(b.replies, encodeResponse(id, nil, wireErr))
@@ -300,12 +302,12 @@ func validID(raw json.RawMessage) bool {
 	return false
 }
 
-func parseError(err error) *Error {
+func parseError(err error) *fault.Error {
 	msg := "invalid JSON"
 	if err != nil {
 		msg = err.Error()
 	}
-	return Errorf(KindParse, "Parse error: %s", msg)
+	return fault.Errorf(fault.KindParse, "Parse error: %s", msg)
 }
 
 // batch collects the replies of one batch line.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/argparse"
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -58,7 +59,7 @@ func runCLI(ctx context.Context, call func(ctx context.Context, method string, p
 	}
 	data, err := call(ctx, cmd.Name, raw)
 	if err != nil {
-		e := rpc.AsError(err)
+		e := fault.As(err)
 		// A function that exited non-zero: its exit code and output are
 		// what the caller needs to see why.
 		return cliPrint(stderr, failure{Error: e.Message, ExitCode: e.Fields["exit_code"], Stdout: e.Fields["stdout"], Stderr: e.Fields["stderr"]}, 1)

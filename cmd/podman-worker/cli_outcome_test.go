@@ -10,7 +10,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // The command line's parsing is package argparse's (its tests hold it to
@@ -21,7 +21,7 @@ import (
 // seed's order: success on stdout, failure on stderr with the exit code
 // and output of a function that exited non-zero.
 func TestCLIEnvelopes(t *testing.T) {
-	failed := rpc.Errorf(rpc.KindExecutionFailed, "Container execution failed").
+	failed := fault.Errorf(fault.KindExecutionFailed, "Container execution failed").
 		With("exit_code", 127).With("stdout", "").With("stderr", "/bin/sh: nosuchcmd: not found\n").With("container_id", "abc")
 	for _, row := range []struct {
 		name           string
@@ -39,7 +39,7 @@ func TestCLIEnvelopes(t *testing.T) {
 			"", `{"success":false,"error":"Image does not exist"}` + "\n", 1},
 		{"the function exited non-zero", []string{"run", "img", "-c", "nosuchcmd"}, nil, failed,
 			"", `{"success":false,"error":"Container execution failed","exit_code":127,"stdout":"","stderr":"/bin/sh: nosuchcmd: not found\n"}` + "\n", 1},
-		{"timeout", []string{"run", "img", "--name", "slow"}, nil, rpc.Errorf(rpc.KindTimeout, "Container 'slow' exceeded timeout of 1s and was killed").With("container_id", "abc"),
+		{"timeout", []string{"run", "img", "--name", "slow"}, nil, fault.Errorf(fault.KindTimeout, "Container 'slow' exceeded timeout of 1s and was killed").With("container_id", "abc"),
 			"", `{"success":false,"error":"Container 'slow' exceeded timeout of 1s and was killed"}` + "\n", 1},
 		{"a plain error", []string{"ping"}, nil, errors.New("boom"),
 			"", `{"success":false,"error":"internal error: boom"}` + "\n", 1},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/podman-worker/podman-worker/cmd/podman-worker/internal/promexport"
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -42,7 +43,7 @@ func (a *app) newExporter(cfg *config) *promexport.Exporter {
 }
 
 // observe counts a finished call for the JSON metrics and for Prometheus.
-func (a *app) observe(method string, took time.Duration, err *rpc.Error) {
+func (a *app) observe(method string, took time.Duration, err *fault.Error) {
 	a.calls.Observe(method, took, err)
 	a.prom.Observe(method, took, err)
 }

@@ -6,8 +6,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
-
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // MaxSize is the largest Containerfile Check reads. The caller reads at
@@ -34,11 +33,11 @@ type Image struct {
 }
 
 // Check parses src and returns the external images it names (after ARG
-// expansion), or an *rpc.Error naming the line, the instruction and the
+// expansion), or a *fault.Error naming the line, the instruction and the
 // operator flag (if any) that would open it.
 func Check(src []byte, opts Options) ([]Image, error) {
 	if len(src) > MaxSize {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: the Containerfile is larger than %d bytes; keep build steps in a script in the context and RUN it", MaxSize).With("field", "file")
+		return nil, fault.Param(fault.KindForbidden, "file", "the Containerfile is larger than %d bytes; keep build steps in a script in the context and RUN it", MaxSize)
 	}
 	res, err := parser.Parse(bytes.NewReader(src))
 	if err != nil {
@@ -51,11 +50,10 @@ func Check(src []byte, opts Options) ([]Image, error) {
 		}
 	}
 	if len(c.stages) == 0 {
-		return nil, rpc.Errorf(rpc.KindInvalidParams, "Invalid params: Containerfile: no FROM instruction; a build starts with FROM <image> or FROM scratch").With("field", "file")
+		return nil, fault.Param(fault.KindInvalidParams, "file", "Containerfile: no FROM instruction; a build starts with FROM <image> or FROM scratch")
 	}
 	if line := sameLines(src, res); line > 0 {
-		return nil, rpc.Errorf(rpc.KindForbidden, "Forbidden: Containerfile line %d: Podman 4 and Podman 5 would cut the file into different instructions here; put any # escape= on the first line, and do not end a line with an escaped escape character or a lone carriage return", line).
-			With("field", "file").With("line", line)
+		return nil, fault.Param(fault.KindForbidden, "file", "Containerfile line %d: Podman 4 and Podman 5 would cut the file into different instructions here; put any # escape= on the first line, and do not end a line with an escaped escape character or a lone carriage return", line).With("line", line)
 	}
 	return c.images, nil
 }
@@ -67,11 +65,11 @@ func Check(src []byte, opts Options) ([]Image, error) {
 func CheckTriggers(triggers []string, opts Options) error {
 	for i, t := range triggers {
 		if len(t) > MaxSize || strings.ContainsAny(t, "\r\n") {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d is not a single line of at most %d bytes; rebuild the base image without it", i+1, MaxSize).With("field", "file").With("trigger", i+1)
+			return fault.Param(fault.KindForbidden, "file", "base image ONBUILD trigger %d is not a single line of at most %d bytes; rebuild the base image without it", i+1, MaxSize).With("trigger", i+1)
 		}
 		res, err := parser.Parse(strings.NewReader(t))
 		if err != nil {
-			return rpc.Errorf(rpc.KindForbidden, "Forbidden: base image ONBUILD trigger %d does not parse: %v", i+1, shorten([]any{err.Error()})[0]).With("field", "file").With("trigger", i+1)
+			return fault.Param(fault.KindForbidden, "file", "base image ONBUILD trigger %d does not parse: %v", i+1, shorten([]any{err.Error()})[0]).With("trigger", i+1)
 		}
 		c := newChecker(opts, res.EscapeToken)
 		c.trigger = i + 1

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/podman-worker/podman-worker/rpc"
+	"github.com/podman-worker/podman-worker/fault"
 )
 
 // FuzzCheck: no input panics Check or CheckTriggers, every refusal is an
-// *rpc.Error on "file", and an accepted file's images are non-empty refs.
+// *fault.Error on "file", and an accepted file's images are non-empty refs.
 func FuzzCheck(f *testing.F) {
 	for _, seed := range []string{
 		"FROM alpine\nRUN --mount=type=tmpfs,target=/t true\n",
@@ -31,9 +31,9 @@ func FuzzCheck(f *testing.F) {
 		opts := Options{ContextDir: ctx, AllowContextBinds: binds, BuildArgs: map[string]string{"X": "alpine"}}
 		images, err := Check([]byte(src), opts)
 		if err != nil {
-			var e *rpc.Error
+			var e *fault.Error
 			if !errors.As(err, &e) || e.Fields["field"] != "file" {
-				t.Fatalf("error %v is not an *rpc.Error on file", err)
+				t.Fatalf("error %v is not a *fault.Error on file", err)
 			}
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/rpc"
 )
 
@@ -34,8 +35,8 @@ func newError(status int, typ, message string) *apiError {
 // fromCall turns a method's error into the API's: the status and type are
 // the error kind's own (rpc's one table), never guessed from the message.
 func fromCall(err error) *apiError {
-	e := rpc.AsError(err)
-	status := e.Status()
+	e := fault.As(err)
+	status := rpc.Status(e.Kind)
 	switch {
 	case status == 499:
 		// Cancelled: a client that went away reads nothing, so whoever
@@ -44,7 +45,7 @@ func fromCall(err error) *apiError {
 	case status < 400 || status > 599:
 		status = http.StatusInternalServerError
 	}
-	return &apiError{status: status, typ: e.Type(), message: e.Error(), fields: e.Fields}
+	return &apiError{status: status, typ: rpc.Type(e.Kind), message: e.Error(), fields: e.Fields}
 }
 
 // timestamp is the seed's datetime.utcnow().isoformat(), with the zone

@@ -23,8 +23,8 @@ import (
 )
 
 // Caller runs one of the worker's methods, as the JSON-RPC dispatcher
-// would for a call read from stdin. Errors are *rpc.Error, or anything
-// rpc.AsError classifies.
+// would for a call read from stdin. Errors are *fault.Error, or anything
+// fault.As classifies.
 type Caller func(ctx context.Context, method string, params json.RawMessage) (any, error)
 
 // Options configure a Server. Zero values take the defaults.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/internal/testbuf"
-	"github.com/podman-worker/podman-worker/rpc"
 )
 
 // These tests drive the HTTP layer alone, with a stand-in Caller that
@@ -248,14 +248,14 @@ func TestMethodErrorsKeepTheirKind(t *testing.T) {
 		status int
 		typ    string
 	}{
-		{rpc.Errorf(rpc.KindNotFound, "no such container: ghost").With("container", "ghost"), 404, "NotFound"},
-		{rpc.Errorf(rpc.KindInvalidParams, "Invalid params: missing required field \"image\"").With("field", "image"), 400, "BadRequest"},
-		{rpc.Errorf(rpc.KindForbidden, "Forbidden: \"memory\"").With("field", "memory"), 403, "Forbidden"},
-		{rpc.Errorf(rpc.KindConflict, "name in use"), 409, "Conflict"},
-		{rpc.Errorf(rpc.KindTimeout, "the call did not finish"), 408, "Timeout"},
-		{rpc.Errorf(rpc.KindUnavailable, "Podman is not reachable").With("socket", "unix:///x"), 503, "Unavailable"},
-		{rpc.Errorf(rpc.KindPodman, "podman said no"), 500, "PodmanError"},
-		{rpc.Errorf(rpc.KindCancelled, "Request cancelled: the worker is shutting down"), 503, "Cancelled"},
+		{fault.Errorf(fault.KindNotFound, "no such container: ghost").With("container", "ghost"), 404, "NotFound"},
+		{fault.Errorf(fault.KindInvalidParams, "Invalid params: missing required field \"image\"").With("field", "image"), 400, "BadRequest"},
+		{fault.Errorf(fault.KindForbidden, "Forbidden: \"memory\"").With("field", "memory"), 403, "Forbidden"},
+		{fault.Errorf(fault.KindConflict, "name in use"), 409, "Conflict"},
+		{fault.Errorf(fault.KindTimeout, "the call did not finish"), 408, "Timeout"},
+		{fault.Errorf(fault.KindUnavailable, "Podman is not reachable").With("socket", "unix:///x"), 503, "Unavailable"},
+		{fault.Errorf(fault.KindPodman, "podman said no"), 500, "PodmanError"},
+		{fault.Errorf(fault.KindCancelled, "Request cancelled: the worker is shutting down"), 503, "Cancelled"},
 		{context.DeadlineExceeded, 408, "Timeout"},
 		{errors.New("boom"), 500, "InternalError"},
 	} {
@@ -266,7 +266,7 @@ func TestMethodErrorsKeepTheirKind(t *testing.T) {
 		if w.Code != tc.status || e["type"] != tc.typ || e["message"] != tc.err.Error() && !strings.Contains(fmt.Sprint(e["message"]), tc.err.Error()) {
 			t.Errorf("%v: answered %d %s; want %d %s", tc.err, w.Code, w.Body, tc.status, tc.typ)
 		}
-		var re *rpc.Error
+		var re *fault.Error
 		if errors.As(tc.err, &re) {
 			for k, v := range re.Fields {
 				if e[k] != v {
@@ -530,7 +530,7 @@ func TestServeDrains(t *testing.T) {
 		started <- string(params)
 		if strings.Contains(string(params), "forever") {
 			<-ctx.Done()
-			return nil, rpc.Errorf(rpc.KindCancelled, "Request cancelled: the worker is shutting down")
+			return nil, fault.Errorf(fault.KindCancelled, "Request cancelled: the worker is shutting down")
 		}
 		time.Sleep(300 * time.Millisecond)
 		return "finished", nil

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -138,7 +139,7 @@ func (e *Exporter) Handler() http.Handler { return e.handler }
 
 // Observe counts one finished call; it is called from the dispatcher's
 // Options.Observe next to the JSON metrics' own Observe.
-func (e *Exporter) Observe(method string, took time.Duration, err *rpc.Error) {
+func (e *Exporter) Observe(method string, took time.Duration, err *fault.Error) {
 	if !e.methods[method] {
 		method = "unknown"
 	}
@@ -152,11 +153,11 @@ func (e *Exporter) Observe(method string, took time.Duration, err *rpc.Error) {
 }
 
 // Outcome is "ok" for a success, else the error's type in lower case.
-func Outcome(err *rpc.Error) string {
+func Outcome(err *fault.Error) string {
 	if err == nil {
 		return "ok"
 	}
-	return strings.ToLower(err.Type())
+	return strings.ToLower(rpc.Type(err.Kind))
 }
 
 // WrapRun counts each run by result and start. The start comes from the
@@ -183,16 +184,16 @@ func RunResult(ctx context.Context, res any, err error) (result, start string) {
 		}
 		return "ok", start
 	}
-	re := rpc.AsError(err)
+	re := fault.As(err)
 	if s, _ := re.Fields["start"].(string); s == "prewarmed" || s == "reused" {
 		start = s
 	}
 	switch {
-	case re.Kind == rpc.KindTimeout:
+	case re.Kind == fault.KindTimeout:
 		return "timeout", start
-	case re.Kind == rpc.KindCancelled || ctx.Err() != nil:
+	case re.Kind == fault.KindCancelled || ctx.Err() != nil:
 		return "cancelled", start
-	case re.Kind == rpc.KindExecutionFailed:
+	case re.Kind == fault.KindExecutionFailed:
 		if oom, _ := re.Fields["oom_killed"].(bool); oom {
 			return "oom", start
 		}

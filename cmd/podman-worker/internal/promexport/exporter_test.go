@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/podman-worker/podman-worker/fault"
 	"github.com/podman-worker/podman-worker/podman"
 	"github.com/podman-worker/podman-worker/rpc"
 )
@@ -100,9 +101,9 @@ func TestFamiliesMoveWithCalls(t *testing.T) {
 	e := f.exporter()
 	e.Observe("ping", 2*time.Millisecond, nil)
 	e.Observe("ping", 3*time.Millisecond, nil)
-	e.Observe("run", time.Second, rpc.Errorf(rpc.KindExecutionFailed, "x"))
+	e.Observe("run", time.Second, fault.Errorf(fault.KindExecutionFailed, "x"))
 	e.Observe("build", 30*time.Second, nil)
-	e.Observe("build", 31*time.Second, rpc.Errorf(rpc.KindTimeout, "x"))
+	e.Observe("build", 31*time.Second, fault.Errorf(fault.KindTimeout, "x"))
 	fams := Scrape(t, e.Handler(), "")
 	for _, c := range []struct {
 		name   string
@@ -163,15 +164,15 @@ func TestCardinalityBounded(t *testing.T) {
 		}
 		return n
 	}
-	e.Observe("no-such-method", time.Millisecond, rpc.Errorf(rpc.KindMethodNotFound, "x"))
-	e.Observe("run", time.Millisecond, rpc.Errorf(rpc.KindNotFound, "no such image img-0"))
+	e.Observe("no-such-method", time.Millisecond, fault.Errorf(fault.KindMethodNotFound, "x"))
+	e.Observe("run", time.Millisecond, fault.Errorf(fault.KindNotFound, "no such image img-0"))
 	if _, err := run(context.Background(), []byte(`{"image":"img-0","name":"fn-0"}`)); err != nil {
 		t.Fatal(err)
 	}
 	before := count()
 	for i := range 1000 {
-		e.Observe(fmt.Sprintf("method-%d", i), time.Millisecond, rpc.Errorf(rpc.KindMethodNotFound, "x"))
-		e.Observe("run", time.Millisecond, rpc.Errorf(rpc.KindNotFound, "no such image img-%d", i))
+		e.Observe(fmt.Sprintf("method-%d", i), time.Millisecond, fault.Errorf(fault.KindMethodNotFound, "x"))
+		e.Observe("run", time.Millisecond, fault.Errorf(fault.KindNotFound, "no such image img-%d", i))
 		if _, err := run(context.Background(), fmt.Appendf(nil, `{"image":"img-%d","name":"fn-%d"}`, i, i)); err != nil {
 			t.Fatal(err)
 		}
@@ -206,14 +207,14 @@ func TestRunResult(t *testing.T) {
 	}{
 		{"ok cold", bg, struct{ Start string }{"cold"}, nil, "ok", "cold"},
 		{"ok prewarmed pointer", bg, &struct{ Start string }{"prewarmed"}, nil, "ok", "prewarmed"},
-		{"failed", bg, nil, rpc.Errorf(rpc.KindExecutionFailed, "x").With("start", "prewarmed"), "failed", "prewarmed"},
-		{"oom", bg, nil, rpc.Errorf(rpc.KindExecutionFailed, "x").With("oom_killed", true).With("start", "cold"), "oom", "cold"},
-		{"sigkill unconfirmed", bg, nil, rpc.Errorf(rpc.KindExecutionFailed, "x").With("oom_killed", false), "failed", "cold"},
-		{"timeout", bg, nil, rpc.Errorf(rpc.KindTimeout, "x"), "timeout", "cold"},
+		{"failed", bg, nil, fault.Errorf(fault.KindExecutionFailed, "x").With("start", "prewarmed"), "failed", "prewarmed"},
+		{"oom", bg, nil, fault.Errorf(fault.KindExecutionFailed, "x").With("oom_killed", true).With("start", "cold"), "oom", "cold"},
+		{"sigkill unconfirmed", bg, nil, fault.Errorf(fault.KindExecutionFailed, "x").With("oom_killed", false), "failed", "cold"},
+		{"timeout", bg, nil, fault.Errorf(fault.KindTimeout, "x"), "timeout", "cold"},
 		{"deadline", bg, nil, context.DeadlineExceeded, "timeout", "cold"},
 		{"cancel request", cancelled, nil, context.Canceled, "cancelled", "cold"},
 		{"cancelled call, any error", cancelled, nil, errors.New("broken pipe"), "cancelled", "cold"},
-		{"refused", bg, nil, rpc.Errorf(rpc.KindForbidden, "x"), "error", "cold"},
+		{"refused", bg, nil, fault.Errorf(fault.KindForbidden, "x"), "error", "cold"},
 		{"podman", bg, nil, errors.New("boom"), "error", "cold"},
 		{"caller's start ignored", bg, struct{ Start string }{"anything"}, nil, "ok", "cold"},
 	} {
