@@ -8,9 +8,12 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings/images"
 	"github.com/podman-worker/podman-worker/fault"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/types"
 )
 
 // Transfer is how a pull or push reaches a registry. Credentials go to
@@ -75,7 +78,39 @@ func (c *Client) Push(ctx context.Context, src, dest string, t Transfer) (string
 	if err := images.Push(ctx, src, dest, opts); err != nil {
 		return "", c.registryFailure(err, dest)
 	}
-	return opts.GetManifestDigest(), nil
+	if d := opts.GetManifestDigest(); d != "" || c.url.Scheme != "unix" {
+		return d, nil
+	}
+	return registryDigest(ctx, dest, t), nil
+}
+
+// registryDigest asks the registry for the digest of dest's manifest, for a
+// Podman that does not report it after a push (4.3 does not; 5 does). Only
+// for a Podman on this machine (a unix socket): the worker then sees the
+// registries Podman sees, and a registry named "localhost:5000" is the same
+// one; an ssh:// host's could be another. It sends what the push sent (the
+// caller's credentials, or the operator's auth file, and TLS as allowed)
+// and answers "" when the registry cannot say (the push itself succeeded).
+// Another push to the same tag in between would be the digest answered.
+func registryDigest(ctx context.Context, dest string, t Transfer) string {
+	ref, err := docker.ParseReference("//" + dest)
+	if err != nil {
+		return ""
+	}
+	sys := &types.SystemContext{
+		AuthFilePath:                t.AuthFile,
+		DockerInsecureSkipTLSVerify: types.NewOptionalBool(!t.TLSVerify),
+	}
+	if t.Username != "" || t.Password != "" {
+		sys.DockerAuthConfig = &types.DockerAuthConfig{Username: t.Username, Password: t.Password}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d, err := docker.GetDigest(ctx, sys, ref)
+	if err != nil {
+		return ""
+	}
+	return d.String()
 }
 
 // registryFailure classifies a pull or push failure: Podman's API errors
