@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/containers/podman/v5/libpod/define"
@@ -77,7 +78,15 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 			return nil, e
 		}
 		s.instances.discard(inst, discardFault)
-		return nil, fault.Wrap(fault.KindPodman, err, "the warm instance failed: %v", err)
+		e := fault.Wrap(fault.KindPodman, err, "the warm instance failed: %v", err)
+		if errors.Is(err, podman.ErrOutputLost) {
+			// As a cold run whose output Podman lost: retryable.
+			e.Message += "; run it again"
+			// What arrived; no exit code: the function's end is unknown.
+			e.With("output_lost", true).With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String()).
+				With("container_id", inst.ID).With("start", start)
+		}
+		return nil, e
 	}
 	oomKills, known := inst.OOMKills()
 	switch {

@@ -42,6 +42,11 @@ func (o Output) Truncated() []string {
 // never reached the worker.
 var attachFault = regexp.MustCompile(`^Error: (read|write) unixpacket \S*/attach: [^\n]*\n$`)
 
+// ErrOutputLost is an instance's end when Podman lost its link to the
+// runner's stream (attachFault): the runner may still be running, but
+// nothing more of it can be read.
+var ErrOutputLost = errors.New("Podman lost its link to the instance's output")
+
 // Lost returns Podman's error when Podman lost part of the container's
 // output (attachFault), and takes that line out of Stderr, which holds only
 // what the function printed. Read it once the output has ended. A function
