@@ -219,7 +219,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		head := `{"jsonrpc":"2.0","id":` + id + `,"method":"get","params":{"pad":"`
 		return head + strings.Repeat("x", n-len(head)-3) + `"}}`
 	}
-	ss := startSession(t, Options{Logger: zerolog.Nop(), MaxWorkers: 1, MaxQueuedBytes: 1000}, blockingMethods(release))
+	ss := startSession(t, Options{Logger: zerolog.Nop(), MaxWorkers: 1, MaxQueuedBytes: 1000, Control: []string{"health"}}, blockingMethods(release))
 	ss.send(`{"jsonrpc":"2.0","id":0,"method":"block"}`)
 	waitFor(t, func() bool { return ss.s.Stats().Busy == 1 })
 
@@ -245,9 +245,14 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		}
 		waitFor(t, func() bool { return ss.s.Stats().Queued == st.queued })
 	}
+	// Lines are read in order: once the control call after the batch is
+	// answered, every entry of the batch was submitted, and the release
+	// cannot empty the queue before its last entry meets the bound.
+	ss.send(`{"jsonrpc":"2.0","id":8,"method":"health"}`)
+	ss.reply("8")
 	close(release)
 	got := summaries(t, ss.end())
-	want := `0="released" 1="got" 2!-32800 3!-32029 4!-32029 [5="got" 6="got" 7!-32029]`
+	want := `0="released" 1="got" 2!-32800 3!-32029 4!-32029 8="ok" [5="got" 6="got" 7!-32029]`
 	if strings.Join(got, " ") != want {
 		t.Errorf("got  %q\nwant %s", got, want)
 	}
