@@ -139,14 +139,8 @@ func (in *instances) acquire(ctx context.Context, key string, start func(context
 			in.mu.Unlock()
 			return it.inst, true, nil
 		}
-		if in.live >= in.opts.Max {
-			if victim := in.oldestIdleLocked(); victim != nil {
-				in.mu.Unlock()
-				in.discard(victim.inst, discardEvicted)
-				continue
-			}
-			changed := in.changed
-			in.mu.Unlock()
+		ok, changed := in.reserve()
+		if !ok {
 			select {
 			case <-changed:
 				continue
@@ -154,7 +148,7 @@ func (in *instances) acquire(ctx context.Context, key string, start func(context
 				return nil, false, ctx.Err()
 			}
 		}
-		in.live++
+		in.mu.Lock()
 		in.misses++
 		in.mu.Unlock()
 		inst, err := start(ctx)
@@ -164,6 +158,29 @@ func (in *instances) acquire(ctx context.Context, key string, start func(context
 		}
 		return inst, false, nil
 	}
+}
+
+// reserve takes a slot under --max-instances for a new instance, evicting
+// the idle instances (of any spec) unused longest to make room. It is
+// called with in.mu held and returns with it released: true when the slot
+// is taken (counted as live; the caller starts the instance, or calls
+// gone), else the channel that closes when an instance is released or
+// gone, for a caller that waits.
+func (in *instances) reserve() (bool, <-chan struct{}) {
+	for in.live >= in.opts.Max {
+		victim := in.oldestIdleLocked()
+		if victim == nil {
+			changed := in.changed
+			in.mu.Unlock()
+			return false, changed
+		}
+		in.mu.Unlock()
+		in.discard(victim.inst, discardEvicted)
+		in.mu.Lock()
+	}
+	in.live++
+	in.mu.Unlock()
+	return true, nil
 }
 
 // oldestIdleLocked takes the idle instance unused longest, of any spec.
@@ -397,22 +414,13 @@ func (s *Service) prewarmInstances(ctx context.Context, g *specgen.SpecGenerator
 // instances of other specs to make room; it fails when every instance is
 // busy.
 func (in *instances) startIdle(ctx context.Context, start func(context.Context) (*podman.Instance, error)) (*podman.Instance, error) {
-	for {
-		in.mu.Lock()
-		if in.live < in.opts.Max {
-			in.live++
-			in.mu.Unlock()
-			inst, err := start(ctx)
-			if err != nil {
-				in.gone()
-			}
-			return inst, err
-		}
-		victim := in.oldestIdleLocked()
-		in.mu.Unlock()
-		if victim == nil {
-			return nil, fault.Errorf(fault.KindBusy, "every warm instance is busy (--max-instances %d): try again when one is free", in.opts.Max)
-		}
-		in.discard(victim.inst, discardEvicted)
+	in.mu.Lock()
+	if ok, _ := in.reserve(); !ok {
+		return nil, fault.Errorf(fault.KindBusy, "every warm instance is busy (--max-instances %d): try again when one is free", in.opts.Max)
 	}
+	inst, err := start(ctx)
+	if err != nil {
+		in.gone()
+	}
+	return inst, err
 }

@@ -47,12 +47,8 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 	}
 	s.countStart(start)
 	out := podman.NewOutput(s.maxOutput)
-	flush := func() {}
-	if p.Stream {
-		var stop func()
-		flush, stop = s.streamOutput(ctx, out)
-		defer stop()
-	}
+	flush, stop := s.streamOutput(ctx, p.Stream, out)
+	defer stop()
 	deadline, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 	begun := time.Now()

@@ -131,12 +131,8 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		start = "prewarmed"
 	}
 	s.countStart(start)
-	flush := func() {}
-	if p.Stream && err == nil {
-		var stop func()
-		flush, stop = s.streamOutput(ctx, out)
-		defer stop()
-	}
+	flush, stop := s.streamOutput(ctx, p.Stream && err == nil, out)
+	defer stop()
 	if err == nil {
 		go feedInput(c.Stdin, input)
 	}
@@ -276,8 +272,12 @@ func (s *Service) prepareRun(ctx context.Context, client *podman.Client, g *spec
 }
 
 // streamOutput sends out's streams as run.output notifications as they
-// come: flush sends what is still buffered, stop ends the observing.
-func (s *Service) streamOutput(ctx context.Context, out podman.Output) (flush, stop func()) {
+// come, when on (the run's stream param): flush sends what is still
+// buffered, stop ends the observing; both do nothing when off.
+func (s *Service) streamOutput(ctx context.Context, on bool, out podman.Output) (flush, stop func()) {
+	if !on {
+		return func() {}, func() {}
+	}
 	send := notifier(rpc.CallFrom(ctx))
 	var streams []*outputStream
 	for _, w := range []struct {

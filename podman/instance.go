@@ -97,6 +97,10 @@ func (c *Client) StartInstance(ctx, life context.Context, g *specgen.SpecGenerat
 
 // frame handles one frame from the runner.
 func (inst *Instance) frame(t byte, payload []byte) {
+	if t == runner.Stdout || t == runner.Stderr {
+		inst.output(t, payload)
+		return
+	}
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
 	call := inst.call
@@ -107,16 +111,6 @@ func (inst *Instance) frame(t byte, payload []byte) {
 		default:
 			close(inst.ready)
 		}
-	case runner.Stdout, runner.Stderr:
-		if call == nil {
-			inst.broken = true
-			return
-		}
-		w := call.stdout
-		if t == runner.Stderr {
-			w = call.stderr
-		}
-		_, _ = w.Write(payload)
 	case runner.Exit:
 		var st runner.ExitStatus
 		if call == nil || json.Unmarshal(payload, &st) != nil {
@@ -130,6 +124,28 @@ func (inst *Instance) frame(t byte, payload []byte) {
 	default:
 		inst.broken = true
 	}
+}
+
+// output hands an output frame to the invocation, outside the instance's
+// lock: writing may stream a notification, which must not hold up
+// Usable or OOMKills. Frames come one at a time from the stream's
+// reader, the only goroutine that ends an invocation (Exit), so the call
+// cannot change under the write.
+func (inst *Instance) output(t byte, payload []byte) {
+	inst.mu.Lock()
+	call := inst.call
+	if call == nil {
+		inst.broken = true
+	}
+	inst.mu.Unlock()
+	if call == nil {
+		return
+	}
+	w := call.stdout
+	if t == runner.Stderr {
+		w = call.stderr
+	}
+	_, _ = w.Write(payload)
 }
 
 // awaitReady waits for the runner's Ready.

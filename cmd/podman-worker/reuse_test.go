@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -259,10 +260,35 @@ func TestInstancesSweptAfterACrash(t *testing.T) {
 	if list := onService(t, svc.URI); len(list) != 1 || list[0].ID != res["container_id"] {
 		t.Fatalf("the idle instance is not the one container on the service: %v", names(list))
 	}
+	// A second instance is in the middle of an invocation when the worker
+	// dies: its function must not outlive the sweep either.
+	marker := fmt.Sprintf("pw-crash-%d", time.Now().UnixNano())
+	w1.send(`{"jsonrpc":"2.0","id":2,"method":"run","params":{"image":"localhost/busybox:latest","command":["sh","-c","echo started; sleep 50; : ` + marker + `"],"reuse":true,"stream":true,"timeout":60}}`)
+	if line, _ := w1.next(time.Minute); !strings.Contains(line, `"run.output"`) || !strings.Contains(line, "started") {
+		t.Fatalf("sent a reused run printing 'started'; first line back %q, want its run.output", line)
+	}
+	if n := len(onService(t, svc.URI)); n != 2 || len(processesWith(marker)) == 0 {
+		t.Fatalf("mid-invocation: %d containers and processes %v; want 2 and the function running", n, processesWith(marker))
+	}
 	_ = w1.cmd.Process.Signal(syscall.SIGKILL)
 	<-w1.done
 	startWorker(t, "--socket", svc.URI)
 	if left := onService(t, svc.URI); len(left) != 0 {
-		t.Errorf("after the next worker's start the service holds %v; want the dead worker's instance removed", names(left))
+		t.Errorf("after the next worker's start the service holds %v; want the dead worker's instances removed", names(left))
 	}
+	if left := processesWith(marker); len(left) != 0 {
+		t.Errorf("after the sweep, the busy instance's function still runs on the host: pids %v", left)
+	}
+}
+
+// processesWith lists the host's processes whose command line holds s.
+func processesWith(s string) []string {
+	var pids []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(s)) {
+			pids = append(pids, filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return pids
 }
