@@ -484,6 +484,21 @@ func TestSandboxUserNamespace(t *testing.T) {
 		t.Errorf("a file written by container root is owned by host uid %d; want one from the containers range (2147483647 and up)", uid)
 	}
 
+	// Warm instances under --userns auto: the runner starts inside the
+	// mapped namespace, and the function it serves next is mapped too.
+	var maps []string
+	for i, want := range []string{"cold", "reused"} {
+		res := result(t, mustCall(w, fmt.Sprintf(`"r%d"`, i), "run", `{"image":"localhost/busybox:latest","command":["cat","/proc/self/uid_map"],"reuse":true}`))
+		m := strings.Fields(fmt.Sprint(res["stdout"]))
+		if res["start"] != want || len(m) != 3 || m[0] != "0" || m[1] == "0" {
+			t.Errorf("reused run %d under --userns auto: start %v, uid_map %q; want %s and root mapped to a range", i, res["start"], res["stdout"], want)
+		}
+		maps = append(maps, fmt.Sprint(res["stdout"]))
+	}
+	if maps[0] != maps[1] {
+		t.Errorf("one instance, two uid_maps: %q", maps)
+	}
+
 	// Without the flag, container root is host root, as Podman's default.
 	w = startWorker(t, "--socket", service.URI)
 	if out := stdoutOf(t, w, "2", shell("", "cat /proc/self/uid_map")); !regexp.MustCompile(`^\s*0\s+0\s+4294967295\s*$`).MatchString(out) {
