@@ -27,6 +27,10 @@ func (s *Service) reusable(ctx context.Context, autoRemove bool, name string) bo
 	return err == nil
 }
 
+// errServeCold is runReused's answer when no instance could be started:
+// run serves the run cold instead.
+var errServeCold = errors.New("no warm instance: serve the run cold")
+
 // runReused serves a run from a warm instance of its spec: one idle, or
 // one started now (start "cold"), or the next one freed when the ceiling
 // is reached. The invocation behaves as a cold run of the same spec: the
@@ -39,7 +43,15 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 		return s.startInstance(ctx, client, g, img)
 	})
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// No instance could be made for this spec (the runner could not
+		// be copied or did not start: a full disk, a broken --runner,
+		// an image it cannot run in): the run is served cold, which
+		// answers what the spec itself gets wrong in a cold run's words.
+		s.log.Warn().Err(err).Msg("no warm instance could be started: the run is served cold")
+		return nil, errServeCold
 	}
 	start := "cold"
 	if hit {

@@ -99,7 +99,9 @@ func (s *Service) run(ctx context.Context, p runParams) (any, error) {
 		return nil, err
 	}
 	if p.Reuse && s.reusable(ctx, autoRemove, p.Name) {
-		return s.runReused(ctx, p, g, img, res, input)
+		if r, err := s.runReused(ctx, p, g, img, res, input); err != errServeCold {
+			return r, err
+		}
 	}
 	client := s.podman(ctx)
 	owned := client.Owned

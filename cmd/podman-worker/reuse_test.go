@@ -292,3 +292,30 @@ func processesWith(s string) []string {
 	}
 	return pids
 }
+
+// When no instance can be started for a spec (here a --runner that cannot
+// run: what a corrupt binary or a full disk during the copy come to), a
+// run with reuse is served cold, with the cold run's answer, and leaves
+// no instance behind.
+func TestReuseServedColdWhenNoInstanceStarts(t *testing.T) {
+	svc := privateService(t)
+	broken := filepath.Join(t.TempDir(), "runner")
+	if err := os.WriteFile(broken, []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, "--socket", svc.URI, "--runner", broken)
+	sent := `{"image":"localhost/busybox:latest","command":["echo","served"],"reuse":true}`
+	for i := range 2 {
+		res := result(t, mustCall(w, fmt.Sprint(i), "run", sent))
+		if res["start"] != "cold" || res["stdout"] != "served\n" {
+			t.Errorf("sent %s with a runner that cannot run; got start %v, stdout %q; want a cold run's answer", sent, res["start"], res["stdout"])
+		}
+	}
+	m := result(t, mustCall(w, `"m"`, "metrics", ""))
+	if inst, _ := m["instances"].(map[string]any); inst["live"] != float64(0) {
+		t.Errorf("instances after the failed starts: %v; want none live", inst)
+	}
+	if !eventually(20*time.Second, func() bool { return len(onService(t, svc.URI)) == 0 }) {
+		t.Errorf("the service still holds %v; want the failed instances and the cold runs removed", names(onService(t, svc.URI)))
+	}
+}
