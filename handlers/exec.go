@@ -51,7 +51,9 @@ func (s *Service) exec(ctx context.Context, p execParams) (any, error) {
 			return nil, fault.Wrap(fault.KindConflict, err, "container %q is not running: start it before exec (%s)", p.Name, e.Message).With("container", p.Name)
 		case fault.KindInvalidParams:
 			if p.User != "" {
-				return nil, fault.Wrap(fault.KindInvalidParams, err, "Invalid params: \"user\": %s", e.Message).With("field", "user")
+				bad := fault.Invalid("user", "%s", e.Message)
+				bad.Err = err
+				return nil, bad
 			}
 		}
 		return nil, err
