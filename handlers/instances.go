@@ -72,8 +72,11 @@ type instances struct {
 	hits     int64
 	misses   int64
 	discards map[string]int64
-	closed   bool
-	sweeper  sync.WaitGroup
+	// failed holds, by key, until when runs of a spec whose instance
+	// could not start are served cold without trying again.
+	failed  map[string]time.Time
+	closed  bool
+	sweeper sync.WaitGroup
 }
 
 type idleInstance struct {
@@ -85,12 +88,40 @@ type idleInstance struct {
 func newInstances(opts InstanceOptions, log zerolog.Logger) *instances {
 	life, stop := context.WithCancel(context.Background())
 	in := &instances{opts: opts, log: log, life: life, stop: stop, idle: map[string][]*idleInstance{},
-		changed: make(chan struct{}), discards: map[string]int64{}}
+		changed: make(chan struct{}), discards: map[string]int64{}, failed: map[string]time.Time{}}
 	if opts.Max > 0 && opts.Idle > 0 {
 		in.sweeper.Add(1)
 		go in.sweep(min(opts.Idle/4, 30*time.Second))
 	}
 	return in
+}
+
+// noStartFor is how long runs of a spec whose instance could not start are
+// served cold before an instance is tried again: a broken runner or a full
+// disk would otherwise cost every such run a failed start first.
+const noStartFor = time.Minute
+
+// startFailed notes that key's instance could not start; expired notes of
+// other keys go at the same time, so the map holds only the specs that
+// failed within noStartFor.
+func (in *instances) startFailed(key string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := time.Now()
+	for k, until := range in.failed {
+		if now.After(until) {
+			delete(in.failed, k)
+		}
+	}
+	in.failed[key] = now.Add(noStartFor)
+}
+
+// coldOnly says whether key's instance failed to start within noStartFor.
+func (in *instances) coldOnly(key string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	until, ok := in.failed[key]
+	return ok && time.Now().Before(until)
 }
 
 // runner reads the runner binary once.

@@ -39,18 +39,23 @@ var errServeCold = errors.New("no warm instance: serve the run cold")
 func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGenerator, img *podman.Image, res limits.Resources, input []byte) (any, error) {
 	client := s.podman(ctx)
 	key := instanceKey(client, g)
+	if s.instances.coldOnly(key) {
+		return nil, errServeCold
+	}
 	inst, hit, err := s.instances.acquire(ctx, key, func(ctx context.Context) (*podman.Instance, error) {
 		return s.startInstance(ctx, client, g, img)
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return nil, err // the call ended, or the worker is closing
 		}
 		// No instance could be made for this spec (the runner could not
 		// be copied or did not start: a full disk, a broken --runner,
-		// an image it cannot run in): the run is served cold, which
-		// answers what the spec itself gets wrong in a cold run's words.
-		s.log.Warn().Err(err).Msg("no warm instance could be started: the run is served cold")
+		// an image it cannot run in): its runs are served cold for a
+		// while, which answers what the spec itself gets wrong in a cold
+		// run's words.
+		s.instances.startFailed(key)
+		s.log.Warn().Err(err).Dur("cold_for", noStartFor).Msg("no warm instance could be started: runs of this spec are served cold for a while")
 		return nil, errServeCold
 	}
 	start := "cold"

@@ -311,9 +311,10 @@ func TestReuseServedColdWhenNoInstanceStarts(t *testing.T) {
 			t.Errorf("sent %s with a runner that cannot run; got start %v, stdout %q; want a cold run's answer", sent, res["start"], res["stdout"])
 		}
 	}
+	// The second run did not try again: one start failed, for both runs.
 	m := result(t, mustCall(w, `"m"`, "metrics", ""))
-	if inst, _ := m["instances"].(map[string]any); inst["live"] != float64(0) {
-		t.Errorf("instances after the failed starts: %v; want none live", inst)
+	if inst, _ := m["instances"].(map[string]any); inst["live"] != float64(0) || inst["misses"] != float64(1) {
+		t.Errorf("instances after two runs whose instance cannot start: %v; want none live and one start tried", inst)
 	}
 	if !eventually(20*time.Second, func() bool { return len(onService(t, svc.URI)) == 0 }) {
 		t.Errorf("the service still holds %v; want the failed instances and the cold runs removed", names(onService(t, svc.URI)))
