@@ -26,7 +26,18 @@ const (
 	KindExecutionFailed             // the container ran and exited non-zero
 	KindBusy                        // the queue is full: nothing was done, retry later
 	KindUnauthorized                // a registry refused the credentials sent (or wants some)
+	numKinds                        // keep last: Kinds lists every kind above
 )
+
+// Kinds lists every kind, for tables that must cover them all (the
+// transport's wire table is tested against it).
+func Kinds() []Kind {
+	out := make([]Kind, numKinds)
+	for k := range out {
+		out[k] = Kind(k)
+	}
+	return out
+}
 
 // Error is the one application error type. Message is what a person reads;
 // Fields are merged into the error's `data` next to `type` and `status`
@@ -108,7 +119,7 @@ func As(err error) *Error {
 	}
 }
 
-var kindNames = [...]string{
+var kindNames = [numKinds]string{
 	KindInternal: "Internal", KindParse: "Parse", KindInvalidRequest: "InvalidRequest", KindTooLarge: "TooLarge",
 	KindMethodNotFound: "MethodNotFound", KindInvalidParams: "InvalidParams", KindForbidden: "Forbidden",
 	KindNotFound: "NotFound", KindConflict: "Conflict", KindTimeout: "Timeout", KindUnavailable: "Unavailable",

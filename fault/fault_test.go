@@ -53,7 +53,7 @@ func TestAsClassifiesAnyError(t *testing.T) {
 }
 
 func TestEveryKindHasAName(t *testing.T) {
-	for k := KindInternal; k <= KindUnauthorized; k++ {
+	for _, k := range Kinds() {
 		if kindNames[k] == "" {
 			t.Errorf("kind %d has no name", int(k))
 		}
