@@ -18,11 +18,12 @@ type Capped struct {
 	// observe, when set, sees every write as it comes, before the cap
 	// (a run streams its output from here).
 	observe func([]byte)
-	// last is the latest write when it was short and kept whole: the
-	// attach writes one frame per write, and Podman's own error, when its
-	// link to the container's output fails, is the stream's last frame
-	// (see Output.Lost).
-	last []byte
+	// lastLen is the length of the latest write when it was short and
+	// kept whole (it is then the tail of buf), else 0: the attach writes
+	// one frame per write, and Podman's own error, when its link to the
+	// container's output fails, is the stream's last frame (see
+	// podmanFault).
+	lastLen int
 }
 
 // maxLast bounds the write kept as last: Podman's error frames are one
@@ -46,9 +47,9 @@ func (c *Capped) Write(p []byte) (int, error) {
 	if c.observe != nil {
 		c.observe(p)
 	}
-	c.last = c.last[:0]
+	c.lastLen = 0
 	if len(p) <= maxLast && len(p) <= c.max-c.buf.Len() {
-		c.last = append(c.last, p...)
+		c.lastLen = len(p)
 	}
 	if room := c.max - c.buf.Len(); len(p) > room {
 		c.cut = true
@@ -64,13 +65,18 @@ func (c *Capped) Write(p []byte) (int, error) {
 func (c *Capped) takeLast(match func([]byte) bool) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.last) == 0 || !match(c.last) {
+	if c.lastLen == 0 {
 		return "", false
 	}
-	c.buf.Truncate(c.buf.Len() - len(c.last))
-	last := string(c.last)
-	c.last = c.last[:0]
-	return last, true
+	at := c.buf.Len() - c.lastLen
+	last := c.buf.Bytes()[at:]
+	if !match(last) {
+		return "", false
+	}
+	line := string(last)
+	c.buf.Truncate(at)
+	c.lastLen = 0
+	return line, true
 }
 
 // WriteString writes s; the logs stream hands over strings.

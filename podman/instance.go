@@ -167,8 +167,8 @@ func (inst *Instance) gone() error {
 	if inst.fault != "" {
 		return fmt.Errorf("the instance's runner gave up: %s", inst.fault)
 	}
-	if line, lost := inst.diag.takeLast(attachFault.Match); lost {
-		return fmt.Errorf("%w (%s)", ErrOutputLost, strings.TrimSpace(strings.TrimPrefix(line, "Error: ")))
+	if cause, lost := podmanFault(inst.diag); lost {
+		return fmt.Errorf("%w (%s)", ErrOutputLost, cause)
 	}
 	if d := strings.TrimSpace(inst.diag.String()); d != "" {
 		return fmt.Errorf("the instance's runner exited: %s", d)

@@ -52,8 +52,12 @@ var ErrOutputLost = errors.New("Podman lost its link to the instance's output")
 // what the function printed. Read it once the output has ended. A function
 // that prints the very same line as its last write is taken at its word:
 // its own run is reported as one whose output was lost.
-func (o Output) Lost() (string, bool) {
-	line, ok := o.Stderr.takeLast(attachFault.Match)
+func (o Output) Lost() (string, bool) { return podmanFault(o.Stderr) }
+
+// podmanFault takes Podman's attachFault line out of c when it is c's last
+// write, and answers its cause (the line less "Error: " and the newline).
+func podmanFault(c *Capped) (string, bool) {
+	line, ok := c.takeLast(attachFault.Match)
 	return strings.TrimSuffix(strings.TrimPrefix(line, "Error: "), "\n"), ok
 }
 
