@@ -96,8 +96,8 @@ func (s *Service) runReused(ctx context.Context, p runParams, g *specgen.SpecGen
 			// As a cold run whose output Podman lost: retryable.
 			e.Message += "; run it again"
 			// What arrived; no exit code: the function's end is unknown.
-			e.With("output_lost", true).With("stdout", stdoutValue(out)).With("stderr", out.Stderr.String()).
-				With("container_id", inst.ID).With("start", start)
+			withOutput(e.With("output_lost", true), runResult{ContainerID: inst.ID, Stdout: stdoutValue(out),
+				Stderr: out.Stderr.String(), Truncated: out.Truncated(), Start: start})
 		}
 		return nil, e
 	}

@@ -234,10 +234,15 @@ func failedRun(r runResult) *fault.Error {
 }
 
 // withRun adds what a run's error data carries of its result: the exit
-// code, the output (and which stream was cut), the container and how it
-// started.
+// code, and withOutput's fields.
 func withRun(e *fault.Error, r runResult) *fault.Error {
-	e.With("exit_code", r.ExitCode).With("stdout", r.Stdout).With("stderr", r.Stderr).With("container_id", r.ContainerID).With("start", r.Start)
+	return withOutput(e.With("exit_code", r.ExitCode), r)
+}
+
+// withOutput adds the output (and which stream was cut), the container and
+// how it started: all a run's error data holds when its end is unknown.
+func withOutput(e *fault.Error, r runResult) *fault.Error {
+	e.With("stdout", r.Stdout).With("stderr", r.Stderr).With("container_id", r.ContainerID).With("start", r.Start)
 	if len(r.Truncated) > 0 {
 		e.With("truncated", r.Truncated)
 	}
